@@ -1,0 +1,52 @@
+# stock_assets — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STOCK_ASSETS_HOME ?= $(CURDIR)/.stock_assets
+DAGSTER_HOME := $(STOCK_ASSETS_HOME)/dagster
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+export STOCK_ASSETS_HOME DAGSTER_HOME
+
+.PHONY: help install demo test ui lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# uv installs the pinned stack in seconds; bytecode is compiled up front because these
+# machines set PYTHONDONTWRITEBYTECODE and `import mlflow` is 4x slower without it.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bundled sample, then summarise
+	$(BIN)/stock-assets demo
+
+test: install  ## run the test suite
+	$(BIN)/pytest
+
+ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI on :5000, on the embedded state
+	@MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+	    --backend-store-uri sqlite:///$(STOCK_ASSETS_HOME)/mlflow.db \
+	    --default-artifact-root file://$(STOCK_ASSETS_HOME)/mlartifacts \
+	    --host 127.0.0.1 --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
+	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+lint: install  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:  ## remove the embedded state (not the venv)
+	rm -rf $(STOCK_ASSETS_HOME)

@@ -1,0 +1,156 @@
+"""`stock-assets`: run the platform from a terminal.
+
+stock-assets demo     materialize every asset over the source's history, then summarise
+stock-assets summary  print what the warehouse and registry hold now
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import pandas as pd
+
+from stock_assets.config import Settings, load_settings
+
+SCORE_COLUMNS = [
+    "candidate",
+    "model_version",
+    "price_rmse",
+    "rmse_ratio_to_persistence",
+    "directional_accuracy",
+    "ic",
+    "rows",
+    "eval_start",
+    "eval_end",
+]
+UI_HINT = """\
+Open the UIs on this state with `make ui`:
+  Dagster  http://127.0.0.1:3000   (assets, runs, checks)
+  MLflow   http://127.0.0.1:5000   (experiment '{experiment}', model '{model}')"""
+
+
+def _range_tags(first: pd.Timestamp, last: pd.Timestamp) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+        "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+    }
+
+
+def demo(settings: Settings) -> int:
+    """Load the whole history in one backfill run, train, predict; print the outcome."""
+    import dagster as dg
+
+    from stock_assets.definitions import defs
+    from stock_assets.market import calendar
+
+    definitions = defs()
+    resources = definitions.resources
+    market_data = resources["market_data"]
+    first = pd.Timestamp(settings.start_date)
+    covered = market_data.load(first, pd.Timestamp.today())[0]["date"]
+    if covered.empty:
+        print(f"{market_data.describe()} has no bars from {first:%Y-%m-%d}", file=sys.stderr)
+        return 1
+    sessions = calendar.sessions_in_range(first, covered.max())
+    first, last = sessions[0], sessions[-1]
+    steps = [
+        (
+            "history: raw → cleaned → features",
+            ["raw_prices", "cleaned_prices", "price_features"],
+            True,
+        ),
+        ("model: walk-forward training and registry", ["price_model"], False),
+        ("predictions: champion → warehouse", ["price_predictions"], True),
+    ]
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for title, selection, partitioned in steps:
+            started = time.monotonic()
+            print(f"[{title}] {len(sessions) if partitioned else ''} ...", flush=True)
+            result = dg.materialize(
+                definitions.assets,
+                selection=selection,
+                resources=resources,
+                instance=instance,
+                tags=_range_tags(first, last) if partitioned else None,
+                raise_on_error=False,
+            )
+            if not result.success:
+                print(
+                    f"[{title}] failed: see the run {result.run_id} in the Dagster UI",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"[{title}] done in {time.monotonic() - started:.1f} s", flush=True)
+    print()
+    print(summary(settings))
+    return 0
+
+
+def summary(settings: Settings) -> str:
+    """What the platform holds: tickers, dates, champion and its scores, prediction rows."""
+    import sqlalchemy as sa
+
+    from stock_assets.defs.resources import build_resources
+    from stock_assets.storage.warehouse import model_scores
+
+    resources = build_resources(settings)
+    warehouse = resources["warehouse"]
+    registry = resources["model_registry"]
+    prices = warehouse.read(
+        "SELECT ticker, MIN(date) AS first, MAX(date) AS last, COUNT(*) AS bars "
+        "FROM prices GROUP BY ticker ORDER BY ticker"
+    )
+    predictions = warehouse.read(
+        "SELECT kind, model_version, COUNT(*) AS rows, MAX(as_of_date) AS latest "
+        "FROM price_predictions GROUP BY kind, model_version ORDER BY model_version, kind"
+    )
+    champion = registry.champion()
+    lines = ["Prices (warehouse table 'prices'):", prices.to_string(index=False), ""]
+    if champion is None:
+        lines.append(f"No champion for '{registry.model_name}' yet.")
+    else:
+        table = model_scores
+        columns = [table.c[name] for name in SCORE_COLUMNS]
+        scores = warehouse.read(
+            sa.select(*columns)
+            .where(table.c.dagster_run_id == champion.tags.get("dagster_run_id"))
+            .order_by(table.c.id)
+        )
+        lines += [
+            f"Champion: {registry.model_name} version {champion.version} "
+            f"({champion.tags.get('candidate')}), trained on {champion.tags.get('data_window')}",
+            "Walk-forward out-of-sample scores beside the baselines (table 'model_scores'):",
+            scores.round(5).to_string(index=False),
+            "",
+        ]
+    lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
+    lines.append(UI_HINT.format(experiment=settings.mlflow_experiment, model=settings.model_name))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stock-assets",
+        description="stock_assets: stock prices from arrival to served predictions, as Dagster "
+        "assets with MLflow model operations. State lives under $STOCK_ASSETS_HOME "
+        "(default .stock_assets/); see the README's settings table.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "demo",
+        help="materialize every asset over the source's history (one backfill run), train and "
+        "register the model, write predictions, then print a summary",
+    )
+    commands.add_parser("summary", help="print what the warehouse and registry hold now")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "demo":
+        return demo(settings)
+    print(summary(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The one home of settings: environment variables to typed settings.
+
+Nothing else in the package reads the environment. Every setting has a default that
+runs the embedded platform on one machine with no servers; see the README's settings table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
+SAMPLE_START = "2000-03-01"
+SAMPLE_END = "2013-03-01"
+MODEL_NAME = "stock_price_model"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _tickers(raw: str) -> tuple[str, ...]:
+    tickers = tuple(dict.fromkeys(t.strip().upper() for t in raw.split(",") if t.strip()))
+    if not tickers:
+        raise ValueError(
+            "STOCK_ASSETS_TICKERS is empty: give a comma-separated list, e.g. AAPL,MSFT"
+        )
+    return tickers
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    start_date: str
+    tickers: tuple[str, ...]
+    source: str
+    source_path: str
+    synthetic_tickers: int
+    synthetic_years: float
+    synthetic_seed: int
+    object_store: str
+    local_store_root: Path
+    s3_bucket: str
+    s3_prefix: str
+    s3_endpoint_url: str
+    warehouse_url: str
+    mlflow_tracking_uri: str
+    mlflow_experiment: str
+    model_name: str
+    dagster_home: Path
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, defaulting to the embedded platform."""
+    home = Path(_env("STOCK_ASSETS_HOME", ".stock_assets")).expanduser().resolve()
+    source = _env("STOCK_ASSETS_SOURCE", "sample")
+    if source not in {"sample", "synthetic", "files"}:
+        raise ValueError(
+            f"STOCK_ASSETS_SOURCE={source!r} is not a source: use sample, synthetic or files"
+        )
+    synthetic_tickers = int(_env("STOCK_ASSETS_SYNTHETIC_TICKERS", "20"))
+    if source == "synthetic":
+        from stock_assets.market.synthetic import ticker_names
+
+        default_tickers = ",".join(ticker_names(synthetic_tickers))
+    else:
+        default_tickers = ",".join(SAMPLE_TICKERS)
+    store = _env("STOCK_ASSETS_OBJECT_STORE", "local")
+    if store not in {"local", "s3"}:
+        raise ValueError(f"STOCK_ASSETS_OBJECT_STORE={store!r} is not a store: use local or s3")
+    return Settings(
+        home=home,
+        start_date=_env("STOCK_ASSETS_START_DATE", SAMPLE_START),
+        tickers=_tickers(_env("STOCK_ASSETS_TICKERS", default_tickers)),
+        source=source,
+        source_path=_env("STOCK_ASSETS_SOURCE_PATH", ""),
+        synthetic_tickers=synthetic_tickers,
+        synthetic_years=float(_env("STOCK_ASSETS_SYNTHETIC_YEARS", "10")),
+        synthetic_seed=int(_env("STOCK_ASSETS_SYNTHETIC_SEED", "0")),
+        object_store=store,
+        local_store_root=Path(_env("STOCK_ASSETS_LOCAL_STORE", str(home / "objects"))).resolve(),
+        s3_bucket=_env("STOCK_ASSETS_S3_BUCKET", "stock-assets"),
+        s3_prefix=_env("STOCK_ASSETS_S3_PREFIX", ""),
+        s3_endpoint_url=_env("AWS_ENDPOINT_URL_S3", _env("AWS_ENDPOINT_URL", "")),
+        warehouse_url=_env("STOCK_ASSETS_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}"),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
+        mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", "stock_assets"),
+        model_name=_env("STOCK_ASSETS_MODEL_NAME", MODEL_NAME),
+        dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
+    )

@@ -1,0 +1,106 @@
+"""Prediction tables: the champion's next-day predictions in the warehouse."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from stock_assets.defs.partitions import partition_dates, trading_days
+from stock_assets.features.indicators import LOOKBACK_SESSIONS
+from stock_assets.market import calendar
+from stock_assets.market.cleaning import CLEAN_COLUMNS
+from stock_assets.modeling.pyfunc import to_model_input
+from stock_assets.storage.model_registry import ModelRegistry
+from stock_assets.storage.object_store import CLEANED_PRICES, ObjectStore
+from stock_assets.storage.warehouse import Warehouse
+from stock_assets.storage.warehouse import price_predictions as predictions_table
+
+UNIQUE_KEY = ["ticker", "as_of_date", "model_version", "kind"]
+
+
+@dg.asset(
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["price_model", "cleaned_prices"],
+    group_name="delivery",
+    kinds={"mlflow", "sql"},
+    output_required=False,
+)
+def price_predictions(
+    context: dg.AssetExecutionContext,
+    object_store: ObjectStore,
+    model_registry: ModelRegistry,
+    warehouse: Warehouse,
+) -> Iterator[dg.MaterializeResult]:
+    """Next-day close predictions per ticker from the champion model, backtest and live."""
+    dates = partition_dates(context)
+    champion = model_registry.champion()
+    if champion is None:
+        raise dg.Failure(
+            f"registered model {model_registry.model_name!r} has no 'champion' alias yet: "
+            "materialize price_model first"
+        )
+    version = str(champion.version)
+    train_end = pd.Timestamp(champion.tags["train_end"])
+    frames = [_backtest_rows(model_registry, champion, dates)]
+    live_dates = dates[dates > train_end]
+    if len(live_dates):
+        frames.append(_live_rows(object_store, model_registry, version, live_dates))
+    rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    if rows.empty:
+        context.log.warning(
+            f"no predictions from {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}; skipped"
+        )
+        return
+    rows["model_version"] = version
+    rows["created_at"] = datetime.now(UTC)
+    warehouse.upsert(predictions_table, rows, UNIQUE_KEY)
+    kinds = rows["kind"].value_counts().to_dict()
+    latest = rows[rows["as_of_date"] == rows["as_of_date"].max()]
+    yield dg.MaterializeResult(
+        metadata={
+            "model_version": dg.MetadataValue.text(version),
+            "champion_candidate": champion.tags.get("candidate", ""),
+            "rows": len(rows),
+            "backtest_rows": int(kinds.get("backtest", 0)),
+            "live_rows": int(kinds.get("live", 0)),
+            "warehouse_table": predictions_table.name,
+            "latest": dg.MetadataValue.md(
+                latest.drop(columns="created_at").to_markdown(index=False)
+            ),
+        }
+    )
+
+
+def _backtest_rows(
+    registry: ModelRegistry, champion: object, dates: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """The champion's walk-forward out-of-sample predictions on these dates."""
+    backtest = registry.backtest(champion)
+    backtest = backtest[backtest["date"].isin(dates)]
+    return pd.DataFrame(
+        {
+            "ticker": backtest["ticker"],
+            "as_of_date": backtest["date"],
+            "target_date": calendar.next_sessions(backtest["date"]),
+            "predicted_return": backtest["predicted_return"],
+            "predicted_close": backtest["close"] * (1 + backtest["predicted_return"]),
+            "kind": "backtest",
+        }
+    )
+
+
+def _live_rows(
+    store: ObjectStore, registry: ModelRegistry, version: str, dates: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """Predictions made by calling the champion pyfunc, exactly as a scoring server would."""
+    start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
+    bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
+    if bars.empty:
+        return pd.DataFrame()
+    model = registry.load(version)
+    predicted = model.predict(to_model_input(bars[CLEAN_COLUMNS]), params={"all_dates": True})
+    predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
+    predicted["target_date"] = pd.to_datetime(predicted["target_date"])
+    return predicted[predicted["as_of_date"].isin(dates)].assign(kind="live")

@@ -1,0 +1,62 @@
+"""Every external system's resource, local or production, chosen here from the settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from stock_assets.config import Settings, load_settings
+from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.model_registry import ModelRegistry
+from stock_assets.storage.object_store import LocalObjectStore, ObjectStore
+from stock_assets.storage.warehouse import Warehouse
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    if settings.object_store == "s3":
+        from dagster_aws.s3 import S3Resource
+
+        from stock_assets.storage.s3_store import S3ObjectStore
+
+        return S3ObjectStore(
+            s3=S3Resource(
+                endpoint_url=settings.s3_endpoint_url or None,
+                aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+            ),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+        )
+    return LocalObjectStore(root=str(settings.local_store_root))
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    artifacts = None
+    if settings.mlflow_tracking_uri.startswith("sqlite:"):
+        # An embedded store keeps artifacts beside it, not in whatever folder runs happen in.
+        artifacts = (settings.home / "mlartifacts").as_uri()
+    return {
+        "object_store": object_store(settings),
+        "warehouse": Warehouse(url=settings.warehouse_url),
+        "model_registry": ModelRegistry(
+            tracking_uri=settings.mlflow_tracking_uri,
+            experiment=settings.mlflow_experiment,
+            artifact_location=artifacts,
+            model_name=settings.model_name,
+        ),
+        "market_data": MarketData(
+            tickers=list(settings.tickers),
+            source=settings.source,
+            path=settings.source_path,
+            synthetic_tickers=settings.synthetic_tickers,
+            synthetic_years=settings.synthetic_years,
+            synthetic_start=settings.start_date,
+            synthetic_seed=settings.synthetic_seed,
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    settings = load_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return dg.Definitions(resources=build_resources(settings))

@@ -1,0 +1,51 @@
+"""The NYSE trading calendar, from exchange-calendars (never a hand-kept holiday list)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+
+EXCHANGE = "XNYS"
+EXCHANGE_TZ = "America/New_York"
+_EARLIEST = "1990-01-02"
+
+
+@lru_cache(maxsize=1)
+def _sessions() -> pd.DatetimeIndex:
+    import exchange_calendars as xcals
+
+    # exchange-calendars knows sessions about a year ahead by default; two years keeps the
+    # open-ended partitions and next-session lookups valid however long a process lives.
+    end = (pd.Timestamp.today().normalize() + pd.Timedelta(days=730)).strftime("%Y-%m-%d")
+    sessions = xcals.get_calendar(EXCHANGE, start=_EARLIEST, end=end).sessions
+    return pd.DatetimeIndex(sessions.tz_localize(None).astype("datetime64[ns]"))
+
+
+def sessions_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
+    """NYSE sessions from start to end, both inclusive, as tz-naive midnight timestamps."""
+    sessions = _sessions()
+    return sessions[(sessions >= pd.Timestamp(start)) & (sessions <= pd.Timestamp(end))]
+
+
+def holidays_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
+    """Weekdays from start to end on which the NYSE is closed."""
+    return pd.bdate_range(start, end).difference(sessions_in_range(start, end))
+
+
+def is_session(dates: pd.Series) -> pd.Series:
+    """Whether each date is an NYSE session."""
+    return dates.isin(_sessions())
+
+
+def next_sessions(dates: pd.Series) -> pd.Series:
+    """The NYSE session after each date (the trading day a next-day prediction targets)."""
+    sessions = _sessions()
+    positions = sessions.searchsorted(dates.to_numpy(), side="right")
+    return pd.Series(sessions[positions], index=dates.index)
+
+
+def last_sessions(end: str | pd.Timestamp, count: int) -> pd.DatetimeIndex:
+    """The `count` sessions up to and including end."""
+    sessions = _sessions()
+    return sessions[sessions <= pd.Timestamp(end)][-count:]

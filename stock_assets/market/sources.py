@@ -1,0 +1,91 @@
+"""Where bars come from: the bundled real sample, history files, the synthetic market.
+
+Each returns bars typed by `bars.parse_bars` plus the rows that could not be typed.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from stock_assets.market.bars import StructuralError, empty_bars, empty_rejects, parse_bars
+
+SAMPLE_FILE = "stocks.csv.gz"
+HISTORY_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("stock_assets.data").joinpath(SAMPLE_FILE)))
+
+
+def read_history_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet history file as text-typed rows; unreadable files raise."""
+    try:
+        if path.name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any parser failure means the same to a user
+        raise StructuralError(
+            f"{path}: cannot be read as CSV or Parquet history ({type(error).__name__}: {error})"
+        ) from error
+
+
+def history_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.name.endswith(HISTORY_SUFFIXES))
+    elif path.exists():
+        files = [path]
+    else:
+        files = []
+    if not files:
+        raise StructuralError(
+            f"{path}: no history files ({', '.join(HISTORY_SUFFIXES)}) found; "
+            "set STOCK_ASSETS_SOURCE_PATH to a file or folder of them"
+        )
+    return files
+
+
+def load_files(
+    paths: list[Path], start: pd.Timestamp, end: pd.Timestamp, tickers: tuple[str, ...] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars from start to end (inclusive) in the given history files."""
+    typed_frames, rejected_frames = [empty_bars()], [empty_rejects()]
+    for path in paths:
+        typed, rejected = parse_bars(read_history_file(path), str(path))
+        in_range = typed["date"].between(start, end)
+        if tickers is not None:
+            in_range &= typed["ticker"].isin(tickers)
+        typed_frames.append(typed[in_range])
+        rejected_frames.append(rejected)
+    frames = [f for f in typed_frames if len(f)] or typed_frames[:1]
+    rejects = [f for f in rejected_frames if len(f)] or rejected_frames[:1]
+    return pd.concat(frames, ignore_index=True), pd.concat(rejects, ignore_index=True)
+
+
+def load_synthetic(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    tickers: tuple[str, ...],
+    n_tickers: int,
+    years: float,
+    first_session: str,
+    seed: int,
+    defects: dict[str, int] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seeded synthetic market's bars from start to end, as if from a feed."""
+    from stock_assets.market.synthetic import Defects, generate_market
+
+    market = generate_market(
+        n_tickers=n_tickers,
+        years=years,
+        start=first_session,
+        seed=seed,
+        defects=Defects(**(defects or {})),
+    )
+    bars = market.bars
+    bars = bars[bars["date"].between(start, end) & bars["ticker"].isin(tickers)]
+    return bars.reset_index(drop=True), empty_rejects()

@@ -1,0 +1,160 @@
+"""The object store: a local folder on the embedded default, an S3 bucket in production.
+
+Both keep the same key layout, so the sensors, assets and operators see one set of names:
+`<dataset>/date=YYYY-MM-DD.parquet` for per-trading-date partitions.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+RAW_PRICES = "raw/prices"
+CLEANED_PRICES = "cleaned/prices"
+REJECTED_PRICES = "rejected/prices"
+PRICE_FEATURES = "features/prices"
+REPORTS = "reports"
+_READ_THREADS = 16
+
+
+def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
+    return f"{dataset}/date={pd.Timestamp(date):%Y-%m-%d}.parquet"
+
+
+def _date_of(key: str) -> pd.Timestamp | None:
+    name = key.rsplit("/", 1)[-1]
+    if not (name.startswith("date=") and name.endswith(".parquet")):
+        return None
+    return pd.Timestamp(name[len("date=") : -len(".parquet")])
+
+
+class ObjectStore(dg.ConfigurableResource, ABC):
+    """Bytes by key, plus the Parquet partitions every asset reads and writes."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store data at key atomically: a reader sees the old object or the new, never half."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where an operator finds the object (a path or an s3:// URL)."""
+
+    def write_frame(self, key: str, frame: pd.DataFrame) -> None:
+        self._write_table(key, pa.Table.from_pandas(frame, preserve_index=False))
+
+    def read_frame(self, key: str) -> pd.DataFrame:
+        return self._read_table(key).to_pandas()
+
+    def _write_table(self, key: str, table: pa.Table) -> None:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        self.put_bytes(key, buffer.getvalue())
+
+    def _read_table(self, key: str) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.get_bytes(key)))
+
+    def write_partitions(
+        self, dataset: str, frame: pd.DataFrame, dates: pd.DatetimeIndex, by: str = "date"
+    ) -> None:
+        """One object per date (rows grouped by column `by`), empty dates included."""
+        frame = frame.sort_values(by, kind="stable")
+        # Slicing one Arrow table per date is zero-copy; a pandas frame per date is not.
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        keys = frame[by].to_numpy(dtype="datetime64[ns]")
+        starts = np.searchsorted(keys, dates.to_numpy(dtype="datetime64[ns]"), side="left")
+        ends = np.searchsorted(keys, dates.to_numpy(dtype="datetime64[ns]"), side="right")
+
+        def write(i: int) -> None:
+            part = table.slice(starts[i], ends[i] - starts[i])
+            self._write_table(partition_key(dataset, dates[i]), part)
+
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            list(pool.map(write, range(len(dates))))
+
+    def partition_dates(self, dataset: str) -> pd.DatetimeIndex:
+        dates = [d for d in map(_date_of, self.list_keys(f"{dataset}/")) if d is not None]
+        return pd.DatetimeIndex(sorted(dates))
+
+    def read_partitions(
+        self,
+        dataset: str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+        dates: pd.DatetimeIndex | None = None,
+    ) -> pd.DataFrame:
+        """Concatenate the stored partitions from start to end (inclusive) or of given dates."""
+        stored = self.partition_dates(dataset)
+        if dates is not None:
+            stored = stored[stored.isin(dates)]
+        if start is not None:
+            stored = stored[stored >= pd.Timestamp(start)]
+        if end is not None:
+            stored = stored[stored <= pd.Timestamp(end)]
+        keys = [partition_key(dataset, d) for d in stored]
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            tables = [t for t in pool.map(self._read_table, keys) if t.num_rows]
+        if not tables:
+            return pd.DataFrame()
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+class LocalObjectStore(ObjectStore):
+    """A folder standing in for the bucket, with the same key layout."""
+
+    root: str
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename: the rename is atomic on one filesystem.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        folder = base if prefix.endswith("/") else base.parent
+        if not folder.is_dir():
+            return []
+        root = Path(self.root)
+        keys = []
+        for dirpath, _, files in os.walk(folder):
+            for name in files:
+                if name.startswith("."):
+                    continue
+                key = (Path(dirpath) / name).relative_to(root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))

@@ -1,0 +1,54 @@
+"""The S3 object store (dagster-aws `S3Resource`; `endpoint_url` for S3-compatible servers).
+
+Kept apart from `object_store` because importing dagster_aws takes seconds that the
+embedded default does not need to spend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+from stock_assets.storage.object_store import ObjectStore
+
+
+class S3ObjectStore(ObjectStore):
+    """Objects in an S3 bucket under an optional prefix."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = ""
+    _client: Any = PrivateAttr(default=None)
+
+    def _s3(self) -> Any:
+        # One client per resource: boto3 clients are thread-safe and slow to build.
+        if self._client is None:
+            self._client = self._s3()
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        # A single PUT is atomic in S3: readers see the old object or the new one.
+        self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        response = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))
+        return response["Body"].read()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self._s3().get_paginator("list_objects_v2")
+        strip = len(self._key(""))
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"

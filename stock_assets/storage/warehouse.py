@@ -1,0 +1,134 @@
+"""The warehouse: the tables people and dashboards read, behind any SQLAlchemy URL.
+
+SQLite on the embedded default, PostgreSQL in production. Every write is one transaction,
+and every write is an upsert or a replace of whole dates, so re-running never duplicates.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("ticker", sa.String(16), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("open", sa.Float, nullable=False),
+    sa.Column("high", sa.Float, nullable=False),
+    sa.Column("low", sa.Float, nullable=False),
+    sa.Column("close", sa.Float, nullable=False),
+    sa.Column("volume", sa.Float, nullable=False),
+    sa.Column("split_ratio", sa.Float, nullable=False),
+)
+
+price_predictions = sa.Table(
+    "price_predictions",
+    metadata,
+    sa.Column("ticker", sa.String(16), nullable=False),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("target_date", sa.Date, nullable=False),
+    sa.Column("predicted_return", sa.Float, nullable=False),
+    sa.Column("predicted_close", sa.Float, nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("ticker", "as_of_date", "model_version", "kind"),
+)
+
+model_scores = sa.Table(
+    "model_scores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32)),
+    sa.Column("candidate", sa.String(32), nullable=False),
+    sa.Column("price_rmse", sa.Float),
+    sa.Column("rmse_ratio_to_persistence", sa.Float),
+    sa.Column("directional_accuracy", sa.Float),
+    sa.Column("ic", sa.Float),
+    sa.Column("rows", sa.Integer),
+    sa.Column("eval_start", sa.Date),
+    sa.Column("eval_end", sa.Date),
+    sa.Column("champion", sa.Boolean, nullable=False),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_CHUNK = 500
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    return engine
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values (dates as dates, NaN as None) for any driver."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]) and column != "created_at":
+            out[column] = out[column].dt.date
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`)."""
+
+    url: str
+
+    @property
+    def engine(self) -> sa.Engine:
+        return _engine(self.url)
+
+    def replace_dates(self, table: sa.Table, frame: pd.DataFrame, dates: pd.DatetimeIndex) -> int:
+        """Replace every row of the given dates with frame's rows, in one transaction."""
+        date_column = table.c["date"]
+        day_list = [d.date() for d in dates]
+        with self.engine.begin() as connection:
+            for start in range(0, len(day_list), _CHUNK):
+                chunk = day_list[start : start + _CHUNK]
+                connection.execute(table.delete().where(date_column.in_(chunk)))
+            rows = _records(frame)
+            for start in range(0, len(rows), _CHUNK):
+                connection.execute(table.insert(), rows[start : start + _CHUNK])
+        return len(frame)
+
+    def upsert(self, table: sa.Table, frame: pd.DataFrame, keys: list[str]) -> int:
+        """Insert rows, updating those whose keys already exist, in one transaction."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise ValueError(
+                f"warehouse {self.engine.url!r}: upsert supports SQLite and PostgreSQL"
+            )
+        rows = _records(frame)
+        with self.engine.begin() as connection:
+            for start in range(0, len(rows), _CHUNK):
+                statement = insert(table).values(rows[start : start + _CHUNK])
+                updates = {c: statement.excluded[c] for c in frame.columns if c not in keys}
+                connection.execute(
+                    statement.on_conflict_do_update(index_elements=keys, set_=updates)
+                )
+        return len(rows)
+
+    def append(self, table: sa.Table, frame: pd.DataFrame) -> int:
+        with self.engine.begin() as connection:
+            connection.execute(table.insert(), _records(frame))
+        return len(frame)
+
+    def read(self, query: sa.Select | str) -> pd.DataFrame:
+        statement = sa.text(query) if isinstance(query, str) else query
+        with self.engine.connect() as connection:
+            return pd.read_sql(statement, connection)

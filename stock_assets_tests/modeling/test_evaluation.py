@@ -1,0 +1,56 @@
+"""Walk-forward folds and scores beside the persistence and "always up" baselines."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stock_assets.modeling.evaluation import baseline_scores, score_predictions, walk_forward_folds
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    dates = pd.bdate_range("2010-01-04", periods=300).repeat(4)
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "ticker": np.tile(["A", "B", "C", "D"], 300),
+            "close": rng.uniform(10, 100, len(dates)),
+            "label": rng.normal(0.0005, 0.02, len(dates)),
+        }
+    )
+
+
+def test_folds_train_only_on_the_past_and_test_every_later_date_once(frame):
+    seen = []
+    for train, test in walk_forward_folds(frame["date"], min_train=100, test_size=60):
+        assert frame.loc[train, "date"].max() < frame.loc[test, "date"].min()
+        seen.extend(frame.loc[test, "date"].unique())
+    unique = np.sort(frame["date"].unique())
+    assert sorted(seen) == list(unique[100:])
+
+
+def test_perfect_predictions_score_perfectly(frame):
+    scores = score_predictions(frame, frame["label"])
+    assert scores["price_rmse"] == 0
+    assert scores["rmse_ratio_to_persistence"] == 0
+    assert scores["directional_accuracy"] == 1
+    assert scores["ic"] == pytest.approx(1.0)
+
+
+def test_baselines(frame):
+    baselines = baseline_scores(frame)
+    assert baselines["persistence"]["rmse_ratio_to_persistence"] == 1.0
+    expected_rmse = np.sqrt(np.mean((frame["close"] * frame["label"]) ** 2))
+    assert baselines["persistence"]["price_rmse"] == pytest.approx(expected_rmse)
+    assert np.isnan(baselines["persistence"]["directional_accuracy"])
+    assert baselines["always_up"]["directional_accuracy"] == pytest.approx(
+        (frame["label"] > 0).mean()
+    )
+
+
+def test_noise_does_not_beat_persistence(frame):
+    noise = np.random.default_rng(9).normal(0, 0.02, len(frame))
+    scores = score_predictions(frame, noise)
+    assert scores["rmse_ratio_to_persistence"] > 1.2
+    assert abs(scores["ic"]) < 0.1

@@ -1,0 +1,184 @@
+"""The whole asset graph through `dg.materialize`, on the real sample and synthetic defects."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from stock_assets.definitions import defs
+from stock_assets.defs.resources import build_resources
+from stock_assets.market.synthetic import Defects, generate_market
+from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.object_store import CLEANED_PRICES, REJECTED_PRICES, partition_key
+
+HISTORY = ["raw_prices", "cleaned_prices", "price_features"]
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dg.Definitions:
+    return defs()
+
+
+def materialize(definitions, resources, selection, first=None, last=None, **kwargs):
+    tags = None
+    if first is not None:
+        tags = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last or first,
+        }
+    return dg.materialize(
+        definitions.assets,
+        selection=selection,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=tags,
+        **kwargs,
+    )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error, messages = failure.event_specific_data.error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def quality(result: dg.ExecuteInProcessResult) -> dict:
+    (evaluation,) = result.get_asset_check_evaluations()
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+def test_sample_history_to_predictions(definitions, settings, sample_bars):
+    resources = build_resources(settings)
+    first, last = "2004-01-02", "2006-12-29"
+    history = materialize(definitions, resources, HISTORY, first, last)
+    assert history.success
+    checks = quality(history)
+    assert checks["split"] == 1  # AAPL 2:1 on 2005-02-28
+    assert checks["rows_set_aside"] == 0 and checks["jump"] == 0
+
+    assert materialize(definitions, resources, ["price_model"]).success
+    predictions = materialize(definitions, resources, ["price_predictions"], first, last)
+    assert predictions.success
+
+    warehouse, registry = resources["warehouse"], resources["model_registry"]
+    in_range = sample_bars[sample_bars["date"].between(first, last)]
+    stored = warehouse.read("SELECT ticker, COUNT(*) AS n FROM prices GROUP BY ticker")
+    assert dict(zip(stored["ticker"], stored["n"])) == in_range["ticker"].value_counts().to_dict()
+
+    champion = registry.champion()
+    assert champion is not None
+    scores = warehouse.read("SELECT * FROM model_scores").set_index("candidate")
+    assert set(scores.index) == {"model", "persistence", "always_up"}
+    model_ratio = scores.loc["model", "rmse_ratio_to_persistence"]
+    expected = "model" if model_ratio < 1.0 else "persistence"
+    assert champion.tags["candidate"] == expected
+    assert bool(scores.loc[expected, "champion"]) is True
+    assert str(scores.loc[expected, "model_version"]) == str(champion.version)
+
+    rows = warehouse.read("SELECT * FROM price_predictions")
+    assert set(rows["model_version"]) == {str(champion.version)}
+    live = rows[rows["kind"] == "live"]
+    assert sorted(live["ticker"]) == ["AAPL", "GOOG", "IBM", "MSFT"]
+    assert set(pd.to_datetime(live["as_of_date"])) == {pd.Timestamp(last)}
+    assert set(pd.to_datetime(live["target_date"])) == {pd.Timestamp("2007-01-03")}
+    backtest = rows[rows["kind"] == "backtest"]
+    assert len(backtest) == int(scores.loc["model", "rows"])
+
+    again = materialize(definitions, resources, ["price_predictions"], "2006-12-01", last)
+    assert again.success
+    assert len(warehouse.read("SELECT * FROM price_predictions")) == len(rows)
+
+
+def test_checks_catch_every_injected_defect(definitions, settings):
+    defects = Defects(gaps=5, duplicates=4, splits=3, bad_bars=6)
+    source = dict(synthetic_tickers=8, synthetic_years=1, synthetic_start="2010-01-04")
+    market = generate_market(n_tickers=8, years=1, start="2010-01-04", seed=0, defects=defects)
+    resources = build_resources(settings)
+    resources["market_data"] = MarketData(
+        tickers=sorted(market.bars["ticker"].unique()),
+        source="synthetic",
+        synthetic_gaps=5,
+        synthetic_duplicates=4,
+        synthetic_splits=3,
+        synthetic_bad_bars=6,
+        **source,
+    )
+    dates = market.bars["date"].drop_duplicates().sort_values()
+    first, last = f"{dates.iloc[0]:%Y-%m-%d}", f"{dates.iloc[-1]:%Y-%m-%d}"
+    result = materialize(definitions, resources, HISTORY[:2], first, last)
+    assert result.success
+    checks = quality(result)
+    injected = market.injected["kind"].value_counts().to_dict()
+    assert checks["duplicate"] == injected["duplicate"]
+    assert checks["gap"] == injected["gap"]
+    assert checks["split"] == injected["split"]
+    for kind in ("high_below_low", "non_positive_price", "negative_volume"):
+        assert checks[kind] == injected[kind]
+
+    store = resources["object_store"]
+    rejected = store.read_partitions(REJECTED_PRICES)
+    assert len(rejected) == injected["duplicate"] + defects.bad_bars
+    bad = market.injected[market.injected["kind"].isin(["high_below_low", "negative_volume"])]
+    for ticker, date, kind in bad[["ticker", "date", "kind"]].itertuples(index=False):
+        cleaned_day = store.read_frame(partition_key(CLEANED_PRICES, date))
+        assert ticker not in set(cleaned_day["ticker"])
+        assert ((rejected["ticker"] == ticker) & (rejected["reason"] == kind)).sum() == 1
+
+
+def _write_history(path: Path, bars: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bars.assign(date=bars["date"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
+
+
+def test_an_unusable_day_is_refused_and_nothing_is_written(definitions, settings, tmp_path):
+    market = generate_market(n_tickers=5, years=1, start="2010-01-04", seed=2)
+    bars = market.bars.copy()
+    days = bars["date"].drop_duplicates().sort_values().reset_index(drop=True)
+    bad_day = days.iloc[150]
+    bars.loc[(bars["date"] == bad_day) & (bars["ticker"] != "SYN0000"), "close"] = -1.0
+    _write_history(tmp_path / "history" / "all.csv", bars)
+    resources = build_resources(settings)
+    resources["market_data"] = MarketData(
+        tickers=sorted(bars["ticker"].unique()), source="files", path=str(tmp_path / "history")
+    )
+    good = materialize(
+        definitions, resources, HISTORY[:2], f"{days[0]:%Y-%m-%d}", f"{days[149]:%Y-%m-%d}"
+    )
+    assert good.success
+
+    day = f"{bad_day:%Y-%m-%d}"
+    refused = materialize(definitions, resources, HISTORY[:2], day, raise_on_error=False)
+    assert not refused.success
+    message = failure_message(refused)
+    assert f"first {day}: 4 of 5 bars set aside" in message and "non_positive_price" in message
+    store, warehouse = resources["object_store"], resources["warehouse"]
+    assert bad_day not in set(store.partition_dates(CLEANED_PRICES))
+    stored = warehouse.read("SELECT MAX(date) AS last FROM prices")
+    assert pd.Timestamp(stored["last"].iloc[0]) == days[149]
+
+
+def test_a_day_without_bars_is_recorded_empty_and_downstream_skips(definitions, settings):
+    resources = build_resources(settings)
+    day = "2013-03-04"  # the first session after the bundled sample ends
+    result = materialize(definitions, resources, HISTORY, day)
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_prices"}
+    (raw,) = result.get_asset_materialization_events()
+    assert raw.materialization.metadata["empty_dates"].value == 1
+    assert resources["object_store"].read_frame(partition_key("raw/prices", day)).empty
+
+
+def test_a_range_with_no_bars_at_all_fails_naming_the_source(definitions, settings):
+    resources = build_resources(settings)
+    result = materialize(
+        definitions, resources, ["raw_prices"], "2014-01-02", "2014-01-31", raise_on_error=False
+    )
+    assert not result.success
+    message = failure_message(result)
+    assert "sample:stocks.csv.gz: no bars at all for AAPL, GOOG, IBM, MSFT, FB" in message
+    assert "from 2014-01-02 to 2014-01-31" in message
