@@ -64,6 +64,7 @@ def demo(settings: Settings) -> int:
         ("model: walk-forward training and registry", ["price_model"], False),
         ("predictions: champion → warehouse", ["price_predictions"], True),
     ]
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for title, selection, partitioned in steps:
             started = time.monotonic()

@@ -130,16 +130,20 @@ class LocalObjectStore(ObjectStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename: the rename is atomic on one filesystem.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix)
-        folder = base if prefix.endswith("/") else base.parent
+        folder = base if prefix.endswith("/") or not prefix else base.parent
         if not folder.is_dir():
             return []
         root = Path(self.root)

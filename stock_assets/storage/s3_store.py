@@ -25,7 +25,7 @@ class S3ObjectStore(ObjectStore):
     def _s3(self) -> Any:
         # One client per resource: boto3 clients are thread-safe and slow to build.
         if self._client is None:
-            self._client = self._s3()
+            self._client = self.s3.get_client()
         return self._client
 
     def _key(self, key: str) -> str:

@@ -1,0 +1,68 @@
+"""The registered model: a pyfunc that loads and predicts without the Dagster wiring."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from stock_assets.defs.resources import build_resources
+from stock_assets.features.indicators import build_features
+from stock_assets.market.cleaning import clean_bars
+from stock_assets.modeling.pyfunc import predict_from_bars, to_model_input
+from stock_assets.modeling.training import train_and_evaluate
+
+LOAD_AND_PREDICT = """
+import json, sys
+import mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+bars = pd.read_parquet(sys.argv[3])
+out = model.predict(bars)
+import stock_assets
+print(json.dumps({
+    "package": stock_assets.__file__,
+    "dagster": any(m == "dagster" or m.startswith("dagster.") for m in sys.modules),
+    "predictions": out.to_dict("records"),
+}))
+"""
+
+
+def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, sample_bars):
+    window = sample_bars[sample_bars["date"].between("2003-01-02", "2005-12-30")]
+    cleaned = clean_bars(window, ["AAPL", "GOOG", "IBM", "MSFT"], "sample").cleaned
+    result = train_and_evaluate(build_features(cleaned))
+    registry = build_resources(settings)["model_registry"]
+    tags = {"train_end": f"{result.train_end:%Y-%m-%d}"}
+    version = registry.log_candidate(result.pipeline, "model", result.scores, tags, result.backtest)
+    registry.set_champion(version.version)
+    assert registry.champion().version == version.version
+    assert registry.champion().tags["candidate"] == "model"
+    assert len(registry.backtest(version)) == len(result.backtest)
+
+    request = to_model_input(window[window["date"] >= "2005-06-01"])
+    request_path = settings.home / "request.parquet"
+    request.to_parquet(request_path)
+    uri = f"models:/{registry.model_name}@champion"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_AND_PREDICT,
+            registry.tracking_uri,
+            uri,
+            str(request_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=settings.home.parent,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert "/code/stock_assets/" in answer["package"], answer["package"]
+    assert answer["dagster"] is False
+    expected = predict_from_bars(result.pipeline, request)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(answer["predictions"]), expected, check_dtype=False, rtol=1e-9
+    )

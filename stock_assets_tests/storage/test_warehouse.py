@@ -1,0 +1,155 @@
+"""Warehouse writes on SQLite (the embedded default) and PostgreSQL (production).
+
+Re-running an asset must never duplicate a row: replacing dates and upserting are idempotent,
+and a replace touches only the dates it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pandas.testing import assert_frame_equal
+
+from stock_assets.storage.warehouse import Warehouse, model_scores, price_predictions, prices
+
+DAYS = pd.DatetimeIndex(["2024-03-04", "2024-03-05", "2024-03-06"])
+PREDICTION_KEY = ["ticker", "as_of_date", "model_version", "kind"]
+
+Bars = Callable[..., pd.DataFrame]
+
+
+def _read(warehouse: Warehouse, query: sa.Select | str) -> pd.DataFrame:
+    """Rows as comparable frames: dates as datetime64[ns], timestamps in UTC."""
+    frame = warehouse.read(query)
+    for column in ("date", "as_of_date", "target_date", "eval_start", "eval_end"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    if "created_at" in frame:
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def _stored_prices(warehouse: Warehouse) -> pd.DataFrame:
+    return _read(warehouse, sa.select(prices).order_by(prices.c.date, prices.c.ticker))
+
+
+def _stored_predictions(warehouse: Warehouse) -> pd.DataFrame:
+    order = [price_predictions.c[name] for name in PREDICTION_KEY]
+    return _read(warehouse, sa.select(price_predictions).order_by(*order))
+
+
+def _predictions(bars: pd.DataFrame, predicted_return: float, created_at: str) -> pd.DataFrame:
+    """Backtest predictions for every bar, and live ones for the last date."""
+    rows = pd.concat(
+        [
+            bars.assign(kind="backtest"),
+            bars[bars["date"] == bars["date"].max()].assign(kind="live"),
+        ],
+        ignore_index=True,
+    )
+    return pd.DataFrame(
+        {
+            "ticker": rows["ticker"],
+            "as_of_date": rows["date"],
+            "target_date": rows["date"] + pd.offsets.BDay(1),
+            "predicted_return": predicted_return,
+            "predicted_close": rows["close"] * (1 + predicted_return),
+            "model_version": "7",
+            "kind": rows["kind"],
+            "created_at": pd.Timestamp(created_at, tz="UTC"),
+        }
+    )
+
+
+def _scores(created_at: str) -> pd.DataFrame:
+    """One evaluation: the model and the persistence baseline, whose IC is undefined."""
+    common = {
+        "model_name": "stock_assets_price_model",
+        "rows": 7_560,
+        "eval_start": pd.Timestamp("2023-01-03"),
+        "eval_end": pd.Timestamp("2023-12-29"),
+        "dagster_run_id": "4f9c2d1e-8b7a-4c3d-9e2f-1a2b3c4d5e6f",
+        "created_at": pd.Timestamp(created_at, tz="UTC"),
+    }
+    model = {
+        "model_version": "7",
+        "candidate": "model",
+        "price_rmse": 1.84,
+        "rmse_ratio_to_persistence": 0.97,
+        "directional_accuracy": 0.53,
+        "ic": 0.04,
+        "champion": True,
+    }
+    baseline = {
+        "model_version": "8",
+        "candidate": "persistence",
+        "price_rmse": 1.9,
+        "rmse_ratio_to_persistence": 1.0,
+        "directional_accuracy": np.nan,
+        "ic": np.nan,
+        "champion": False,
+    }
+    return pd.DataFrame([{**common, **model}, {**common, **baseline}])
+
+
+def test_replace_dates_twice_keeps_one_copy(warehouse: Warehouse, bars: Bars) -> None:
+    frame = bars(DAYS)
+    assert warehouse.replace_dates(prices, frame, DAYS) == len(frame)
+    warehouse.replace_dates(prices, frame, DAYS)
+    assert_frame_equal(_stored_prices(warehouse), frame, check_dtype=False)
+
+
+def test_replace_dates_updates_changed_values(warehouse: Warehouse, bars: Bars) -> None:
+    warehouse.replace_dates(prices, bars(DAYS), DAYS)
+    revised = bars(DAYS, tickers=("AAPL", "NVDA"), level=150.0)
+    warehouse.replace_dates(prices, revised, DAYS)
+    assert_frame_equal(_stored_prices(warehouse), revised, check_dtype=False)
+
+
+def test_replace_dates_leaves_other_dates_alone(warehouse: Warehouse, bars: Bars) -> None:
+    warehouse.replace_dates(prices, bars(DAYS), DAYS)
+    revised = bars(DAYS[1:2], level=150.0)
+    warehouse.replace_dates(prices, revised, DAYS[1:2])
+    expected = pd.concat([bars(DAYS[:1]), revised, bars(DAYS[2:])], ignore_index=True)
+    assert_frame_equal(_stored_prices(warehouse), expected, check_dtype=False)
+
+
+def test_upsert_keeps_one_prediction_per_key(warehouse: Warehouse, bars: Bars) -> None:
+    first = _predictions(bars(DAYS), 0.01, "2024-03-06 22:00")
+    second = _predictions(bars(DAYS), -0.02, "2024-03-07 22:00")
+    assert warehouse.upsert(price_predictions, first, PREDICTION_KEY) == len(first)
+    warehouse.upsert(price_predictions, second, PREDICTION_KEY)
+    stored = _stored_predictions(warehouse)
+    assert len(stored) == len(second) == 12
+    assert not stored.duplicated(PREDICTION_KEY).any()
+    expected = second.sort_values(PREDICTION_KEY, ignore_index=True)
+    assert_frame_equal(stored, expected, check_dtype=False)
+
+
+def test_upsert_adds_new_keys_and_keeps_the_others(warehouse: Warehouse, bars: Bars) -> None:
+    first = _predictions(bars(DAYS[:2]), 0.01, "2024-03-05 22:00")
+    later = _predictions(bars(DAYS[1:]), -0.02, "2024-03-06 22:00")
+    warehouse.upsert(price_predictions, first, PREDICTION_KEY)
+    warehouse.upsert(price_predictions, later, PREDICTION_KEY)
+    replaced = first.set_index(PREDICTION_KEY).index.isin(later.set_index(PREDICTION_KEY).index)
+    kept = first[~replaced]
+    assert len(kept) == 6
+    expected = pd.concat([kept, later]).sort_values(PREDICTION_KEY, ignore_index=True)
+    assert_frame_equal(_stored_predictions(warehouse), expected, check_dtype=False)
+
+
+def test_append_and_read_scores(warehouse: Warehouse) -> None:
+    scores = _scores("2024-03-08 21:30")
+    assert warehouse.append(model_scores, scores) == 2
+    warehouse.append(model_scores, _scores("2024-03-09 21:30"))
+    stored = _read(warehouse, sa.select(model_scores).order_by(model_scores.c.id))
+    assert len(stored) == 4
+    assert stored["id"].is_unique
+    assert_frame_equal(stored[scores.columns].head(2), scores, check_dtype=False)
+    null_metrics = warehouse.read(
+        "SELECT candidate FROM model_scores WHERE ic IS NULL AND directional_accuracy IS NULL"
+    )
+    assert null_metrics["candidate"].tolist() == ["persistence", "persistence"]

@@ -1,0 +1,86 @@
+"""End to end as a user runs it: the code location validates, `stock-assets demo` works."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOCK_ASSETS_", "MLFLOW_"))}
+    env.pop("DAGSTER_HOME", None)
+    env.update(STOCK_ASSETS_HOME=str(home), PATH=f"{BIN}{os.pathsep}{env['PATH']}", **extra)
+    return env
+
+
+def test_definitions_validate(tmp_path):
+    result = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_help_explains_the_commands(tmp_path):
+    result = subprocess.run(
+        [str(BIN / "stock-assets"), "--help"],
+        env=_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "STOCK_ASSETS_HOME" in result.stdout
+
+
+def test_demo_on_a_synthetic_market(tmp_path):
+    home = tmp_path / "home"
+    env = _env(
+        home,
+        STOCK_ASSETS_SOURCE="synthetic",
+        STOCK_ASSETS_SYNTHETIC_TICKERS="5",
+        STOCK_ASSETS_SYNTHETIC_YEARS="3",
+        STOCK_ASSETS_START_DATE="2010-01-04",
+    )
+    result = subprocess.run(
+        [str(BIN / "stock-assets"), "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Champion: stock_price_model version" in out
+    assert "always_up" in out and "persistence" in out
+    assert "http://127.0.0.1:3000" in out
+    for name in ("dagster", "objects", "mlflow.db", "warehouse.db", "mlartifacts"):
+        assert (home / name).exists(), name
+    assert not (tmp_path / "mlruns").exists()
+
+    engine = sa.create_engine(f"sqlite:///{home / 'warehouse.db'}")
+    with engine.connect() as connection:
+        tickers = connection.execute(sa.text("SELECT COUNT(DISTINCT ticker) FROM prices")).scalar()
+        live = connection.execute(
+            sa.text("SELECT COUNT(*) FROM price_predictions WHERE kind = 'live'")
+        ).scalar()
+    engine.dispose()
+    assert tickers == 5
+    assert live == 5
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = instance.get_runs()
+        assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 3
+        planned = instance.get_materialized_partitions(dg.AssetKey("price_predictions"))
+    assert len(planned) == 756
