@@ -50,6 +50,8 @@ SPLIT_CLOSE_TOLERANCE = 0.12
 # a split day's volume in new shares is about ratio times the usual at most.
 SPLIT_VOLUME_LIMIT = 3.0
 VOLUME_BASELINE_SESSIONS = 20
+# Bars of cleaned history a caller should pass: the volume baseline plus the previous bar.
+HISTORY_SESSIONS = VOLUME_BASELINE_SESSIONS + 1
 JUMP_THRESHOLD = 0.5
 # A date whose bars are mostly rejected is refused rather than stored half-empty; with
 # fewer bars than this a date says too little about the feed to refuse it.
@@ -176,13 +178,15 @@ def clean_bars(
 
 
 def _prior_bars(history: pd.DataFrame | None, kept: pd.DataFrame) -> pd.DataFrame:
-    """The last cleaned bar of each ticker before the new bars begin."""
+    """Each ticker's cleaned bars just before the new ones: enough to judge them the same
+    way whether they arrive in one backfill or a day at a time."""
     if history is None or history.empty or kept.empty:
         return kept.iloc[0:0].assign(split_ratio=1.0)
     first_new = kept.groupby("ticker")["date"].min()
     history = history[history["ticker"].isin(first_new.index)]
     history = history[history["date"] < history["ticker"].map(first_new)]
-    return history.sort_values("date").groupby("ticker").tail(1)[CLEAN_COLUMNS]
+    history = history.sort_values("date").groupby("ticker").tail(HISTORY_SESSIONS)
+    return history[CLEAN_COLUMNS]
 
 
 def _match_split(move: pd.Series, open_move: pd.Series, volume_ratio: pd.Series) -> pd.Series:

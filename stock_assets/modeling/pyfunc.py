@@ -63,11 +63,25 @@ def predict_from_bars(pipeline: Any, bars: pd.DataFrame, all_dates: bool = False
     )
 
 
+PIPELINE_ARTIFACT = "pipeline"
+
+
 class StockPriceModel(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc around a fitted pipeline (or None for the persistence baseline)."""
+    """MLflow pyfunc around a fitted pipeline, or none: the persistence baseline.
+
+    Logged as models-from-code (`served_model.py`), with the fitted pipeline as a joblib
+    artifact: nothing of this package is pickled, only scikit-learn objects.
+    """
 
     def __init__(self, pipeline: Any = None) -> None:
         self.pipeline = pipeline
+
+    def load_context(self, context: Any) -> None:
+        path = context.artifacts.get(PIPELINE_ARTIFACT)
+        if path:
+            import joblib
+
+            self.pipeline = joblib.load(path)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

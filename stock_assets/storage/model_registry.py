@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ import pandas as pd
 CHAMPION = "champion"
 BACKTEST_ARTIFACT = "backtest/backtest.parquet"
 _PURE_PACKAGES = ("market", "features", "modeling")
-_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "exchange-calendars", "pyarrow")
+_REQUIREMENTS = (
+    "mlflow",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "joblib",
+    "exchange-calendars",
+    "pyarrow",
+)
 
 
 def _pip_requirements() -> list[str]:
@@ -96,12 +105,14 @@ class ModelRegistry(dg.ConfigurableResource):
         candidate: str,
         scores: dict[str, dict[str, float]],
         tags: dict[str, str],
-        backtest: pd.DataFrame | None = None,
+        backtest: pd.DataFrame,
     ) -> Any:
         """Log a pyfunc (pipeline None = persistence) as a new registered version."""
+        import joblib
         import mlflow
 
-        from stock_assets.modeling.pyfunc import StockPriceModel
+        from stock_assets.modeling import served_model
+        from stock_assets.modeling.pyfunc import PIPELINE_ARTIFACT
 
         client = self.client()
         run_tags = {**tags, "candidate": candidate}
@@ -111,18 +122,25 @@ class ModelRegistry(dg.ConfigurableResource):
         ):
             for name, values in scores.items():
                 mlflow.log_metrics({f"{name}.{k}": v for k, v in _finite(values).items()})
-            if backtest is not None:
-                path = Path(workdir) / "backtest.parquet"
-                backtest.to_parquet(path, index=False)
-                mlflow.log_artifact(str(path), artifact_path="backtest")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=StockPriceModel(pipeline),
-                code_paths=_code_paths(Path(workdir)),
-                pip_requirements=_pip_requirements(),
-                signature=_signature(),
-                registered_model_name=self.model_name,
-            )
+            path = Path(workdir) / "backtest.parquet"
+            backtest.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path="backtest")
+            artifacts = {}
+            if pipeline is not None:
+                artifacts[PIPELINE_ARTIFACT] = str(Path(workdir) / "pipeline.joblib")
+                joblib.dump(pipeline, artifacts[PIPELINE_ARTIFACT])
+            with warnings.catch_warnings():
+                # Its only advice is an input example; ours needs 60+ bars of history to run.
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=served_model.__file__,
+                    artifacts=artifacts,
+                    code_paths=_code_paths(Path(workdir)),
+                    pip_requirements=_pip_requirements(),
+                    signature=_signature(),
+                    registered_model_name=self.model_name,
+                )
         version = info.registered_model_version
         for key, value in run_tags.items():
             client.set_model_version_tag(self.model_name, str(version), key, value)
@@ -158,14 +176,11 @@ class ModelRegistry(dg.ConfigurableResource):
         return mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
 
     def backtest(self, version: Any) -> pd.DataFrame:
-        """The walk-forward out-of-sample predictions logged with a version (empty if none)."""
+        """The walk-forward out-of-sample predictions logged with a version."""
         import mlflow
 
         self.client()
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=BACKTEST_ARTIFACT
-            )
-        except Exception:  # noqa: BLE001 - the baseline is logged without one
-            return pd.DataFrame()
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=BACKTEST_ARTIFACT
+        )
         return pd.read_parquet(path)

@@ -18,8 +18,9 @@ from stock_assets.storage.object_store import (
 )
 from stock_assets.storage.warehouse import Warehouse, prices
 
-# Sessions of cleaned history read before a window to judge splits, jumps and gaps.
-CLEANING_LOOKBACK = 30
+# Sessions of cleaned history read before a window to judge splits, jumps and gaps; more
+# than cleaning needs, so a ticker with a few missing sessions still has enough.
+CLEANING_LOOKBACK = 2 * cleaning.HISTORY_SESSIONS
 
 # One check carries every rule's count: Dagster stores a planned evaluation per check and
 # partition, and a history backfill spans thousands of partitions.
