@@ -1,13 +1,19 @@
-"""Shared fixtures: a temporary $STOCK_ASSETS_HOME and the real bundled sample."""
+"""Shared fixtures: a temporary $STOCK_ASSETS_HOME, the real bundled sample, a real S3 server."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
+import boto3
 import pandas as pd
 import pytest
+from moto.server import ThreadedMotoServer
 
 from stock_assets.config import SAMPLE_TICKERS, Settings, load_settings
 from stock_assets.market.bars import parse_bars
 from stock_assets.market.sources import read_history_file, sample_path
+from stock_assets_tests.services import S3_CREDENTIALS, Bucket
 
 
 @pytest.fixture
@@ -29,3 +35,27 @@ def sample_bars() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def universe() -> tuple[str, ...]:
     return SAMPLE_TICKERS
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> Iterator[Bucket]:
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **S3_CREDENTIALS)
+    created = Bucket(f"stock-assets-test-{uuid.uuid4().hex[:12]}", s3_endpoint, client)
+    client.create_bucket(Bucket=created.name)
+    yield created
+    keys = created.keys()
+    for start in range(0, len(keys), 1000):
+        objects = [{"Key": key} for key in keys[start : start + 1000]]
+        client.delete_objects(Bucket=created.name, Delete={"Objects": objects})
+    client.delete_bucket(Bucket=created.name)

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.features.indicators import LABEL, attach_label
@@ -225,3 +226,22 @@ def test_day_by_day_partitions_match_one_backfill(definitions, settings, tmp_pat
     rebuilt = attach_label(daily)
     last_day = rebuilt["date"] == rebuilt["date"].max()
     pd.testing.assert_series_equal(rebuilt.loc[~last_day, LABEL], backfill.loc[~last_day, LABEL])
+
+
+def test_the_s3_object_store_is_one_setting_away(definitions, bucket, monkeypatch, tmp_path):
+    monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE", "s3")
+    monkeypatch.setenv("STOCK_ASSETS_S3_BUCKET", bucket.name)
+    monkeypatch.setenv("STOCK_ASSETS_S3_PREFIX", "prod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", bucket.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    resources = build_resources(load_settings())
+    result = materialize(definitions, resources, HISTORY[:2], "2005-02-22", "2005-03-04")
+    assert result.success
+    keys = bucket.keys()
+    assert "prod/raw/prices/date=2005-02-28.parquet" in keys
+    assert "prod/cleaned/prices/date=2005-03-04.parquet" in keys
+    assert not (tmp_path / "home" / "objects").exists()
+    assert quality(result)["split"] == 1  # AAPL 2005-02-28, judged across the S3 store

@@ -30,6 +30,7 @@ def object_store(settings: Settings) -> ObjectStore:
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    settings.home.mkdir(parents=True, exist_ok=True)
     artifacts = None
     if settings.mlflow_tracking_uri.startswith("sqlite:"):
         # An embedded store keeps artifacts beside it, not in whatever folder runs happen in.
@@ -57,6 +58,4 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    settings = load_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return dg.Definitions(resources=build_resources(settings))
+    return dg.Definitions(resources=build_resources(load_settings()))

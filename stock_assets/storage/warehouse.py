@@ -7,6 +7,7 @@ and every write is an upsert or a replace of whole dates, so re-running never du
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -65,6 +66,9 @@ _CHUNK = 500
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     metadata.create_all(engine)
     return engine

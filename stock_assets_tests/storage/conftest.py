@@ -9,75 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, _engine, metadata
+from stock_assets_tests.services import Bucket
 
-S3_CREDENTIALS = {
-    "aws_access_key_id": "test",
-    "aws_secret_access_key": "test",
-    "region_name": "us-east-1",
-}
 S3_PREFIX = "team/stock-assets"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 TICKERS = ("AAPL", "MSFT", "NVDA")
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """A bucket of the moto server, with a plain boto3 client to look behind the store."""
-
-    name: str
-    endpoint: str
-    client: Any
-
-    def keys(self) -> list[str]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.name)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-
-    def store(self, prefix: str = "") -> ObjectStore:
-        from dagster_aws.s3 import S3Resource
-
-        from stock_assets.storage.s3_store import S3ObjectStore
-
-        s3 = S3Resource(endpoint_url=self.endpoint, **S3_CREDENTIALS)
-        return S3ObjectStore(s3=s3, bucket=self.name, prefix=prefix)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> Iterator[Bucket]:
-    client = boto3.client("s3", endpoint_url=s3_endpoint, **S3_CREDENTIALS)
-    created = Bucket(f"stock-assets-test-{uuid.uuid4().hex[:12]}", s3_endpoint, client)
-    client.create_bucket(Bucket=created.name)
-    yield created
-    keys = created.keys()
-    for start in range(0, len(keys), 1000):
-        objects = [{"Key": key} for key in keys[start : start + 1000]]
-        client.delete_objects(Bucket=created.name, Delete={"Objects": objects})
-    client.delete_bucket(Bucket=created.name)
 
 
 @pytest.fixture(params=["local", "s3", "s3-prefixed"])

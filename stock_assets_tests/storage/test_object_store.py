@@ -15,8 +15,8 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore, partition_key
-
-from .conftest import S3_PREFIX, Bucket
+from stock_assets_tests.services import Bucket
+from stock_assets_tests.storage.conftest import S3_PREFIX
 
 DATASET = "cleaned/prices"
 DAYS = pd.DatetimeIndex(["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"])
