@@ -14,6 +14,7 @@ SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
 SAMPLE_START = "2000-03-01"
 SAMPLE_END = "2013-03-01"
 MODEL_NAME = "stock_price_model"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def _env(name: str, default: str) -> str:
@@ -50,6 +51,8 @@ class Settings:
     mlflow_experiment: str
     model_name: str
     dagster_home: Path
+    amqp_url: str
+    amqp_url_set: bool
 
 
 def load_settings() -> Settings:
@@ -89,4 +92,6 @@ def load_settings() -> Settings:
         mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", "stock_assets"),
         model_name=_env("STOCK_ASSETS_MODEL_NAME", MODEL_NAME),
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
+        amqp_url=_env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL),
+        amqp_url_set=bool(os.environ.get("STOCK_ASSETS_AMQP_URL", "").strip()),
     )

@@ -59,3 +59,28 @@ def bucket(s3_endpoint: str) -> Iterator[Bucket]:
         objects = [{"Key": key} for key in keys[start : start + 1000]]
         client.delete_objects(Bucket=created.name, Delete={"Objects": objects})
     client.delete_bucket(Bucket=created.name)
+
+
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """A private vhost on the machine's RabbitMQ (127.0.0.1:5672), deleted afterwards."""
+    import subprocess
+
+    vhost = f"stock-assets-test-{uuid.uuid4().hex[:10]}"
+    ctl = ["rabbitmqctl", "--quiet"]
+    try:
+        subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        pytest.fail(
+            f"RabbitMQ is needed on 127.0.0.1:5672 (start it: rabbitmq-server -detached): {error}"
+        )
+    try:
+        subprocess.run(
+            [*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from stock_assets.config import Settings, load_settings
+from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.model_registry import ModelRegistry
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore
@@ -43,6 +44,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             experiment=settings.mlflow_experiment,
             artifact_location=artifacts,
             model_name=settings.model_name,
+        ),
+        "broker": RabbitMQ(
+            # A URL holding credentials stays in the environment, not in run config.
+            url=dg.EnvVar("STOCK_ASSETS_AMQP_URL") if settings.amqp_url_set else settings.amqp_url,
         ),
         "market_data": MarketData(
             tickers=list(settings.tickers),

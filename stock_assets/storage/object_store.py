@@ -23,12 +23,18 @@ RAW_PRICES = "raw/prices"
 CLEANED_PRICES = "cleaned/prices"
 REJECTED_PRICES = "rejected/prices"
 PRICE_FEATURES = "features/prices"
+LANDED_BARS = "landing/bars"
 REPORTS = "reports"
 _READ_THREADS = 16
 
 
 def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
     return f"{dataset}/date={pd.Timestamp(date):%Y-%m-%d}.parquet"
+
+
+def landed_key(date: pd.Timestamp, batch_id: str) -> str:
+    """Where a streamed batch's bars of one trading date land."""
+    return f"{LANDED_BARS}/date={pd.Timestamp(date):%Y-%m-%d}/{batch_id}.parquet"
 
 
 def _date_of(key: str) -> pd.Timestamp | None:
@@ -115,6 +121,24 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         if not tables:
             return pd.DataFrame()
         return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+    def land(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
+        """Store a streamed batch, one object per trading date; returns the keys."""
+        keys = []
+        for date, rows in frame.groupby("date", sort=True):
+            keys.append(landed_key(date, batch_id))
+            self.write_frame(keys[-1], rows)
+        return keys
+
+    def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """Every batch landed for the given trading dates, in one frame."""
+        wanted = {f"date={d:%Y-%m-%d}" for d in dates}
+        keys = [k for k in self.list_keys(f"{LANDED_BARS}/") if k.split("/")[2] in wanted]
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            tables = list(pool.map(self._read_table, keys))
+        if not tables:
+            return pd.DataFrame()
+        return pa.concat_tables(tables).to_pandas()
 
 
 class LocalObjectStore(ObjectStore):

@@ -7,6 +7,7 @@ from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.market.bars import StructuralError
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import RAW_PRICES, REJECTED_PRICES, ObjectStore
+from stock_assets.streaming.messages import with_landed
 
 
 @dg.asset(
@@ -21,6 +22,11 @@ def raw_prices(
     """Daily OHLCV bars for the ticker universe, as the source delivered them."""
     dates = partition_dates(context)
     bars, unreadable = market_data.load(dates[0], dates[-1])
+    bars, replaced = with_landed(bars, object_store.read_landed(dates))
+    for ticker, ts, interval in replaced.head(20).itertuples(index=False):
+        context.log.info(
+            f"{ticker} {interval} bar at {ts}: arrived again with new values; kept the later"
+        )
     if bars.empty and len(dates) > 1:
         raise StructuralError(
             f"{market_data.describe()}: no bars at all for {', '.join(market_data.tickers)} "
@@ -46,6 +52,7 @@ def raw_prices(
             "last_date": f"{dates[-1]:%Y-%m-%d}",
             "empty_dates": len(empty),
             "unreadable_rows": len(unreadable),
+            "replaced_streamed_bars": len(replaced),
             "preview": dg.MetadataValue.md(bars.tail(5).to_markdown(index=False)),
         }
     )

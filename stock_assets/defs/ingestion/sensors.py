@@ -1,0 +1,59 @@
+"""Sensors that land arriving data and request one run for what arrived."""
+
+import dagster as dg
+import pandas as pd
+import pika.exceptions
+
+from stock_assets.defs.partitions import trading_days
+from stock_assets.storage.broker import RabbitMQ
+from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.object_store import ObjectStore
+from stock_assets.streaming import rabbitmq
+
+
+@dg.sensor(
+    job_name="refresh_prices",
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def market_bars_sensor(
+    context: dg.SensorEvaluationContext,
+    broker: RabbitMQ,
+    object_store: ObjectStore,
+    market_data: MarketData,
+) -> dg.RunRequest | dg.SkipReason:
+    """Drain real-time bars from RabbitMQ, land them, and refresh the dates they touch."""
+    try:
+        result = rabbitmq.drain(
+            broker.url,
+            broker.topology,
+            land=object_store.land,
+            universe=frozenset(market_data.tickers),
+            first_date=pd.Timestamp(trading_days.start.date()),
+            budget_seconds=broker.budget_seconds,
+            max_messages=broker.max_messages,
+        )
+    except pika.exceptions.AMQPError as error:
+        return dg.SkipReason(
+            f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
+            "bars wait in the queue until it is back"
+        )
+    if result.dead_lettered:
+        context.log.warning(
+            f"{result.dead_lettered} of {result.received} messages dead-lettered to "
+            f"{broker.dead_queue}: {result.reasons}"
+        )
+    if not result.landed:
+        return dg.SkipReason(f"no new bars ({result.received} messages, none valid)")
+    first, last = result.dates[0], result.dates[-1]
+    span = f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
+    context.log.info(f"landed {result.landed} bars as batch {result.batch_id} for {span}")
+    return dg.RunRequest(
+        run_key=f"bars-{result.batch_id}",
+        tags={
+            "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+            "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+            "stock_assets/batch_id": result.batch_id,
+            "stock_assets/bars": str(result.landed),
+        },
+    )

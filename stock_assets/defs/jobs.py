@@ -1,0 +1,14 @@
+"""Jobs: named selections the sensors and schedules launch."""
+
+import dagster as dg
+
+from stock_assets.defs.partitions import trading_days
+
+refresh_prices = dg.define_asset_job(
+    "refresh_prices",
+    selection=dg.AssetSelection.assets(
+        "raw_prices", "cleaned_prices", "price_features", "price_predictions"
+    ),
+    partitions_def=trading_days,
+    description="Bring trading dates from raw bars through to fresh predictions, in one run.",
+)

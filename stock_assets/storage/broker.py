@@ -1,0 +1,35 @@
+"""The message broker resource: RabbitMQ, where real-time bars arrive."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+
+from stock_assets.streaming import rabbitmq
+
+
+class RabbitMQ(dg.ConfigurableResource):
+    """A RabbitMQ broker and the names of the bars topology (a public contract)."""
+
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = rabbitmq.EXCHANGE
+    queue: str = rabbitmq.QUEUE
+    dead_queue: str = rabbitmq.DEAD_QUEUE
+    budget_seconds: float = 20.0
+    max_messages: int = 10_000
+
+    @property
+    def topology(self) -> rabbitmq.Topology:
+        return rabbitmq.Topology(
+            exchange=self.exchange, queue=self.queue, dead_queue=self.dead_queue
+        )
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for logs and messages."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))

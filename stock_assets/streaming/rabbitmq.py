@@ -1,0 +1,200 @@
+"""RabbitMQ: the bars topology, a budgeted drain that lands before it acknowledges, replay.
+
+Nothing here imports Dagster: the sensor calls `drain` and turns its result into a run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from stock_assets.streaming.messages import Invalid, landed_frame, validate
+
+EXCHANGE = "market"
+QUEUE = "stock_assets.bars"
+DEAD_QUEUE = "stock_assets.bars.dead"
+BINDING = "bars.#"
+# Past this many deliveries the broker dead-letters a message itself: one that keeps
+# crashing the consumer cannot loop forever. RabbitMQ 3.x counts every return, including
+# prefetched messages a closing channel gives back, so the limit is generous.
+DELIVERY_LIMIT = 20
+REASON_HEADER = "x-stock-assets-reason"
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchange: str = EXCHANGE
+    queue: str = QUEUE
+    dead_queue: str = DEAD_QUEUE
+    binding: str = BINDING
+
+
+@dataclass
+class DrainResult:
+    batch_id: str | None = None
+    received: int = 0
+    landed: int = 0
+    dead_lettered: int = 0
+    dates: list[pd.Timestamp] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def connect(url: str) -> pika.BlockingConnection:
+    parameters = pika.URLParameters(url)
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = 5
+    parameters.blocked_connection_timeout = 10
+    return pika.BlockingConnection(parameters)
+
+
+def declare(channel: BlockingChannel, topology: Topology) -> None:
+    """The exchange, the quorum queue bound to bars.#, and its dead-letter queue."""
+    channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(topology.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(
+        topology.queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": topology.dead_queue,
+        },
+    )
+    channel.queue_bind(topology.queue, topology.exchange, routing_key=topology.binding)
+
+
+def new_batch_id() -> str:
+    """Sortable by landing time, unique across consumers."""
+    return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+
+
+def drain(
+    url: str,
+    topology: Topology,
+    land: Callable[[pd.DataFrame, str], None],
+    universe: frozenset[str],
+    first_date: pd.Timestamp,
+    budget_seconds: float = 20.0,
+    max_messages: int = 10_000,
+) -> DrainResult:
+    """Take up to max_messages within budget_seconds; land the valid ones, dead-letter the rest.
+
+    Order matters: `land` stores the batch durably, bad messages are republished to the
+    dead-letter queue with a publisher confirm, and only then is anything acknowledged. A
+    crash before the ack returns every message to the queue (landing is idempotent).
+    """
+    result = DrainResult()
+    connection = connect(url)
+    try:
+        channel = connection.channel()
+        declare(channel, topology)
+        channel.confirm_delivery()
+        # Never hold more than this tick will handle: prefetched but unprocessed messages
+        # would count a delivery against the limit when the channel closes.
+        channel.basic_qos(prefetch_count=min(max_messages, 1000))
+        deadline = time.monotonic() + budget_seconds
+        deliveries = []
+        for method, properties, body in channel.consume(topology.queue, inactivity_timeout=0.5):
+            if method is None:
+                break
+            deliveries.append((method, properties, body))
+            if len(deliveries) >= max_messages or time.monotonic() > deadline:
+                break
+        if not deliveries:
+            channel.cancel()
+            return result
+        now = pd.Timestamp.now(tz="UTC")
+        valid, invalid = [], []
+        for method, properties, body in deliveries:
+            checked = validate(body, universe, first_date, now)
+            if isinstance(checked, Invalid):
+                invalid.append((method, properties, body, checked.reason))
+            else:
+                valid.append(checked)
+        result.received = len(deliveries)
+        if valid:
+            result.batch_id = new_batch_id()
+            frame = landed_frame(valid, result.batch_id)
+            land(frame, result.batch_id)
+            result.landed = len(frame)
+            result.dates = sorted(frame["date"].unique())
+        for method, properties, body, reason in invalid:
+            _dead_letter(channel, topology, method, properties, body, reason)
+            kind = reason.split(":")[0].split("=")[0]
+            result.reasons[kind] = result.reasons.get(kind, 0) + 1
+        result.dead_lettered = len(invalid)
+        channel.basic_ack(deliveries[-1][0].delivery_tag, multiple=True)
+        channel.cancel()
+        return result
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def _dead_letter(channel, topology, method, properties, body, reason: str) -> None:
+    headers = dict(properties.headers or {})
+    headers.update(
+        {
+            REASON_HEADER: reason,
+            "x-stock-assets-queue": topology.queue,
+            "x-stock-assets-exchange": method.exchange,
+            "x-stock-assets-routing-key": method.routing_key,
+        }
+    )
+    channel.basic_publish(
+        exchange="",
+        routing_key=topology.dead_queue,
+        body=body,
+        properties=pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers=headers,
+            message_id=properties.message_id,
+            content_type=properties.content_type,
+        ),
+        mandatory=True,
+    )
+
+
+def publish(
+    url: str,
+    topology: Topology,
+    messages: list[tuple[str, bytes]],
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Publish (routing key, body) pairs with publisher confirms, optionally at a rate."""
+    connection = connect(url)
+    try:
+        channel = connection.channel()
+        declare(channel, topology)
+        channel.confirm_delivery()
+        started = time.monotonic()
+        for count, (routing_key, body) in enumerate(messages, start=1):
+            channel.basic_publish(
+                topology.exchange,
+                routing_key,
+                body,
+                properties=pika.BasicProperties(
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    content_type="application/json",
+                    message_id=uuid.uuid4().hex,
+                ),
+                mandatory=True,
+            )
+            if rate:
+                ahead = count / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if progress is not None and count % 1000 == 0:
+                progress(count)
+        return len(messages)
+    finally:
+        if connection.is_open:
+            connection.close()

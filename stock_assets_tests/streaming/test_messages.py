@@ -1,0 +1,153 @@
+"""The bar message contract: validation, the published schema, dedupe and daily rollup."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from stock_assets.streaming.messages import (
+    Invalid,
+    daily_bars,
+    landed_frame,
+    validate,
+    with_landed,
+)
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+UNIVERSE = frozenset({"AAPL", "MSFT"})
+FIRST = pd.Timestamp("2000-03-01")
+NOW = pd.Timestamp("2013-03-05T12:00:00Z")
+
+
+def message(**fields) -> dict:
+    base = {
+        "v": 1,
+        "ticker": "AAPL",
+        "ts": "2013-03-04T09:30:00-05:00",
+        "interval": "1m",
+        "open": 421.37,
+        "high": 421.9,
+        "low": 421.05,
+        "close": 421.72,
+        "volume": 183400,
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def check(fields: dict) -> dict | Invalid:
+    return validate(json.dumps(fields).encode(), UNIVERSE, FIRST, NOW)
+
+
+def test_the_published_example_is_valid_by_schema_and_by_us():
+    example = json.loads((SCHEMAS / "bar-v1.example.json").read_text())
+    schema = json.loads((SCHEMAS / "bar-v1.schema.json").read_text())
+    jsonschema.validate(example, schema)
+    record = check(example)
+    assert not isinstance(record, Invalid)
+    assert record["date"] == pd.Timestamp("2013-03-04")
+    assert record["ts"] == pd.Timestamp("2013-03-04T14:30:00Z")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "schema_rejects"),
+    [
+        (message(close=...), "missing field close", True),
+        (message(v=2), "v=2: only version 1", True),
+        (message(close="421.7"), "close: expected a number", True),
+        (message(close=-1.0), "close=-1.0: prices must be positive", True),
+        (message(volume=-5), "volume=-5: must not be negative", True),
+        (message(ticker="ZZZZ"), "ticker 'ZZZZ' is not in the universe", False),
+        (message(high=400.0), "high=400.0 < low=421.05: impossible bar", False),
+        (message(ts="2013-03-04T09:30:00"), "expected ISO 8601 with a zone", True),
+        (message(ts="2013-03-06T09:30:00-05:00"), "in the future", False),
+        (message(ts="2013-03-02T09:30:00-05:00"), "2013-03-02 is not an NYSE session", False),
+        (message(ts="1999-03-02T09:30:00-05:00"), "before the first partition", False),
+        (message(interval="1w"), "interval='1w'", True),
+    ],
+)
+def test_each_invalid_message_says_why(fields, reason, schema_rejects):
+    checked = check(fields)
+    assert isinstance(checked, Invalid)
+    assert reason in checked.reason
+    schema = json.loads((SCHEMAS / "bar-v1.schema.json").read_text())
+    valid_by_schema = jsonschema.Draft202012Validator(schema).is_valid(fields)
+    assert valid_by_schema is not schema_rejects
+
+
+def test_not_json_is_invalid():
+    assert "not JSON" in validate(b"{oops", UNIVERSE, FIRST, NOW).reason
+    assert "not a JSON object" in validate(b"[1, 2]", UNIVERSE, FIRST, NOW).reason
+
+
+def test_trading_date_is_new_york_time():
+    late = check(message(ts="2013-03-05T01:30:00Z", interval="1h"))  # 20:30 in New York
+    assert late["date"] == pd.Timestamp("2013-03-04")
+
+
+def _landed(batches: list[list[dict]]) -> pd.DataFrame:
+    frames = []
+    for i, batch in enumerate(batches):
+        records = [check(m) for m in batch]
+        frames.append(landed_frame(records, f"2026-01-0{i + 1}-batch"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_intraday_bars_roll_up_into_the_days_provisional_bar():
+    minutes = [
+        message(ts="2013-03-04T09:31:00-05:00", open=10, high=11, low=9.5, close=10.5, volume=100),
+        message(ts="2013-03-04T09:30:00-05:00", open=9, high=10, low=8, close=10, volume=50),
+        message(ts="2013-03-04T09:32:00-05:00", open=10.5, high=12, low=10, close=11, volume=25),
+    ]
+    bars, replaced = daily_bars(_landed([minutes]))
+    assert bars.to_dict("records") == [
+        {
+            "ticker": "AAPL",
+            "date": pd.Timestamp("2013-03-04"),
+            "open": 9.0,
+            "high": 12.0,
+            "low": 8.0,
+            "close": 11.0,
+            "volume": 175.0,
+        }
+    ]
+    assert replaced.empty
+
+
+def test_a_repeat_counts_once_and_the_later_arrival_wins():
+    first = message(close=421.72)
+    again = message(close=421.72)
+    corrected = message(close=421.80, high=422.0)
+    bars, replaced = daily_bars(_landed([[first, again], [corrected]]))
+    assert len(bars) == 1
+    assert bars.loc[0, "close"] == 421.80 and bars.loc[0, "volume"] == 183400
+    assert replaced[["ticker", "interval"]].to_dict("records") == [
+        {"ticker": "AAPL", "interval": "1m"}
+    ]
+    _, no_change = daily_bars(_landed([[first, again]]))
+    assert no_change.empty
+
+
+def test_a_daily_bar_is_authoritative_over_the_rollup():
+    day = message(ts="2013-03-04T00:00:00-05:00", interval="1d", close=430.0)
+    minute = message(close=421.72)
+    bars, _ = daily_bars(_landed([[minute, day]]))
+    assert bars["close"].tolist() == [430.0]
+
+
+def test_streamed_bars_replace_the_sources_for_their_ticker_and_date():
+    source = pd.DataFrame(
+        {
+            "ticker": ["AAPL", "MSFT"],
+            "date": pd.to_datetime(["2013-03-04", "2013-03-04"]),
+            "open": [1.0, 2.0],
+            "high": [1.0, 2.0],
+            "low": [1.0, 2.0],
+            "close": [1.0, 2.0],
+            "volume": [1.0, 2.0],
+        }
+    )
+    combined, _ = with_landed(source, _landed([[message(close=421.72)]]))
+    assert dict(zip(combined["ticker"], combined["close"])) == {"AAPL": 421.72, "MSFT": 2.0}
