@@ -177,6 +177,17 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def redrive(settings: Settings) -> int:
+    """Move every dead-lettered bar message back to the exchange it was published to."""
+    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.streaming import rabbitmq
+
+    broker = RabbitMQ(url=settings.amqp_url)
+    moved = rabbitmq.redrive(broker.url, broker.topology)
+    print(f"sent {moved} dead-lettered messages from '{broker.dead_queue}' to '{broker.exchange}'")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stock-assets",
@@ -206,8 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument(
         "--rate", type=float, default=0.0, help="messages per second (default: as fast as possible)"
     )
+    commands.add_parser(
+        "redrive",
+        help="send dead-lettered bar messages back through ingestion once their cause is fixed",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.command == "redrive":
+        return redrive(settings)
     if args.command == "demo":
         return demo(settings)
     if args.command == "publish":

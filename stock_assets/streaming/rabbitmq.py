@@ -198,3 +198,51 @@ def publish(
     finally:
         if connection.is_open:
             connection.close()
+
+
+def redrive(url: str, topology: Topology) -> int:
+    """Send every dead letter back to the exchange it came from, once the cause is fixed.
+
+    Only the messages in the dead-letter queue when it starts are moved, so one that fails
+    validation again returns to the queue instead of looping.
+    """
+    connection = connect(url)
+    try:
+        channel = connection.channel()
+        declare(channel, topology)
+        channel.confirm_delivery()
+        waiting = channel.queue_declare(topology.dead_queue, passive=True).method.message_count
+        moved = 0
+        for _ in range(waiting):
+            method, properties, body = channel.basic_get(topology.dead_queue)
+            if method is None:
+                break
+            headers = dict(properties.headers or {})
+            routing_key = headers.pop("x-stock-assets-routing-key", None) or _death_key(headers)
+            for name in (REASON_HEADER, "x-stock-assets-queue", "x-stock-assets-exchange"):
+                headers.pop(name, None)
+            channel.basic_publish(
+                topology.exchange,
+                routing_key,
+                body,
+                properties=pika.BasicProperties(
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    headers=headers or None,
+                    message_id=properties.message_id,
+                    content_type=properties.content_type,
+                ),
+                mandatory=True,
+            )
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+        return moved
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def _death_key(headers: dict) -> str:
+    """The routing key the broker recorded when it dead-lettered a message itself."""
+    deaths = headers.get("x-death") or [{}]
+    keys = deaths[0].get("routing-keys") or ["bars.unknown"]
+    return keys[0].decode() if isinstance(keys[0], bytes) else keys[0]

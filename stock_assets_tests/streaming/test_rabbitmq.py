@@ -146,3 +146,50 @@ def test_publish_command_replays_the_sample(rabbitmq_url, tmp_path):
         "2013-02-28",
         "2013-03-01",
     ]
+
+
+def test_the_broker_dropping_the_connection_mid_drain_loses_nothing(
+    rabbitmq_url, tmp_path, sample_bars
+):
+    import subprocess
+
+    good = sample_messages(sample_bars, "2007-01-03", "2007-03-30")
+    rabbitmq.publish(rabbitmq_url, TOPOLOGY, good)
+    store = LocalObjectStore(root=str(tmp_path / "objects"))
+    vhost = rabbitmq_url.rsplit("/", 1)[1]
+
+    def land_then_lose_the_connection(frame: pd.DataFrame, batch_id: str) -> None:
+        store.land(frame, batch_id)
+        subprocess.run(
+            ["rabbitmqctl", "--quiet", "close_all_connections", "-p", vhost, "test: broker drop"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    with pytest.raises(pika.exceptions.AMQPError):
+        rabbitmq.drain(rabbitmq_url, TOPOLOGY, land_then_lose_the_connection, UNIVERSE, FIRST)
+    assert queue_depth(rabbitmq_url, TOPOLOGY.queue) == len(good)
+
+    assert drain(rabbitmq_url, store).landed == len(good)
+    assert queue_depth(rabbitmq_url, TOPOLOGY.queue) == 0
+    stored, _ = daily_bars(
+        store.read_landed(pd.DatetimeIndex(sorted(sample_bars["date"].unique())))
+    )
+    assert len(stored) == len(good)
+
+
+def test_redrive_sends_dead_letters_back_once_the_cause_is_fixed(
+    rabbitmq_url, tmp_path, sample_bars
+):
+    good = sample_messages(sample_bars, "2008-01-02", "2008-01-04")
+    rabbitmq.publish(rabbitmq_url, TOPOLOGY, good)
+    store = LocalObjectStore(root=str(tmp_path / "objects"))
+    narrow = frozenset({"AAPL"})  # the universe is missing tickers: their bars are dead-lettered
+    first = rabbitmq.drain(rabbitmq_url, TOPOLOGY, store.land, narrow, FIRST)
+    assert first.dead_lettered == len(good) - 3
+
+    assert rabbitmq.redrive(rabbitmq_url, TOPOLOGY) == len(good) - 3
+    assert queue_depth(rabbitmq_url, TOPOLOGY.dead_queue) == 0
+    fixed = drain(rabbitmq_url, store)
+    assert (fixed.landed, fixed.dead_lettered) == (len(good) - 3, 0)
