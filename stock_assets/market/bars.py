@@ -51,8 +51,8 @@ def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns=renamed)
 
 
-def parse_bars(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Type raw rows as bars; rows that cannot be typed come back rejected with a reason."""
+def bar_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The bar columns of raw rows, by any known header; a missing one is a structural error."""
     frame = normalise_columns(frame)
     missing = [c for c in BAR_COLUMNS if c not in frame.columns]
     if missing:
@@ -60,7 +60,15 @@ def parse_bars(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataF
             f"{source}: column {', '.join(repr(c) for c in missing)} missing "
             f"(found: {', '.join(map(str, frame.columns))}); expected {', '.join(BAR_COLUMNS)}"
         )
-    raw = frame[BAR_COLUMNS]
+    return frame[BAR_COLUMNS]
+
+
+def parse_bars(frame: pd.DataFrame, source: str | pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Type raw rows as bars; rows that cannot be typed come back rejected with a reason.
+
+    `source` names where the rows came from: one name, or one per row.
+    """
+    raw = bar_columns(frame, source if isinstance(source, str) else "rows")
     typed = pd.DataFrame(
         {
             "ticker": raw["ticker"].astype("string").str.strip().str.upper().astype(object),
@@ -79,7 +87,7 @@ def parse_bars(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataF
         rejected["reason"] = _describe_unparseable(typed[bad])
     else:
         rejected = empty_rejects().drop(columns="source")
-    rejected["source"] = source
+    rejected["source"] = source if isinstance(source, str) else source[bad].to_numpy()
     return typed[~bad].reset_index(drop=True), _as_rejects(rejected)
 
 

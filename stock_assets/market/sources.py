@@ -5,6 +5,7 @@ Each returns bars typed by `bars.parse_bars` plus the rows that could not be typ
 
 from __future__ import annotations
 
+import io
 from importlib import resources
 from pathlib import Path
 
@@ -22,15 +23,21 @@ def sample_path() -> Path:
 
 def read_history_file(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet history file as text-typed rows; unreadable files raise."""
+    return read_history_bytes(str(path), Path(path).read_bytes())
+
+
+def read_history_bytes(name: str, data: bytes) -> pd.DataFrame:
+    """Read CSV or Parquet history (by name) as text-typed rows; unreadable data raises."""
+    if not name.endswith(HISTORY_SUFFIXES):
+        raise StructuralError(f"{name}: not a history file; expected {', '.join(HISTORY_SUFFIXES)}")
     try:
-        if path.name.endswith(".parquet"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str)
-    except FileNotFoundError:
-        raise
+        if name.endswith(".parquet"):
+            return pd.read_parquet(io.BytesIO(data))
+        compression = "gzip" if name.endswith(".gz") else None
+        return pd.read_csv(io.BytesIO(data), dtype=str, compression=compression)
     except Exception as error:  # noqa: BLE001 - any parser failure means the same to a user
         raise StructuralError(
-            f"{path}: cannot be read as CSV or Parquet history ({type(error).__name__}: {error})"
+            f"{name}: cannot be read as CSV or Parquet history ({type(error).__name__}: {error})"
         ) from error
 
 

@@ -55,7 +55,15 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def get_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def list_keys(self, prefix: str) -> list[str]: ...
+    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, version tag) under prefix; the tag changes when an object is replaced."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return [key for key, _ in self.list_objects(prefix)]
+
+    def move(self, source: str, target: str) -> None:
+        self.put_bytes(target, self.get_bytes(source))
+        self.delete(source)
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
@@ -124,11 +132,10 @@ class ObjectStore(dg.ConfigurableResource, ABC):
 
     def land(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
         """Store a streamed batch, one object per trading date; returns the keys."""
-        keys = []
-        for date, rows in frame.groupby("date", sort=True):
-            keys.append(landed_key(date, batch_id))
-            self.write_frame(keys[-1], rows)
-        return keys
+        groups = [(landed_key(date, batch_id), rows) for date, rows in frame.groupby("date")]
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            list(pool.map(lambda group: self.write_frame(*group), groups))
+        return [key for key, _ in groups]
 
     def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Every batch landed for the given trading dates, in one frame."""
@@ -165,7 +172,7 @@ class LocalObjectStore(ObjectStore):
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
         base = self._path(prefix)
         folder = base if prefix.endswith("/") or not prefix else base.parent
         if not folder.is_dir():
@@ -176,9 +183,11 @@ class LocalObjectStore(ObjectStore):
             for name in files:
                 if name.startswith("."):
                     continue
-                key = (Path(dirpath) / name).relative_to(root).as_posix()
+                path = Path(dirpath) / name
+                key = path.relative_to(root).as_posix()
                 if key.startswith(prefix):
-                    keys.append(key)
+                    stat = path.stat()
+                    keys.append((key, f"{stat.st_size:x}-{stat.st_mtime_ns:x}"))
         return sorted(keys)
 
     def delete(self, key: str) -> None:

@@ -39,13 +39,22 @@ class S3ObjectStore(ObjectStore):
         response = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))
         return response["Body"].read()
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
         paginator = self._s3().get_paginator("list_objects_v2")
         strip = len(self._key(""))
-        keys = []
+        found = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
-        return sorted(keys)
+            found.extend((item["Key"][strip:], item["ETag"]) for item in page.get("Contents", []))
+        return sorted(found)
+
+    def move(self, source: str, target: str) -> None:
+        # Server-side copy, then delete: the object never passes through this process.
+        self._s3().copy_object(
+            Bucket=self.bucket,
+            Key=self._key(target),
+            CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+        )
+        self.delete(source)
 
     def delete(self, key: str) -> None:
         self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -8,7 +8,7 @@ from stock_assets.defs.partitions import trading_days
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import ObjectStore
-from stock_assets.streaming import rabbitmq
+from stock_assets.streaming import history, rabbitmq
 
 
 @dg.sensor(
@@ -55,5 +55,48 @@ def market_bars_sensor(
             "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
             "stock_assets/batch_id": result.batch_id,
             "stock_assets/bars": str(result.landed),
+        },
+    )
+
+
+@dg.sensor(
+    job_name="refresh_prices",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def s3_history_sensor(
+    context: dg.SensorEvaluationContext, object_store: ObjectStore
+) -> dg.RunRequest | dg.SkipReason:
+    """Ingest history files new or replaced under incoming/, and refresh the dates they span."""
+    result = history.ingest(
+        object_store,
+        rabbitmq.new_batch_id(),
+        first_date=pd.Timestamp(trading_days.start.date()),
+    )
+    for key in result.quarantined:
+        context.log.warning(
+            f"{object_store.uri(key)}: unreadable, moved to quarantine/ with a reason"
+        )
+    if result.rejected_rows:
+        context.log.warning(
+            f"{result.rejected_rows} rows set aside under {history.REJECTED_HISTORY}/"
+        )
+    if not result.landed:
+        return dg.SkipReason(
+            f"no new history under {object_store.uri(history.INCOMING)} "
+            f"({result.files} files read, {len(result.quarantined)} quarantined)"
+        )
+    first, last = result.dates[0], result.dates[-1]
+    context.log.info(
+        f"landed {result.landed} bars from {result.files} files as batch {result.batch_id}; "
+        f"{result.pending - result.files} files left for the next tick"
+    )
+    return dg.RunRequest(
+        run_key=f"history-{result.batch_id}",
+        tags={
+            "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+            "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+            "stock_assets/batch_id": result.batch_id,
+            "stock_assets/files": str(result.files),
         },
     )

@@ -1,0 +1,132 @@
+"""History files dropped under `incoming/`: ingest new or replaced ones, quarantine bad ones.
+
+A file is identified by key and version tag (ETag on S3), so a replaced file is ingested again
+and a deleted one is simply gone. Its bars land beside streamed bars (`landing/bars/...` as
+`1d` bars), so the same assets take both. What was ingested is kept in the manifest
+`landing/history/manifest.parquet`, written after the bars land: a crash in between ingests
+the files again, which the landing's duplicate rule absorbs.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from stock_assets.market import calendar
+from stock_assets.market.bars import StructuralError, bar_columns, parse_bars
+from stock_assets.market.sources import read_history_bytes
+from stock_assets.streaming.messages import LANDED_COLUMNS
+
+if TYPE_CHECKING:
+    from stock_assets.storage.object_store import ObjectStore
+
+INCOMING = "incoming/"
+QUARANTINE = "quarantine/"
+MANIFEST = "landing/history/manifest.parquet"
+REJECTED_HISTORY = "rejected/history"
+
+
+@dataclass
+class HistoryResult:
+    batch_id: str | None = None
+    files: int = 0
+    pending: int = 0
+    landed: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    rejected_rows: int = 0
+    dates: list[pd.Timestamp] = field(default_factory=list)
+
+
+def _manifest(store: ObjectStore) -> dict[str, str]:
+    if not store.list_keys(MANIFEST):
+        return {}
+    frame = store.read_frame(MANIFEST)
+    return dict(zip(frame["key"], frame["tag"]))
+
+
+def pending_files(present: dict[str, str], seen: dict[str, str]) -> list[tuple[str, str]]:
+    """Files under incoming/ that are new or replaced since they were last ingested."""
+    return [(k, t) for k, t in present.items() if seen.get(k) != t and not k.endswith("/")]
+
+
+def ingest(
+    store: ObjectStore,
+    batch_id: str,
+    first_date: pd.Timestamp,
+    max_files: int = 1000,
+    budget_seconds: float = 30.0,
+) -> HistoryResult:
+    """Land the bars of up to max_files pending files (within the budget) as one batch."""
+    present, seen = dict(store.list_objects(INCOMING)), _manifest(store)
+    pending = pending_files(present, seen)
+    result = HistoryResult(pending=len(pending))
+    deadline = time.monotonic() + budget_seconds
+    taken: list[tuple[str, str]] = []
+    raws: list[pd.DataFrame] = []
+
+    def read(item: tuple[str, str]) -> tuple[str, str, bytes]:
+        return item[0], item[1], store.get_bytes(item[0])
+
+    with ThreadPoolExecutor(16) as pool:
+        for key, tag, data in pool.map(read, pending[:max_files]):
+            if time.monotonic() > deadline:
+                break
+            taken.append((key, tag))
+            try:
+                rows = bar_columns(read_history_bytes(key, data), store.uri(key))
+            except StructuralError as error:
+                _quarantine(store, key, str(error))
+                result.quarantined.append(key)
+                continue
+            raws.append(rows.assign(_source=store.uri(key)))
+    result.files = len(taken)
+    if raws:
+        # One parse for the whole batch: per-file pandas overhead dominates small files.
+        raw = pd.concat(raws, ignore_index=True)
+        bars, unreadable = parse_bars(raw, raw["_source"])
+        outside = (bars["date"] < first_date) | ~calendar.is_session(bars["date"])
+        rejected = [unreadable, _set_aside(bars[outside], first_date)]
+        landed = _as_landed(bars[~outside], batch_id)
+        if len(landed):
+            store.land(landed, batch_id)
+            result.batch_id, result.landed = batch_id, len(landed)
+            result.dates = sorted(landed["date"].unique())
+        rejected = [r for r in rejected if len(r)]
+        if rejected:
+            rows = pd.concat(rejected, ignore_index=True).astype(str)
+            store.write_frame(f"{REJECTED_HISTORY}/{batch_id}.parquet", rows)
+            result.rejected_rows = len(rows)
+    ingested = {k: t for k, t in taken if k not in result.quarantined}
+    if ingested:
+        # Forget deleted files, so the manifest does not grow with what is gone.
+        kept = {k: t for k, t in {**seen, **ingested}.items() if k in present}
+        store.write_frame(MANIFEST, pd.DataFrame({"key": list(kept), "tag": list(kept.values())}))
+    return result
+
+
+def _as_landed(bars: pd.DataFrame, batch_id: str) -> pd.DataFrame:
+    """History bars as landed `1d` bars, in file order: a later file wins a ticker-date."""
+    frame = bars.reset_index(drop=True)
+    frame["ts"] = frame["date"].dt.tz_localize(calendar.EXCHANGE_TZ).dt.tz_convert("UTC")
+    frame["ts"] = frame["ts"].astype("datetime64[ns, UTC]")
+    frame["interval"] = "1d"
+    frame["batch_id"] = batch_id
+    frame["seq"] = range(len(frame))
+    return frame[LANDED_COLUMNS]
+
+
+def _set_aside(rows: pd.DataFrame, first_date: pd.Timestamp) -> pd.DataFrame:
+    reason = pd.Series("not_a_session", index=rows.index).where(
+        rows["date"] >= first_date, f"before the first partition {first_date:%Y-%m-%d}"
+    )
+    return rows.astype(str).assign(reason=reason, source="incoming/")
+
+
+def _quarantine(store: ObjectStore, key: str, reason: str) -> None:
+    target = QUARANTINE + key[len(INCOMING) :]
+    store.move(key, target)
+    store.put_bytes(f"{target}.error.txt", f"{reason}\n".encode())

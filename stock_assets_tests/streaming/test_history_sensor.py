@@ -1,0 +1,112 @@
+"""s3_history_sensor on a real S3 server: thousands of files, each ingested exactly once."""
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from stock_assets.definitions import defs
+from stock_assets.defs.resources import build_resources
+from stock_assets.market.synthetic import generate_market
+from stock_assets.streaming import history
+from stock_assets.streaming.messages import daily_bars
+
+HEADER_VARIANTS = [
+    {
+        "ticker": "Symbol",
+        "date": "Date",
+        "open": "Open",
+        "high": "High",
+        "low": "Low",
+        "close": "Close",
+        "volume": "Volume",
+    },
+    {},
+]
+
+
+def csv_bytes(frame: pd.DataFrame, variant: dict) -> bytes:
+    out = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).rename(columns=variant)
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+@pytest.fixture
+def files(bucket):
+    """2,500 history files: 250 tickers x 10 months of a synthetic market, two header styles."""
+    bars = generate_market(n_tickers=250, years=0.9, start="2010-01-04", seed=7).bars
+    bars = bars[bars["date"] < "2010-11-01"]
+    month = bars["date"].dt.strftime("%Y-%m")
+    uploads = [
+        (f"incoming/{ticker}/{m}.csv", csv_bytes(rows, HEADER_VARIANTS[i % 2]))
+        for i, ((ticker, m), rows) in enumerate(bars.groupby(["ticker", month]))
+    ]
+    assert len(uploads) == 2500
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda u: bucket.client.put_object(Bucket=bucket.name, Key=u[0], Body=u[1]), uploads
+            )
+        )
+    return bars
+
+
+def evaluate(definitions, resources):
+    sensor = definitions.resolve_sensor_def("s3_history_sensor")
+    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
+        return sensor(context)
+
+
+def test_thousands_of_files_are_ingested_once_in_a_few_runs(files, bucket, settings):
+    definitions = defs()
+    resources = build_resources(settings)
+    resources["object_store"] = bucket.store()
+    store = resources["object_store"]
+
+    requests = []
+    while isinstance(result := evaluate(definitions, resources), dg.RunRequest):
+        requests.append(result)
+    assert isinstance(result, dg.SkipReason)
+    assert len(requests) == 3  # 1,000 files a tick
+    assert sum(int(r.tags["stock_assets/files"]) for r in requests) == 2500
+    assert len({r.run_key for r in requests}) == 3
+
+    landed = store.read_landed(pd.DatetimeIndex(sorted(files["date"].unique())))
+    assert len(landed) == len(files)
+    stored, _ = daily_bars(landed)
+    expected = files.sort_values(["ticker", "date"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+
+    # Replace one file, delete another, drop in a corrupt one: only those are looked at.
+    changed = files[
+        (files["ticker"] == "SYN0003") & (files["date"].dt.strftime("%Y-%m") == "2010-05")
+    ]
+    changed = changed.assign(close=changed["close"] * 1.01, high=changed["high"] * 1.01)
+    bucket.client.put_object(
+        Bucket=bucket.name, Key="incoming/SYN0003/2010-05.csv", Body=csv_bytes(changed, {})
+    )
+    bucket.client.delete_object(Bucket=bucket.name, Key="incoming/SYN0004/2010-05.csv")
+    bucket.client.put_object(
+        Bucket=bucket.name, Key="incoming/broken.csv", Body=b"ticker,date\nAAPL"
+    )
+    again = evaluate(definitions, resources)
+    assert isinstance(again, dg.RunRequest)
+    assert again.tags["stock_assets/files"] == "2"
+    assert again.tags["dagster/asset_partition_range_start"] == f"{changed['date'].min():%Y-%m-%d}"
+    assert again.tags["dagster/asset_partition_range_end"] == f"{changed['date'].max():%Y-%m-%d}"
+    assert "quarantine/broken.csv" in bucket.keys()
+    reason = bucket.client.get_object(Bucket=bucket.name, Key="quarantine/broken.csv.error.txt")
+    assert (
+        "column 'open', 'high', 'low', 'close', 'volume' missing" in reason["Body"].read().decode()
+    )
+    assert "incoming/broken.csv" not in bucket.keys()
+
+    stored, _ = daily_bars(store.read_landed(pd.DatetimeIndex(changed["date"])))
+    got = stored[stored["ticker"] == "SYN0003"].set_index("date")["close"]
+    assert got.to_dict() == changed.set_index("date")["close"].to_dict()
+    assert isinstance(evaluate(definitions, resources), dg.SkipReason)
+    manifest = store.read_frame(history.MANIFEST)
+    assert len(manifest) == 2499
