@@ -9,7 +9,9 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 export STOCK_ASSETS_HOME DAGSTER_HOME
 
-.PHONY: help install demo test ui lint clean
+STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
+
+.PHONY: help install demo test ui services services-stop lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,9 +28,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed  ## create .venv and install the project
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The embedded instance by default; deploy/dagster.yaml (PostgreSQL) in production.
+$(DAGSTER_HOME)/dagster.yaml: $(STOCK_ASSETS_DAGSTER_YAML)
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp $(STOCK_ASSETS_DAGSTER_YAML) $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bundled sample, then summarise
 	$(BIN)/stock-assets demo
@@ -43,6 +46,13 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 	    --host 127.0.0.1 --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
 	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,services]'
+	BIN=$(BIN) deploy/services.sh start
+
+services-stop:  ## stop what `make services` started
+	BIN=$(BIN) deploy/services.sh stop
 
 lint: install  ## ruff
 	$(BIN)/ruff check .

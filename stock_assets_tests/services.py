@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,3 +37,40 @@ class Bucket:
 
         s3 = S3Resource(endpoint_url=self.endpoint, **S3_CREDENTIALS)
         return S3ObjectStore(s3=s3, bucket=self.name, prefix=prefix)
+
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@contextmanager
+def throwaway_database(prefix: str = "stock_assets_test") -> Iterator[str]:
+    """A new PostgreSQL database on 127.0.0.1:5432, dropped (with its connections) afterwards."""
+    import pytest
+    import sqlalchemy as sa
+
+    from stock_assets.storage.warehouse import _engine
+
+    admin = sa.create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error.orig}); "
+            f"start it with: {POSTGRES_START}",
+            pytrace=False,
+        )
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        yield url
+    finally:
+        _engine(url).dispose()
+        _engine.cache_clear()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

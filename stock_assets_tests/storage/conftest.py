@@ -7,22 +7,18 @@ database, dropped afterwards.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, _engine, metadata
-from stock_assets_tests.services import Bucket
+from stock_assets_tests.services import Bucket, throwaway_database
 
 S3_PREFIX = "team/stock-assets"
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 TICKERS = ("AAPL", "MSFT", "NVDA")
 
 
@@ -65,29 +61,8 @@ def bars() -> Callable[..., pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    admin = sa.create_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-    name = f"stock_assets_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error.orig}); "
-            f"start it with: {POSTGRES_START}",
-            pytrace=False,
-        )
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
+    with throwaway_database() as url:
         yield url
-    finally:
-        _engine(url).dispose()
-        _engine.cache_clear()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

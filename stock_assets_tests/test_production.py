@@ -1,0 +1,143 @@
+"""The platform on services: PostgreSQL warehouse and Dagster storage, S3 objects, an MLflow
+tracking server (PostgreSQL backend, S3 artifacts) — and the same predictions as embedded."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from stock_assets.config import load_settings
+from stock_assets.definitions import defs
+from stock_assets.defs.resources import build_resources
+from stock_assets_tests.services import S3_CREDENTIALS, throwaway_database
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FIRST, LAST = "2004-01-02", "2006-12-29"
+COLUMNS = ["ticker", "as_of_date", "target_date", "kind", "predicted_return", "predicted_close"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(bucket, tmp_path):
+    """`mlflow server` from the installed package, stopped by its own PID afterwards."""
+    with throwaway_database("stock_assets_mlflow") as backend:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_S3_ENDPOINT_URL": bucket.endpoint,
+            "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": S3_CREDENTIALS["region_name"],
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        command = [
+            str(BIN / "mlflow"), "server",
+            "--backend-store-uri", backend,
+            "--artifacts-destination", f"s3://{bucket.name}/mlflow",
+            "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        log = open(tmp_path / "mlflow-server.log", "wb")
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/health", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail((tmp_path / "mlflow-server.log").read_text()[-3000:])
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+            log.close()
+
+
+def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:
+    definitions = defs()
+    tags = {
+        "dagster/asset_partition_range_start": FIRST,
+        "dagster/asset_partition_range_end": LAST,
+    }
+    for selection, partitioned in (
+        (["raw_prices", "cleaned_prices", "price_features"], True),
+        (["price_model"], False),
+        (["price_predictions"], True),
+    ):
+        result = dg.materialize(
+            definitions.assets,
+            selection=selection,
+            resources=resources,
+            instance=instance,
+            tags=tags if partitioned else None,
+        )
+        assert result.success
+
+
+def predictions(resources: dict) -> pd.DataFrame:
+    rows = resources["warehouse"].read("SELECT * FROM price_predictions")
+    for column in ("as_of_date", "target_date"):
+        rows[column] = pd.to_datetime(rows[column]).astype("datetime64[ns]")
+    return rows[COLUMNS].sort_values(["kind", "ticker", "as_of_date"]).reset_index(drop=True)
+
+
+def test_services_give_the_same_predictions_as_the_embedded_default(
+    settings, bucket, mlflow_server, monkeypatch, tmp_path
+):
+    embedded = build_resources(settings)
+    run_graph(embedded, dg.DagsterInstance.ephemeral())
+
+    with throwaway_database() as warehouse_url, throwaway_database() as dagster_url:
+        monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "services-home"))
+        monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE", "s3")
+        monkeypatch.setenv("STOCK_ASSETS_S3_BUCKET", bucket.name)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", bucket.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_CREDENTIALS["aws_access_key_id"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_CREDENTIALS["aws_secret_access_key"])
+        monkeypatch.setenv("AWS_DEFAULT_REGION", S3_CREDENTIALS["region_name"])
+        monkeypatch.setenv("STOCK_ASSETS_WAREHOUSE_URL", warehouse_url)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        # dagster-postgres speaks psycopg2 (its NOTIFY does not bind under psycopg 3).
+        monkeypatch.setenv(
+            "STOCK_ASSETS_DAGSTER_PG_URL", dagster_url.replace("+psycopg", "+psycopg2")
+        )
+        services = build_resources(load_settings())
+        home = tmp_path / "dagster-home"
+        home.mkdir()
+        shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            run_graph(services, instance)
+            assert len(instance.get_runs()) == 3
+        assert not (tmp_path / "services-home" / "objects").exists()
+        assert any(key.startswith("mlflow/") for key in bucket.keys())
+        champion = services["model_registry"].champion()
+        assert champion is not None
+
+        got, expected = predictions(services), predictions(embedded)
+        assert len(got) > 700
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+        services["warehouse"].engine.dispose()
