@@ -178,13 +178,29 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def redrive(settings: Settings) -> int:
-    """Move every dead-lettered bar message back to the exchange it was published to."""
+    """Send dead letters back to their exchange and quarantined files back under incoming/."""
+    import dagster as dg
+    import pika.exceptions
+
+    from stock_assets.defs.resources import object_store
     from stock_assets.storage.broker import RabbitMQ
-    from stock_assets.streaming import rabbitmq
+    from stock_assets.streaming import history, rabbitmq
 
     broker = RabbitMQ(url=settings.amqp_url)
-    moved = rabbitmq.redrive(broker.url, broker.topology)
-    print(f"sent {moved} dead-lettered messages from '{broker.dead_queue}' to '{broker.exchange}'")
+    try:
+        moved = rabbitmq.redrive(broker.url, broker.topology)
+        print(
+            f"sent {moved} dead-lettered messages from '{broker.dead_queue}' to '{broker.exchange}'"
+        )
+    except pika.exceptions.AMQPConnectionError as error:
+        print(
+            f"RabbitMQ at {broker.safe_url} is not reachable ({error}); dead letters stay",
+            file=sys.stderr,
+        )
+    # build_resources resolves the store's secrets (dg.EnvVar) as a run would.
+    with dg.build_resources({"store": object_store(settings)}) as resources:
+        files = history.redrive_quarantine(resources.store)
+    print(f"moved {len(files)} quarantined files back to {history.INCOMING}")
     return 0
 
 
@@ -219,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser(
         "redrive",
-        help="send dead-lettered bar messages back through ingestion once their cause is fixed",
+        help="send dead-lettered bar messages and quarantined history files back through "
+        "ingestion once their cause is fixed",
     )
     args = parser.parse_args(argv)
     settings = load_settings()

@@ -95,13 +95,3 @@ class StockPriceModel(mlflow.pyfunc.PythonModel):
         except InvalidBarsError as error:
             # INVALID_PARAMETER_VALUE is what the scoring server answers with a 400.
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
-
-
-def to_model_input(bars: pd.DataFrame) -> pd.DataFrame:
-    """Bars in the model's request schema (dates as ISO strings, numbers as floats)."""
-    frame = bars[["ticker", "date", "open", "high", "low", "close", "volume"]].copy()
-    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
-    frame[["open", "high", "low", "close", "volume"]] = frame[
-        ["open", "high", "low", "close", "volume"]
-    ].astype("float64")
-    return frame.reset_index(drop=True)

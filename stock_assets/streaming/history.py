@@ -130,3 +130,16 @@ def _quarantine(store: ObjectStore, key: str, reason: str) -> None:
     target = QUARANTINE + key[len(INCOMING) :]
     store.move(key, target)
     store.put_bytes(f"{target}.error.txt", f"{reason}\n".encode())
+
+
+def redrive_quarantine(store: ObjectStore) -> list[str]:
+    """Move quarantined files back under incoming/ (dropping their .error.txt) to retry them."""
+    moved = []
+    for key in store.list_keys(QUARANTINE):
+        if key.endswith(".error.txt"):
+            continue
+        target = INCOMING + key[len(QUARANTINE) :]
+        store.move(key, target)
+        store.delete(f"{key}.error.txt")
+        moved.append(target)
+    return moved

@@ -2,7 +2,8 @@
 
 import pytest
 
-from stock_assets.modeling.pyfunc import InvalidBarsError, predict_from_bars, to_model_input
+from stock_assets.modeling.pyfunc import InvalidBarsError, predict_from_bars
+from stock_assets.modeling.requests import to_model_input
 
 
 def test_persistence_predicts_todays_close_for_the_next_session(sample_bars):

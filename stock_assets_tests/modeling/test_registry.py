@@ -9,7 +9,8 @@ import pandas as pd
 from stock_assets.defs.resources import build_resources
 from stock_assets.features.indicators import build_features
 from stock_assets.market.cleaning import clean_bars
-from stock_assets.modeling.pyfunc import predict_from_bars, to_model_input
+from stock_assets.modeling.pyfunc import predict_from_bars
+from stock_assets.modeling.requests import to_model_input
 from stock_assets.modeling.training import train_and_evaluate
 
 LOAD_AND_PREDICT = """

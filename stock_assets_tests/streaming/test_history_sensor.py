@@ -110,3 +110,17 @@ def test_thousands_of_files_are_ingested_once_in_a_few_runs(files, bucket, setti
     assert isinstance(evaluate(definitions, resources), dg.SkipReason)
     manifest = store.read_frame(history.MANIFEST)
     assert len(manifest) == 2499
+
+    # The operator fixes the quarantined file in place and sends it back.
+    fixed = files[
+        (files["ticker"] == "SYN0004") & (files["date"].dt.strftime("%Y-%m") == "2010-05")
+    ]
+    bucket.client.put_object(
+        Bucket=bucket.name, Key="quarantine/broken.csv", Body=csv_bytes(fixed, {})
+    )
+    assert history.redrive_quarantine(store) == ["incoming/broken.csv"]
+    assert not [k for k in bucket.keys() if k.startswith("quarantine/")]
+    retried = evaluate(definitions, resources)
+    assert isinstance(retried, dg.RunRequest)
+    assert retried.tags["stock_assets/files"] == "1"
+    assert "incoming/broken.csv" in set(store.read_frame(history.MANIFEST)["key"])

@@ -10,7 +10,7 @@ from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.features.indicators import LOOKBACK_SESSIONS
 from stock_assets.market import calendar
 from stock_assets.market.cleaning import CLEAN_COLUMNS
-from stock_assets.modeling.pyfunc import to_model_input
+from stock_assets.modeling.requests import to_model_input
 from stock_assets.storage.model_registry import ModelRegistry
 from stock_assets.storage.object_store import CLEANED_PRICES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse

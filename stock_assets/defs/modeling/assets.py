@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
-from stock_assets.modeling.training import train_and_evaluate
 from stock_assets.storage.model_registry import ModelRegistry
 from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
@@ -43,6 +42,10 @@ def price_model(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """Next-day return model, walk-forward scored against persistence and "always up"."""
+    # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
+    # other assets do not pay for it.
+    from stock_assets.modeling.training import train_and_evaluate
+
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     context.log.info(f"training on {len(features)} feature rows")
     result = train_and_evaluate(features)
