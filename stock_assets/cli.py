@@ -31,18 +31,12 @@ Open the UIs on this state with `make ui`:
   MLflow   http://127.0.0.1:5000   (experiment '{experiment}', model '{model}')"""
 
 
-def _range_tags(first: pd.Timestamp, last: pd.Timestamp) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
-        "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
-    }
-
-
 def demo(settings: Settings) -> int:
     """Load the whole history in one backfill run, train, predict; print the outcome."""
     import dagster as dg
 
     from stock_assets.definitions import defs
+    from stock_assets.defs.partitions import range_tags
     from stock_assets.market import calendar
 
     definitions = defs()
@@ -74,7 +68,7 @@ def demo(settings: Settings) -> int:
                 selection=selection,
                 resources=resources,
                 instance=instance,
-                tags=_range_tags(first, last) if partitioned else None,
+                tags=range_tags(first, last) if partitioned else None,
                 raise_on_error=False,
             )
             if not result.success:

@@ -31,3 +31,11 @@ trading_days = trading_day_partitions(load_settings().start_date)
 def partition_dates(context: dg.AssetExecutionContext) -> pd.DatetimeIndex:
     """The sessions a run covers: one partition, or a whole backfill range in one run."""
     return pd.DatetimeIndex(pd.to_datetime(context.partition_keys))
+
+
+def range_tags(first: pd.Timestamp, last: pd.Timestamp) -> dict[str, str]:
+    """Tags that make one run cover every partition from first to last (a single-run backfill)."""
+    return {
+        "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+        "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+    }

@@ -148,15 +148,27 @@ def _dead_letter(channel, topology, method, properties, body, reason: str) -> No
             "x-stock-assets-routing-key": method.routing_key,
         }
     )
+    _publish(channel, "", topology.dead_queue, body, properties.message_id, headers)
+
+
+def _publish(
+    channel: BlockingChannel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    message_id: str | None,
+    headers: dict | None = None,
+) -> None:
+    """Persistent and mandatory: on a confirming channel it returns once the broker has it."""
     channel.basic_publish(
-        exchange="",
-        routing_key=topology.dead_queue,
-        body=body,
+        exchange,
+        routing_key,
+        body,
         properties=pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
-            headers=headers,
-            message_id=properties.message_id,
-            content_type=properties.content_type,
+            content_type="application/json",
+            message_id=message_id,
+            headers=headers or None,
         ),
         mandatory=True,
     )
@@ -177,17 +189,7 @@ def publish(
         channel.confirm_delivery()
         started = time.monotonic()
         for count, (routing_key, body) in enumerate(messages, start=1):
-            channel.basic_publish(
-                topology.exchange,
-                routing_key,
-                body,
-                properties=pika.BasicProperties(
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    content_type="application/json",
-                    message_id=uuid.uuid4().hex,
-                ),
-                mandatory=True,
-            )
+            _publish(channel, topology.exchange, routing_key, body, message_id=uuid.uuid4().hex)
             if rate:
                 ahead = count / rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -221,18 +223,7 @@ def redrive(url: str, topology: Topology) -> int:
             routing_key = headers.pop("x-stock-assets-routing-key", None) or _death_key(headers)
             for name in (REASON_HEADER, "x-stock-assets-queue", "x-stock-assets-exchange"):
                 headers.pop(name, None)
-            channel.basic_publish(
-                topology.exchange,
-                routing_key,
-                body,
-                properties=pika.BasicProperties(
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    headers=headers or None,
-                    message_id=properties.message_id,
-                    content_type=properties.content_type,
-                ),
-                mandatory=True,
-            )
+            _publish(channel, topology.exchange, routing_key, body, properties.message_id, headers)
             channel.basic_ack(method.delivery_tag)
             moved += 1
         return moved

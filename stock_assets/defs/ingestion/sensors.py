@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 import pika.exceptions
 
-from stock_assets.defs.partitions import trading_days
+from stock_assets.defs.partitions import range_tags, trading_days
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import ObjectStore
@@ -51,8 +51,7 @@ def market_bars_sensor(
     return dg.RunRequest(
         run_key=f"bars-{result.batch_id}",
         tags={
-            "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
-            "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+            **range_tags(first, last),
             "stock_assets/batch_id": result.batch_id,
             "stock_assets/bars": str(result.landed),
         },
@@ -94,8 +93,7 @@ def s3_history_sensor(
     return dg.RunRequest(
         run_key=f"history-{result.batch_id}",
         tags={
-            "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
-            "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
+            **range_tags(first, last),
             "stock_assets/batch_id": result.batch_id,
             "stock_assets/files": str(result.files),
         },
