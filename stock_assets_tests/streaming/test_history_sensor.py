@@ -10,6 +10,7 @@ import pytest
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market.synthetic import generate_market
+from stock_assets.storage.market_data import MarketData
 from stock_assets.streaming import history
 from stock_assets.streaming.messages import daily_bars
 
@@ -124,3 +125,33 @@ def test_thousands_of_files_are_ingested_once_in_a_few_runs(files, bucket, setti
     assert isinstance(retried, dg.RunRequest)
     assert retried.tags["stock_assets/files"] == "1"
     assert "incoming/broken.csv" in set(store.read_frame(history.MANIFEST)["key"])
+
+
+def test_a_ticker_new_to_the_universe_gets_its_history_backfilled(settings):
+    definitions = defs()
+    resources = build_resources(settings)
+    market = generate_market(n_tickers=1, years=1, start="2006-01-03", seed=3).bars
+    newcomer = market.assign(ticker="NEWCO")
+    source = resources["market_data"]
+    resources["market_data"] = MarketData(
+        **{**source.model_dump(), "tickers": [*source.tickers, "NEWCO"]}
+    )
+    store = resources["object_store"]
+    store.put_bytes("incoming/NEWCO.csv", csv_bytes(newcomer, HEADER_VARIANTS[0]))
+
+    request = evaluate(definitions, resources)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["dagster/asset_partition_range_start"] == "2006-01-03"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{newcomer['date'].max():%Y-%m-%d}"
+    run = dg.materialize(
+        definitions.assets,
+        selection=["raw_prices", "cleaned_prices"],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=request.tags,
+    )
+    assert run.success
+    stored = resources["warehouse"].read("SELECT ticker, COUNT(*) AS n FROM prices GROUP BY ticker")
+    counts = dict(zip(stored["ticker"], stored["n"]))
+    assert counts["NEWCO"] == len(newcomer)
+    assert counts["AAPL"] > 200  # the sample's tickers came along for the same dates
