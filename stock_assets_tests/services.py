@@ -74,3 +74,16 @@ def throwaway_database(prefix: str = "stock_assets_test") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def execute_request(definitions: Any, resources: dict, request: Any, selection: list[str]) -> Any:
+    """Run what a sensor's RunRequest asked for (its partition range), in process."""
+    import dagster as dg
+
+    return dg.materialize(
+        definitions.assets,
+        selection=selection,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=request.tags,
+    )

@@ -33,6 +33,11 @@ def holidays_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.
     return pd.bdate_range(start, end).difference(sessions_in_range(start, end))
 
 
+def is_session_day(date: pd.Timestamp) -> bool:
+    """Whether one date is an NYSE session (a hash lookup: cheap per message)."""
+    return date in _sessions()
+
+
 def is_session(dates: pd.Series) -> pd.Series:
     """Whether each date is an NYSE session."""
     return dates.isin(_sessions())

@@ -123,17 +123,16 @@ def clean_bars(
     prior = _prior_bars(history, kept)
     combined = pd.concat([prior.assign(_new=False), kept.assign(_new=True)], ignore_index=True)
     combined = combined.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    by_ticker = combined.groupby("ticker", sort=False)
-    prev_close = by_ticker["close"].shift(1)
-    prev = combined[PRICE_COLUMNS + ["volume"]].groupby(combined["ticker"]).shift(1)
+    prev_close = combined.groupby("ticker", sort=False)["close"].shift(1)
 
     stale = (
         combined["_new"]
         & (combined["volume"] == 0)
-        & combined[PRICE_COLUMNS].eq(prev["close"], axis=0).all(axis=1)
+        & combined[PRICE_COLUMNS].eq(prev_close, axis=0).all(axis=1)
     )
     rejected.append(to_rejects(combined[stale], STALE, source))
     combined = combined[~stale].reset_index(drop=True)
+    # Judged again without the stale bars: a split or jump compares with the last real close.
     prev_close = combined.groupby("ticker", sort=False)["close"].shift(1)
 
     move = combined["close"] / prev_close

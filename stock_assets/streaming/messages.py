@@ -97,7 +97,7 @@ def validate(
     date = ts.tz_convert(calendar.EXCHANGE_TZ).tz_localize(None).normalize()
     if date < first_date:
         return Invalid(f"ts={ts_text}: trading date {date:%Y-%m-%d} is before the first partition")
-    if not calendar.is_session(pd.Series([date])).iloc[0]:
+    if not calendar.is_session_day(date):
         return Invalid(f"ts={ts_text}: trading date {date:%Y-%m-%d} is not an NYSE session")
     record = {f: message[f] for f in ("ticker", "interval", *PRICES, "volume")}
     record["ts"] = ts
