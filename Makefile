@@ -11,7 +11,7 @@ export STOCK_ASSETS_HOME DAGSTER_HOME
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test ui services services-stop lint clean
+.PHONY: help install demo test ui serve bench services services-stop lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,13 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 	    --host 127.0.0.1 --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
 	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+serve: PORT ?= 5001
+serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/stock-assets serve --port $(PORT)
+
+bench: install  ## run the benchmarks under benchmarks/ (results in benchmarks/results/)
+	$(BIN)/python benchmarks/serving.py
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,services]'

@@ -2,6 +2,8 @@
 
 stock-assets demo     materialize every asset over the source's history, then summarise
 stock-assets summary  print what the warehouse and registry hold now
+stock-assets rollback move the champion alias back to an earlier model version
+stock-assets serve    MLflow's scoring server on the champion, following the alias
 """
 
 from __future__ import annotations
@@ -55,8 +57,13 @@ def demo(settings: Settings) -> int:
             ["raw_prices", "cleaned_prices", "price_features"],
             True,
         ),
-        ("model: walk-forward training and registry", ["price_model"], False),
+        (
+            "model: walk-forward training, registry, promotion gate",
+            ["price_model", "champion_model"],
+            False,
+        ),
         ("predictions: champion → warehouse", ["price_predictions"], True),
+        ("drift: the champion against recent data", ["drift_checks"], False),
     ]
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
@@ -108,21 +115,63 @@ def summary(settings: Settings) -> str:
     else:
         table = model_scores
         columns = [table.c[name] for name in SCORE_COLUMNS]
-        scores = warehouse.read(
+        latest_gate = (
+            sa.select(table.c.dagster_run_id)
+            .where(table.c.evaluation == "promotion_gate")
+            .order_by(table.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        gate = warehouse.read(
+            sa.select(*columns, table.c.decision)
+            .where(table.c.dagster_run_id == latest_gate)
+            .order_by(table.c.id)
+        )
+        challenger = registry.challenger()
+        walk_forward = warehouse.read(
             sa.select(*columns)
-            .where(table.c.dagster_run_id == champion.tags.get("dagster_run_id"))
+            .where(table.c.evaluation == "walk_forward")
+            .where(table.c.model_version == str(challenger.version if challenger else ""))
             .order_by(table.c.id)
         )
         lines += [
             f"Champion: {registry.model_name} version {champion.version} "
             f"({champion.tags.get('candidate')}), trained on {champion.tags.get('data_window')}",
-            "Walk-forward out-of-sample scores beside the baselines (table 'model_scores'):",
-            scores.round(5).to_string(index=False),
+            "",
+            "Challenger's walk-forward scores beside the baselines (table 'model_scores'):",
+            walk_forward.round(5).to_string(index=False),
+            "",
+            "Latest promotion gate, after both models' training data:",
+            gate.round(5).to_string(index=False) if len(gate) else "  (none yet)",
+            "",
+            "Roll back: stock-assets rollback [--to VERSION]",
             "",
         ]
     lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
+    drift = _latest_drift(warehouse)
+    if len(drift):
+        lines += [
+            "Latest drift checks, overall and what failed (table 'drift_checks'):",
+            drift.round(4).to_string(index=False),
+            "",
+        ]
     lines.append(UI_HINT.format(experiment=settings.mlflow_experiment, model=settings.model_name))
     return "\n".join(lines)
+
+
+def _latest_drift(warehouse) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    from stock_assets.storage.warehouse import drift_checks as table
+
+    latest = sa.select(table.c.dagster_run_id).order_by(table.c.id.desc()).limit(1)
+    return warehouse.read(
+        sa.select(table.c.check_name, table.c.subject, table.c.value, table.c.threshold)
+        .add_columns(table.c.passed, table.c.model_version)
+        .where(table.c.dagster_run_id == latest.scalar_subquery())
+        .where(sa.or_(table.c.subject == "ALL", table.c.passed.is_(False)))
+        .order_by(table.c.id)
+    )
 
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -198,6 +247,63 @@ def redrive(settings: Settings) -> int:
     return 0
 
 
+def rollback(settings: Settings, to: str | None) -> int:
+    """Point `champion` back at an earlier version (default: the one the gate replaced)."""
+    from datetime import UTC, datetime
+
+    from stock_assets.defs.resources import build_resources
+
+    registry = build_resources(settings)["model_registry"]
+    champion = registry.champion()
+    if champion is None:
+        print(f"'{registry.model_name}' has no champion to roll back", file=sys.stderr)
+        return 1
+    target = to or champion.tags.get("previous_champion")
+    if target is None:
+        print(
+            f"version {champion.version} was not promoted over another: name one with --to",
+            file=sys.stderr,
+        )
+        return 1
+    known = sorted((str(v.version) for v in registry.versions()), key=int)
+    if str(target) not in known:
+        print(
+            f"'{registry.model_name}' has no version {target} (versions: {', '.join(known)})",
+            file=sys.stderr,
+        )
+        return 1
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    registry.tag_version(str(champion.version), {"rolled_back": f"{when} to version {target}"})
+    registry.set_champion(str(target))
+    print(f"champion: version {champion.version} -> {target} ({registry.model_name})")
+    return 0
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """MLflow's scoring server on the champion, following the alias when it moves."""
+    import os
+    from pathlib import Path
+
+    from stock_assets import serving
+    from stock_assets.defs.resources import build_resources
+
+    registry = build_resources(settings)["model_registry"]
+
+    def champion_version() -> str | None:
+        champion = registry.champion()
+        return None if champion is None else str(champion.version)
+
+    env = dict(os.environ, MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri)
+    # mlflow models serve execs uvicorn from PATH: the venv's bin first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    server = serving.ScoringServer(
+        serving.serve_command(settings.model_name, args.host, args.port),
+        env,
+        f"http://{args.host}:{args.port}",
+    )
+    return serving.supervise(champion_version, server, args.poll)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stock-assets",
@@ -232,8 +338,33 @@ def main(argv: list[str] | None = None) -> int:
         help="send dead-lettered bar messages and quarantined history files back through "
         "ingestion once their cause is fixed",
     )
+    back = commands.add_parser(
+        "rollback",
+        help="move the 'champion' alias back to an earlier model version (default: the one "
+        "the promotion gate last replaced); predictions record the version that made them",
+    )
+    back.add_argument("--to", help="the version to serve (see the MLflow UI or `summary`)")
+    scoring = commands.add_parser(
+        "serve",
+        help="serve the champion with MLflow's scoring server (POST /invocations), restarting "
+        "it on the new version whenever the 'champion' alias moves",
+        description="Runs `mlflow models serve -m models:/<model>@champion --env-manager local` "
+        "and polls the registry (MLFLOW_TRACKING_URI, default the embedded store) every --poll "
+        "seconds. Requests: dataframe_split or dataframe_records with columns ticker, date, open, "
+        "high, low, close, volume and more than 61 daily bars per ticker; the answer is the "
+        "next-session prediction per ticker. Stop with Ctrl-C.",
+    )
+    scoring.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    scoring.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    scoring.add_argument(
+        "--poll", type=float, default=10.0, help="seconds between champion checks (default 10)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.command == "serve":
+        return serve(settings, args)
+    if args.command == "rollback":
+        return rollback(settings, args.to)
     if args.command == "redrive":
         return redrive(settings)
     if args.command == "demo":

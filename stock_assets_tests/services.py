@@ -87,3 +87,12 @@ def execute_request(definitions: Any, resources: dict, request: Any, selection: 
         instance=dg.DagsterInstance.ephemeral(),
         tags=request.tags,
     )
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

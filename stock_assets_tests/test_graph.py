@@ -67,7 +67,7 @@ def test_sample_history_to_predictions(definitions, settings, sample_bars):
     assert checks["split"] == 1  # AAPL 2:1 on 2005-02-28
     assert checks["rows_set_aside"] == 0 and checks["jump"] == 0
 
-    assert materialize(definitions, resources, ["price_model"]).success
+    assert materialize(definitions, resources, ["price_model", "champion_model"]).success
     predictions = materialize(definitions, resources, ["price_predictions"], first, last)
     assert predictions.success
 
@@ -76,28 +76,66 @@ def test_sample_history_to_predictions(definitions, settings, sample_bars):
     stored = warehouse.read("SELECT ticker, COUNT(*) AS n FROM prices GROUP BY ticker")
     assert dict(zip(stored["ticker"], stored["n"])) == in_range["ticker"].value_counts().to_dict()
 
-    champion = registry.champion()
-    assert champion is not None
-    scores = warehouse.read("SELECT * FROM model_scores").set_index("candidate")
-    assert set(scores.index) == {"model", "persistence", "always_up"}
-    model_ratio = scores.loc["model", "rmse_ratio_to_persistence"]
-    expected = "model" if model_ratio < 1.0 else "persistence"
-    assert champion.tags["candidate"] == expected
-    assert bool(scores.loc[expected, "champion"]) is True
-    assert str(scores.loc[expected, "model_version"]) == str(champion.version)
+    challenger, champion = registry.challenger(), registry.champion()
+    assert challenger.tags["candidate"] == "model"
+    train_end = pd.Timestamp(challenger.tags["train_end"])
+    assert train_end < pd.Timestamp(last) - pd.Timedelta(days=150)  # the holdout is kept out
+    scores = warehouse.read("SELECT * FROM model_scores")
+    walk_forward = scores[scores["evaluation"] == "walk_forward"].set_index("candidate")
+    assert set(walk_forward.index) == {"model", "persistence", "always_up"}
+    assert walk_forward.loc["model", "model_version"] == str(challenger.version)
+    gate = scores[scores["evaluation"] == "promotion_gate"].set_index("candidate")
+    assert set(gate.index) == {"challenger", "champion", "persistence", "always_up"}
+    assert pd.Timestamp(gate.loc["challenger", "eval_start"]) > train_end
+    decision = challenger.tags["promotion.decision"]
+    assert set(gate["decision"]) == {decision}
+    rmse = gate["price_rmse"]
+    beats = rmse["challenger"] < min(rmse["champion"], rmse["persistence"])
+    assert decision == ("promoted" if beats else "refused")
+    serving = "challenger" if beats else "champion"
+    assert gate.loc[gate["champion"].astype(bool)].index.tolist() == [serving]
+    assert str(champion.version) == gate.loc[serving, "model_version"]
+    if not beats:  # the bootstrap champion is the persistence baseline
+        assert champion.tags["candidate"] == "persistence"
+        assert rmse["champion"] == pytest.approx(rmse["persistence"])
+    assert challenger.tags["promotion.compared_with"] in {
+        str(v.version) for v in registry.versions()
+    }
 
     rows = warehouse.read("SELECT * FROM price_predictions")
     assert set(rows["model_version"]) == {str(champion.version)}
     live = rows[rows["kind"] == "live"]
-    assert sorted(live["ticker"]) == ["AAPL", "GOOG", "IBM", "MSFT"]
-    assert set(pd.to_datetime(live["as_of_date"])) == {pd.Timestamp(last)}
-    assert set(pd.to_datetime(live["target_date"])) == {pd.Timestamp("2007-01-03")}
+    assert pd.to_datetime(live["as_of_date"]).min() > train_end
+    latest = live[pd.to_datetime(live["as_of_date"]) == pd.Timestamp(last)]
+    assert sorted(latest["ticker"]) == ["AAPL", "GOOG", "IBM", "MSFT"]
+    assert set(pd.to_datetime(latest["target_date"])) == {pd.Timestamp("2007-01-03")}
     backtest = rows[rows["kind"] == "backtest"]
-    assert len(backtest) == int(scores.loc["model", "rows"])
+    assert pd.to_datetime(backtest["as_of_date"]).max() <= train_end
+    assert len(backtest) == int(walk_forward.loc["model", "rows"])
 
     again = materialize(definitions, resources, ["price_predictions"], "2006-12-01", last)
     assert again.success
     assert len(warehouse.read("SELECT * FROM price_predictions")) == len(rows)
+
+
+def test_rollback_moves_the_champion_and_predictions_say_which_version(definitions, settings):
+    from stock_assets.cli import main
+
+    resources = build_resources(settings)
+    first, last = "2004-01-02", "2006-12-29"
+    assert materialize(definitions, resources, HISTORY, first, last).success
+    assert materialize(definitions, resources, ["price_model", "champion_model"]).success
+    registry, warehouse = resources["model_registry"], resources["warehouse"]
+    before = str(registry.champion().version)
+    other = next(str(v.version) for v in registry.versions() if str(v.version) != before)
+
+    assert main(["rollback", "--to", other]) == 0
+    assert str(registry.champion().version) == other
+    assert registry.version(before).tags["rolled_back"].endswith(f"to version {other}")
+    assert main(["rollback", "--to", "999"]) == 1
+    assert materialize(definitions, resources, ["price_predictions"], "2006-12-28", last).success
+    made_by = warehouse.read("SELECT DISTINCT model_version FROM price_predictions")
+    assert made_by["model_version"].tolist() == [other]
 
 
 def test_checks_catch_every_injected_defect(definitions, settings):

@@ -4,7 +4,6 @@ tracking server (PostgreSQL backend, S3 artifacts) — and the same predictions 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
-from stock_assets_tests.services import S3_CREDENTIALS, throwaway_database
+from stock_assets_tests.services import S3_CREDENTIALS, free_port, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -26,17 +25,11 @@ FIRST, LAST = "2004-01-02", "2006-12-29"
 COLUMNS = ["ticker", "as_of_date", "target_date", "kind", "predicted_return", "predicted_close"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(bucket, tmp_path):
     """`mlflow server` from the installed package, stopped by its own PID afterwards."""
     with throwaway_database("stock_assets_mlflow") as backend:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -84,7 +77,7 @@ def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:
     }
     for selection, partitioned in (
         (["raw_prices", "cleaned_prices", "price_features"], True),
-        (["price_model"], False),
+        (["price_model", "champion_model"], False),
         (["price_predictions"], True),
     ):
         result = dg.materialize(

@@ -12,3 +12,10 @@ refresh_prices = dg.define_asset_job(
     partitions_def=trading_days,
     description="Bring trading dates from raw bars through to fresh predictions, in one run.",
 )
+
+retrain_model = dg.define_asset_job(
+    "retrain_model",
+    selection=dg.AssetSelection.assets("price_model", "champion_model"),
+    description="Train a challenger on the stored features; the promotion gate decides whether "
+    "it serves.",
+)

@@ -22,6 +22,17 @@ def _sessions() -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sessions.tz_localize(None).astype("datetime64[ns]"))
 
 
+@lru_cache(maxsize=1)
+def session_closes() -> pd.Series:
+    """Each session's close in exchange time (early closes included), indexed by session."""
+    import exchange_calendars as xcals
+
+    end = (pd.Timestamp.today().normalize() + pd.Timedelta(days=730)).strftime("%Y-%m-%d")
+    closes = xcals.get_calendar(EXCHANGE, start=_EARLIEST, end=end).closes
+    closes.index = pd.DatetimeIndex(closes.index.tz_localize(None).astype("datetime64[ns]"))
+    return closes.dt.tz_convert(EXCHANGE_TZ)
+
+
 def sessions_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
     """NYSE sessions from start to end, both inclusive, as tz-naive midnight timestamps."""
     sessions = _sessions()

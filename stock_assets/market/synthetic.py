@@ -304,3 +304,28 @@ def _assemble(
     )
     injected = injected.sort_values(["ticker", "date", "kind"], ignore_index=True)
     return SyntheticMarket(bars=bars, injected=injected)
+
+
+def with_regime_change(
+    bars: pd.DataFrame, start: str | pd.Timestamp, volatility: float = 3.0, volume: float = 4.0
+) -> pd.DataFrame:
+    """The same market with a regime change from `start`: every daily move and intraday range
+    `volatility` times larger, volume `volume` times higher. Bars before `start` are unchanged.
+
+    For drift tests: a model fitted before the change meets a market it has not seen.
+    """
+    out = bars.sort_values(["ticker", "date"]).reset_index(drop=True)
+    after = out["date"] >= pd.Timestamp(start)
+    by_ticker = out.groupby("ticker", sort=False)
+    log_close = np.log(out["close"])
+    step = log_close.groupby(out["ticker"]).diff().fillna(0.0)
+    step = step.where(~after, step * volatility)
+    first = by_ticker["close"].transform("first")
+    close = (np.log(first) + step.groupby(out["ticker"]).cumsum()).pipe(np.exp)
+    for column in ("open", "high", "low"):
+        # Scaling the log distance from the close keeps high >= open, close >= low.
+        moved = close * np.exp(volatility * np.log(out[column] / out["close"]))
+        out[column] = out[column].where(~after, moved)
+    out["close"] = out["close"].where(~after, close)
+    out["volume"] = out["volume"].where(~after, out["volume"] * volume)
+    return out

@@ -11,7 +11,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
-from stock_assets.modeling.evaluation import baseline_scores, score_predictions, walk_forward_folds
+from stock_assets.modeling.evaluation import (
+    MIN_TRAIN_SESSIONS,
+    baseline_scores,
+    score_predictions,
+    walk_forward_folds,
+)
+
+HOLDOUT_SESSIONS = 126
 
 
 class NotEnoughHistoryError(ValueError):
@@ -34,14 +41,26 @@ def make_pipeline_() -> Pipeline:
     return make_pipeline(StandardScaler(), Ridge(alpha=100.0))
 
 
-def train_and_evaluate(features: pd.DataFrame) -> TrainingResult:
-    """Walk-forward (expanding window) evaluation, then a final fit on every labelled row."""
+def train_and_evaluate(
+    features: pd.DataFrame, holdout_sessions: int = HOLDOUT_SESSIONS
+) -> TrainingResult:
+    """Walk-forward (expanding window) evaluation, then a final fit, all before the holdout.
+
+    The last `holdout_sessions` labelled sessions are left out of training altogether: the
+    promotion gate compares this model with the champion on them, after both models' data.
+    """
     usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL]).sort_values(["date", "ticker"])
+    sessions = np.sort(usable["date"].unique())
+    if holdout_sessions > 0:
+        cutoff = sessions[-holdout_sessions - 1] if len(sessions) > holdout_sessions else None
+        usable = usable[usable["date"] <= cutoff] if cutoff is not None else usable.iloc[:0]
     usable = usable.reset_index(drop=True)
-    if usable["date"].nunique() <= 0 or not any(walk_forward_folds(usable["date"])):
+    if usable.empty or not any(walk_forward_folds(usable["date"])):
         raise NotEnoughHistoryError(
-            f"{usable['date'].nunique()} labelled sessions of features; walk-forward evaluation "
-            "needs more than 504: materialize price_features over a longer range"
+            f"{len(sessions)} labelled sessions of features, {holdout_sessions} of them held out "
+            f"for the promotion gate; walk-forward evaluation needs more than "
+            f"{MIN_TRAIN_SESSIONS} before the holdout: materialize price_features over a longer "
+            "range"
         )
     predicted = pd.Series(np.nan, index=usable.index)
     for train, test in walk_forward_folds(usable["date"]):

@@ -19,6 +19,7 @@ import dagster as dg
 import pandas as pd
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 BACKTEST_ARTIFACT = "backtest/backtest.parquet"
 _PURE_PACKAGES = ("market", "features", "modeling")
 _REQUIREMENTS = (
@@ -153,21 +154,37 @@ class ModelRegistry(dg.ConfigurableResource):
             found = [v for v in found if v.tags.get("candidate") == candidate]
         return sorted(found, key=lambda v: int(v.version))
 
-    def champion(self) -> Any | None:
+    def alias(self, alias: str) -> Any | None:
+        """The version an alias points at, or None if it points nowhere yet."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client().get_model_version_by_alias(self.model_name, CHAMPION)
+            return self.client().get_model_version_by_alias(self.model_name, alias)
         except MlflowException:
             return None
 
+    def champion(self) -> Any | None:
+        return self.alias(CHAMPION)
+
+    def challenger(self) -> Any | None:
+        return self.alias(CHALLENGER)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(self.model_name, alias, str(version))
+
     def set_champion(self, version: str) -> None:
-        self.client().set_registered_model_alias(self.model_name, CHAMPION, str(version))
+        self.set_alias(CHAMPION, version)
+
+    def version(self, version: str) -> Any:
+        return self.client().get_model_version(self.model_name, str(version))
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         client = self.client()
         for key, value in tags.items():
             client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    def describe_version(self, version: str, description: str) -> None:
+        self.client().update_model_version(self.model_name, str(version), description)
 
     def load(self, version: str) -> Any:
         import mlflow
@@ -184,3 +201,22 @@ class ModelRegistry(dg.ConfigurableResource):
             run_id=version.run_id, artifact_path=BACKTEST_ARTIFACT
         )
         return pd.read_parquet(path)
+
+    def predict_sessions(self, version: str, store: Any, dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """A version's next-day predictions for the given sessions, from the stored cleaned
+        bars, called exactly as a scoring server would call it."""
+        from stock_assets.features.indicators import LOOKBACK_SESSIONS
+        from stock_assets.market import calendar
+        from stock_assets.market.cleaning import CLEAN_COLUMNS
+        from stock_assets.modeling.requests import to_model_input
+        from stock_assets.storage.object_store import CLEANED_PRICES
+
+        start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
+        bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
+        if bars.empty:
+            return pd.DataFrame()
+        model = self.load(version)
+        predicted = model.predict(to_model_input(bars[CLEAN_COLUMNS]), params={"all_dates": True})
+        predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
+        predicted["target_date"] = pd.to_datetime(predicted["target_date"])
+        return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)

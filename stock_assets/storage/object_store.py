@@ -32,9 +32,13 @@ def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
     return f"{dataset}/date={pd.Timestamp(date):%Y-%m-%d}.parquet"
 
 
+def landed_prefix(date: pd.Timestamp) -> str:
+    """Where streamed bars of one trading date land, one object per batch."""
+    return f"{LANDED_BARS}/date={pd.Timestamp(date):%Y-%m-%d}/"
+
+
 def landed_key(date: pd.Timestamp, batch_id: str) -> str:
-    """Where a streamed batch's bars of one trading date land."""
-    return f"{LANDED_BARS}/date={pd.Timestamp(date):%Y-%m-%d}/{batch_id}.parquet"
+    return f"{landed_prefix(date)}{batch_id}.parquet"
 
 
 def _date_of(key: str) -> pd.Timestamp | None:

@@ -59,6 +59,28 @@ model_scores = sa.Table(
     sa.Column("champion", sa.Boolean, nullable=False),
     sa.Column("dagster_run_id", sa.String(64)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # "walk_forward" (training, price_model) or "promotion_gate" (champion_model).
+    sa.Column("evaluation", sa.String(32)),
+    # The gate's outcome ("promoted" or "refused") on every row of its evaluation.
+    sa.Column("decision", sa.String(16)),
+)
+
+drift_checks = sa.Table(
+    "drift_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    # A ticker, a feature, or "ALL" for the whole universe.
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("threshold", sa.Float),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("window_start", sa.Date),
+    sa.Column("window_end", sa.Date),
+    sa.Column("model_version", sa.String(32)),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 _CHUNK = 500
@@ -71,7 +93,23 @@ def _engine(url: str) -> sa.Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     metadata.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: sa.Engine) -> None:
+    """Add columns a later release appended to a table (always nullable) to an older database,
+    so a warehouse keeps its rows across upgrades."""
+    inspector = sa.inspect(engine)
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(
+                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -85,7 +123,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`)."""
+    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`, `drift_checks`)."""
 
     url: str
 

@@ -153,3 +153,34 @@ def test_append_and_read_scores(warehouse: Warehouse) -> None:
         "SELECT candidate FROM model_scores WHERE ic IS NULL AND directional_accuracy IS NULL"
     )
     assert null_metrics["candidate"].tolist() == ["persistence", "persistence"]
+
+
+def test_an_older_warehouse_gains_new_columns_and_keeps_its_rows(tmp_path) -> None:
+    from stock_assets_tests.services import throwaway_database
+
+    old = sa.MetaData()
+    columns = [c.copy() for c in model_scores.columns if c.name not in ("evaluation", "decision")]
+    old_scores = sa.Table("model_scores", old, *columns)
+    urls = [f"sqlite:///{tmp_path / 'old.db'}"]
+    with throwaway_database() as postgres:
+        urls.append(postgres)
+        for url in urls:
+            engine = sa.create_engine(url)
+            old.create_all(engine)
+            with engine.begin() as connection:
+                connection.execute(
+                    old_scores.insert(), _scores("2024-03-08 21:30").to_dict("records")
+                )
+            engine.dispose()
+
+            warehouse = Warehouse(url=url)
+            later = _scores("2024-03-09 21:30").assign(
+                evaluation="promotion_gate", decision="refused"
+            )
+            warehouse.append(model_scores, later)
+            stored = warehouse.read(
+                "SELECT candidate, evaluation, decision FROM model_scores ORDER BY id"
+            )
+            assert stored["candidate"].tolist() == ["model", "persistence"] * 2
+            assert stored["evaluation"].isna().tolist() == [True, True, False, False]
+            assert stored["decision"].tolist()[2:] == ["refused", "refused"]

@@ -7,12 +7,9 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.defs.partitions import partition_dates, trading_days
-from stock_assets.features.indicators import LOOKBACK_SESSIONS
 from stock_assets.market import calendar
-from stock_assets.market.cleaning import CLEAN_COLUMNS
-from stock_assets.modeling.requests import to_model_input
 from stock_assets.storage.model_registry import ModelRegistry
-from stock_assets.storage.object_store import CLEANED_PRICES, ObjectStore
+from stock_assets.storage.object_store import ObjectStore
 from stock_assets.storage.warehouse import Warehouse
 from stock_assets.storage.warehouse import price_predictions as predictions_table
 
@@ -46,7 +43,8 @@ def price_predictions(
     frames = [_backtest_rows(model_registry, champion, dates)]
     live_dates = dates[dates > train_end]
     if len(live_dates):
-        frames.append(_live_rows(object_store, model_registry, version, live_dates))
+        live = model_registry.predict_sessions(version, object_store, live_dates)
+        frames.append(live.assign(kind="live"))
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     if rows.empty:
         context.log.warning(
@@ -89,18 +87,3 @@ def _backtest_rows(
             "kind": "backtest",
         }
     )
-
-
-def _live_rows(
-    store: ObjectStore, registry: ModelRegistry, version: str, dates: pd.DatetimeIndex
-) -> pd.DataFrame:
-    """Predictions made by calling the champion pyfunc, exactly as a scoring server would."""
-    start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
-    bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
-    if bars.empty:
-        return pd.DataFrame()
-    model = registry.load(version)
-    predicted = model.predict(to_model_input(bars[CLEAN_COLUMNS]), params={"all_dates": True})
-    predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
-    predicted["target_date"] = pd.to_datetime(predicted["target_date"])
-    return predicted[predicted["as_of_date"].isin(dates)].assign(kind="live")

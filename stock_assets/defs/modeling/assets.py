@@ -1,4 +1,4 @@
-"""The price model: trained walk-forward, scored beside the baselines, registered in MLflow."""
+"""The price model: trained walk-forward as a challenger, promoted only through the gate."""
 
 from datetime import UTC, datetime
 
@@ -6,11 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
-from stock_assets.storage.model_registry import ModelRegistry
+from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry
 from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
 
 SCORE_NAMES = ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"]
+WALK_FORWARD = "walk_forward"
+PROMOTION_GATE = "promotion_gate"
 
 
 def _scores_table(scores: dict[str, dict[str, float]]) -> str:
@@ -18,15 +20,50 @@ def _scores_table(scores: dict[str, dict[str, float]]) -> str:
     return frame.round(5).to_markdown()
 
 
-def choose_champion(scores: dict[str, dict[str, float]], margin: float) -> str:
-    """The candidate to serve: the model only if its price error beats persistence by margin."""
-    ratio = scores["model"]["rmse_ratio_to_persistence"]
-    return "model" if ratio < 1.0 - margin else "persistence"
+def _score_tags(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, str]:
+    return {
+        f"{prefix}.{candidate}.{name}": f"{values[name]:.6g}"
+        for candidate, values in scores.items()
+        for name in SCORE_NAMES
+        if pd.notna(values[name])
+    }
+
+
+def _score_rows(
+    context: dg.AssetExecutionContext,
+    registry: ModelRegistry,
+    scores: dict[str, dict[str, float]],
+    versions: dict[str, str],
+    evaluation: str,
+    window: pd.DatetimeIndex,
+    champion: str | None = None,
+    decision: str | None = None,
+) -> pd.DataFrame:
+    now = datetime.now(UTC)
+    return pd.DataFrame(
+        [
+            {
+                "model_name": registry.model_name,
+                "model_version": versions.get(candidate),
+                "candidate": candidate,
+                **{name: values[name] for name in SCORE_NAMES},
+                "rows": int(values["rows"]),
+                "eval_start": window.min(),
+                "eval_end": window.max(),
+                "champion": candidate == champion,
+                "dagster_run_id": context.run.run_id,
+                "created_at": now,
+                "evaluation": evaluation,
+                "decision": decision,
+            }
+            for candidate, values in scores.items()
+        ]
+    )
 
 
 class PriceModelConfig(dg.Config):
-    promotion_margin: float = 0.0
-    """How much lower (as a fraction) the model's price error must be than persistence's."""
+    holdout_sessions: int = 126
+    """Latest labelled sessions kept out of training, for the promotion gate to judge on."""
 
 
 @dg.asset(
@@ -41,64 +78,43 @@ def price_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
-    """Next-day return model, walk-forward scored against persistence and "always up"."""
+    """Next-day return model, walk-forward scored against persistence and "always up", registered
+    as the `challenger`."""
     # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
     # other assets do not pay for it.
     from stock_assets.modeling.training import train_and_evaluate
 
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     context.log.info(f"training on {len(features)} feature rows")
-    result = train_and_evaluate(features)
+    result = train_and_evaluate(features, holdout_sessions=config.holdout_sessions)
     window = f"{result.train_start:%Y-%m-%d}..{result.train_end:%Y-%m-%d}"
-    evaluated = (
-        f"{result.backtest['date'].min():%Y-%m-%d}..{result.backtest['date'].max():%Y-%m-%d}"
-    )
+    tested = pd.DatetimeIndex(result.backtest["date"])
+    evaluated = f"{tested.min():%Y-%m-%d}..{tested.max():%Y-%m-%d}"
     tags = {
         "data_window": window,
+        "train_start": f"{result.train_start:%Y-%m-%d}",
         "train_end": f"{result.train_end:%Y-%m-%d}",
         "evaluation_window": evaluated,
         "feature_set": ",".join(FEATURE_COLUMNS),
         "code_version": _code_version(),
         "dagster_run_id": context.run.run_id,
+        **_score_tags(WALK_FORWARD, result.scores),
     }
-    model_version = model_registry.log_candidate(
+    challenger = model_registry.log_candidate(
         result.pipeline, "model", result.scores, tags, result.backtest
     )
-    persistence_backtest = result.backtest.assign(predicted_return=0.0)
-    baseline_version = model_registry.log_candidate(
-        None, "persistence", result.scores, tags, persistence_backtest
-    )
-    winner = choose_champion(result.scores, margin=config.promotion_margin)
-    champion = model_version if winner == "model" else baseline_version
-    model_registry.set_champion(champion.version)
-    context.log.info(f"champion: version {champion.version} ({winner})")
+    version = str(challenger.version)
+    model_registry.set_alias(CHALLENGER, version)
+    context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
-    now = datetime.now(UTC)
-    versions = {"model": str(model_version.version), "persistence": str(baseline_version.version)}
-    rows = pd.DataFrame(
-        [
-            {
-                "model_name": model_registry.model_name,
-                "model_version": versions.get(candidate),
-                "candidate": candidate,
-                **{name: values[name] for name in SCORE_NAMES},
-                "rows": int(values["rows"]),
-                "eval_start": result.backtest["date"].min(),
-                "eval_end": result.backtest["date"].max(),
-                "champion": candidate == winner,
-                "dagster_run_id": context.run.run_id,
-                "created_at": now,
-            }
-            for candidate, values in result.scores.items()
-        ]
+    versions = {"model": version}
+    warehouse.append(
+        model_scores,
+        _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested),
     )
-    warehouse.append(model_scores, rows)
     return dg.MaterializeResult(
         metadata={
-            "champion_version": dg.MetadataValue.text(str(champion.version)),
-            "champion": winner,
-            "model_version": dg.MetadataValue.text(str(model_version.version)),
-            "persistence_version": dg.MetadataValue.text(str(baseline_version.version)),
+            "challenger_version": dg.MetadataValue.text(version),
             "scores": dg.MetadataValue.md(_scores_table(result.scores)),
             "training_rows": result.rows,
             "data_window": window,
@@ -109,6 +125,132 @@ def price_model(
             "model_ic": result.scores["model"]["ic"],
         }
     )
+
+
+class PromotionConfig(dg.Config):
+    promotion_margin: float = 0.0
+    """How much lower (a fraction) the challenger's price error must be than both the
+    champion's and persistence's."""
+    min_evaluation_sessions: int = 20
+    """Fewest sessions after both models' training data the gate will judge on."""
+
+
+@dg.asset(
+    deps=["price_model", "price_features", "cleaned_prices"],
+    group_name="modeling",
+    kinds={"mlflow"},
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    object_store: ObjectStore,
+    model_registry: ModelRegistry,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """The model version that serves predictions: the challenger, only if it beats the champion
+    and persistence on sessions after both models' training data."""
+    from stock_assets.modeling import promotion
+
+    challenger = model_registry.challenger()
+    if challenger is None:
+        raise dg.Failure(
+            f"registered model {model_registry.model_name!r} has no {CHALLENGER!r} alias: "
+            "materialize price_model first"
+        )
+    champion = model_registry.champion()
+    if champion is None:
+        champion = _register_persistence(context, model_registry, challenger)
+    if champion.version == challenger.version:
+        context.log.info(f"version {champion.version} is already the champion; nothing to decide")
+        return dg.MaterializeResult(
+            metadata={
+                "champion_version": dg.MetadataValue.text(str(champion.version)),
+                "decision": "unchanged",
+            }
+        )
+
+    # Persistence learns nothing, so only a trained model's data bounds the window.
+    trained = [v for v in (champion, challenger) if v.tags.get("candidate") != "persistence"]
+    after = max(pd.Timestamp(v.tags["train_end"]) for v in trained)
+    labelled = attach_label(object_store.read_partitions(PRICE_FEATURES, start=after))
+    sessions = promotion.evaluation_sessions(labelled, after)
+    labelled = labelled[labelled["date"].isin(sessions)]
+    predictions = {
+        name: model_registry.predict_sessions(str(v.version), object_store, sessions)
+        if len(sessions)
+        else pd.DataFrame(columns=["ticker", "as_of_date", "predicted_return"])
+        for name, v in (("challenger", challenger), ("champion", champion))
+    }
+    scores = promotion.window_scores(labelled, predictions["challenger"], predictions["champion"])
+    decision = promotion.decide(
+        scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
+    )
+    window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
+    previous = str(champion.version)
+    serving = str(challenger.version) if decision.promote else previous
+    tags = {
+        "promotion.decision": decision.outcome,
+        "promotion.reason": decision.reason,
+        "promotion.evaluation_window": window,
+        "promotion.compared_with": previous,
+        "promotion.dagster_run_id": context.run.run_id,
+        **_score_tags("promotion", scores),
+    }
+    if decision.promote:
+        tags["previous_champion"] = previous
+    model_registry.tag_version(str(challenger.version), tags)
+    model_registry.describe_version(
+        str(challenger.version),
+        f"Promotion gate {decision.outcome} against version {previous} on {window}: "
+        f"{decision.reason}.",
+    )
+    if decision.promote:
+        model_registry.set_champion(str(challenger.version))
+    context.log.info(f"gate {decision.outcome} version {challenger.version}: {decision.reason}")
+
+    versions = {"challenger": str(challenger.version), "champion": previous}
+    warehouse.append(
+        model_scores,
+        _score_rows(
+            context,
+            model_registry,
+            scores,
+            versions,
+            PROMOTION_GATE,
+            sessions,
+            champion="challenger" if decision.promote else "champion",
+            decision=decision.outcome,
+        ),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "decision": decision.outcome,
+            "reason": decision.reason,
+            "champion_version": dg.MetadataValue.text(serving),
+            "challenger_version": dg.MetadataValue.text(str(challenger.version)),
+            "previous_champion_version": dg.MetadataValue.text(previous),
+            "evaluation_window": window,
+            "evaluation_sessions": len(sessions),
+            "scores": dg.MetadataValue.md(_scores_table(scores)),
+        }
+    )
+
+
+def _register_persistence(
+    context: dg.AssetExecutionContext, registry: ModelRegistry, challenger: object
+) -> object:
+    """Bootstrap: register "tomorrow = today" as the first champion, so something serves."""
+    from stock_assets.modeling.evaluation import baseline_scores
+
+    backtest = registry.backtest(challenger).assign(predicted_return=0.0)
+    keep = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
+    tags = {k: v for k, v in challenger.tags.items() if k in keep}
+    tags.update(code_version=_code_version(), dagster_run_id=context.run.run_id)
+    scores = baseline_scores(backtest)
+    baseline = registry.log_candidate(None, "persistence", scores, tags, backtest)
+    registry.set_champion(str(baseline.version))
+    context.log.info(f"no champion yet: persistence registered as version {baseline.version}")
+    return registry.version(str(baseline.version))
 
 
 def _code_version() -> str:

@@ -1,0 +1,146 @@
+"""Live model health: realised error, feature shift and data freshness, checked and kept."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from stock_assets.features.indicators import attach_label
+from stock_assets.modeling import drift
+from stock_assets.storage.model_registry import ModelRegistry
+from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
+from stock_assets.storage.warehouse import Warehouse, price_predictions
+from stock_assets.storage.warehouse import drift_checks as drift_table
+
+CHECKS = {
+    drift.PREDICTION_ERROR: "Realised return error of the champion's live predictions, overall, "
+    "within the configured multiple of its error at training time.",
+    drift.FEATURE_SHIFT: "Key features' recent distribution (PSI) close to the training window's.",
+    drift.DATA_FRESHNESS: "Stored bars reach the latest settled NYSE session (weekends and "
+    "holidays from exchange-calendars do not count as late).",
+}
+
+# Eager, except that a time-partitioned parent always has a partition not yet filled (today's,
+# before its bars arrive): waiting for none to be missing would wait forever.
+AFTER_NEW_PREDICTIONS = dg.AutomationCondition.eager().without(
+    ~dg.AutomationCondition.any_deps_missing()
+)
+
+
+class DriftConfig(dg.Config):
+    recent_sessions: int = 63
+    """Latest stored sessions compared with the training window (about three months)."""
+    error_ratio_threshold: float = 1.5
+    """Realised error above this multiple of the training-time error is drift."""
+    psi_threshold: float = 0.25
+    """PSI above this is a significant shift (the usual reading of the index)."""
+    max_lag_sessions: int = 0
+    """Settled sessions the stored bars may lag before data counts as stale."""
+
+
+@dg.asset(
+    deps=["price_predictions", "price_features", "champion_model"],
+    group_name="monitoring",
+    kinds={"sql"},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="drift_checks", description=text)
+        for name, text in CHECKS.items()
+    ],
+    automation_condition=AFTER_NEW_PREDICTIONS,
+)
+def drift_checks(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    object_store: ObjectStore,
+    model_registry: ModelRegistry,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """Whether the serving model still fits the market: every result kept in table drift_checks,
+    and drift beyond the thresholds triggers retraining."""
+    champion = model_registry.champion()
+    stored = object_store.partition_dates(PRICE_FEATURES)
+    if champion is None or stored.empty:
+        raise dg.Failure(
+            "drift needs a champion and stored features: materialize price_features, "
+            "price_model and champion_model first"
+        )
+    version = str(champion.version)
+    train_start = pd.Timestamp(champion.tags["train_start"])
+    train_end = pd.Timestamp(champion.tags["train_end"])
+    recent = stored[-config.recent_sessions :]
+    features = attach_label(object_store.read_partitions(PRICE_FEATURES, start=train_start))
+    reference = features[features["date"].between(train_start, train_end)]
+    latest = features[features["date"].isin(recent)]
+
+    table = price_predictions
+    predictions = warehouse.read(
+        table.select()
+        .where(table.c.kind == "live")
+        .where(table.c.model_version == version)
+        .where(table.c.as_of_date >= recent[0].date())
+    )
+    rows = pd.concat(
+        [
+            drift.prediction_error(
+                predictions,
+                latest,
+                model_registry.backtest(champion),
+                config.error_ratio_threshold,
+            ),
+            drift.feature_shift(reference, latest, config.psi_threshold),
+            drift.freshness(stored[-1], pd.Timestamp.now(tz=UTC), config.max_lag_sessions),
+        ],
+        ignore_index=True,
+    )
+    rows = rows.assign(
+        window_start=recent[0],
+        window_end=recent[-1],
+        model_version=version,
+        dagster_run_id=context.run.run_id,
+        checked_at=datetime.now(UTC),
+    )
+    warehouse.append(drift_table, rows)
+    reasons = drift.retraining_reasons(rows)
+    context.log.info(
+        f"drift: {'; '.join(reasons)} -> retraining"
+        if reasons
+        else "no drift that needs retraining"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": dg.MetadataValue.text(version),
+            "window": f"{recent[0]:%Y-%m-%d}..{recent[-1]:%Y-%m-%d}",
+            "training_window": f"{train_start:%Y-%m-%d}..{train_end:%Y-%m-%d}",
+            "live_predictions": len(predictions),
+            "retraining_reasons": dg.MetadataValue.md(
+                "\n".join(f"- {r}" for r in reasons) or "none"
+            ),
+            "results": dg.MetadataValue.md(_results_table(rows)),
+            "warehouse_table": drift_table.name,
+        },
+        check_results=[_check_result(name, rows) for name in CHECKS],
+    )
+
+
+def _results_table(rows: pd.DataFrame) -> str:
+    shown = rows[["check_name", "subject", "metric", "value", "threshold", "passed"]]
+    return shown.round(4).to_markdown(index=False)
+
+
+def _check_result(name: str, rows: pd.DataFrame) -> dg.AssetCheckResult:
+    mine = rows[rows["check_name"] == name]
+    if name == drift.PREDICTION_ERROR:
+        overall = mine[mine["subject"] == drift.ALL]
+        passed = bool(overall["passed"].all())
+    else:
+        passed = bool(mine["passed"].all())
+    worst = mine.sort_values("value", ascending=False, na_position="last").head(1)
+    metadata = {"results": dg.MetadataValue.md(_results_table(mine))}
+    if len(worst) and pd.notna(worst["value"].iloc[0]):
+        metadata["worst"] = f"{worst['subject'].iloc[0]}: {worst['value'].iloc[0]:.4g}"
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )

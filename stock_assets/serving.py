@@ -1,0 +1,149 @@
+"""MLflow's scoring server on the champion, restarted whenever the `champion` alias moves.
+
+`mlflow models serve -m models:/<name>@champion` resolves the alias once, when it starts, so
+after a promotion or a rollback it would keep serving the old version. The supervisor here
+polls the registry and restarts the server on the new version: the answer changes within
+one poll interval plus the server's start-up (about 15 s here).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+STOP_GRACE_SECONDS = 10
+READY_TIMEOUT_SECONDS = 180
+
+
+def log(message: str) -> None:
+    print(f"{datetime.now():%H:%M:%S} serve: {message}", flush=True)
+
+
+def model_uri(model_name: str) -> str:
+    return f"models:/{model_name}@champion"
+
+
+def serve_command(model_name: str, host: str, port: int) -> list[str]:
+    """The scoring server's command line: the venv's own environment, no network."""
+    mlflow = Path(sys.executable).with_name("mlflow")
+    return [
+        str(mlflow),
+        "models",
+        "serve",
+        "-m",
+        model_uri(model_name),
+        "--env-manager",
+        "local",
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+
+
+class ScoringServer:
+    """One `mlflow models serve` process group."""
+
+    def __init__(self, command: list[str], env: dict[str, str], url: str) -> None:
+        self.command, self.env, self.url = command, env, url
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        # Its own session, so that stopping it stops uvicorn's workers with it.
+        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(f"the scoring server exited with code {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the scoring server did not answer {self.url}/ping in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        group = self.process.pid
+        if self.process.poll() is None:
+            _signal_group(group, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(group, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        pass
+
+
+def supervise(
+    champion_version: Callable[[], str | None],
+    server: ScoringServer,
+    poll_seconds: float,
+) -> int:
+    """Serve the champion until SIGINT/SIGTERM; restart when the alias moves or the server dies."""
+    version = champion_version()
+    if version is None:
+        log("the registered model has no 'champion' alias yet: run `make demo` first")
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        log(f"starting version {version}: {' '.join(server.command)}")
+        server.start()
+        server.wait_ready()
+        log(f"serving version {version} at {server.url}/invocations")
+        while True:
+            time.sleep(poll_seconds)
+            current = _safely(champion_version, version)
+            if current != version or not server.running():
+                reason = (
+                    f"champion moved from version {version} to {current}"
+                    if current != version
+                    else "the scoring server exited"
+                )
+                log(f"{reason}: restarting")
+                server.stop()
+                version = current
+                server.start()
+                server.wait_ready()
+                log(f"serving version {version} at {server.url}/invocations")
+    except KeyboardInterrupt:
+        log("stopping")
+        return 0
+    finally:
+        server.stop()
+
+
+def _safely(read: Callable[[], str | None], fallback: str) -> str:
+    """The registry's answer, or the last known one while the registry is unreachable."""
+    try:
+        return read() or fallback
+    except Exception as error:  # a registry outage must not take serving down
+        log(f"could not read the champion alias ({error}); still serving version {fallback}")
+        return fallback

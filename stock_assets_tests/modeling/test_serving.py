@@ -1,0 +1,219 @@
+"""`stock-assets serve`: MLflow's scoring server on the champion, over real HTTP.
+
+The server is started for real (`mlflow models serve` under the supervisor), asked over HTTP,
+and its answers compared with what `price_predictions` wrote for the same bars. When the
+`champion` alias moves, the answers change without anyone restarting anything.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from stock_assets.cli import main
+from stock_assets.definitions import defs
+from stock_assets.defs.partitions import range_tags
+from stock_assets.defs.resources import build_resources
+from stock_assets.modeling.requests import to_model_input
+from stock_assets.storage.object_store import CLEANED_PRICES
+from stock_assets_tests.services import free_port
+
+BIN = Path(sys.executable).parent
+FIRST, LAST = "2004-01-02", "2006-12-29"
+SWITCH_DEADLINE_SECONDS = 60
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def answer(url: str, bars: pd.DataFrame, orient: str = "split") -> pd.DataFrame:
+    frame = to_model_input(bars)
+    if orient == "split":
+        body = {"dataframe_split": frame.to_dict(orient="split", index=False)}
+    else:
+        body = {"dataframe_records": frame.to_dict(orient="records")}
+    status, payload = post(url, body)
+    assert status == 200, payload
+    return pd.DataFrame(payload["predictions"])
+
+
+@pytest.fixture
+def served(settings):
+    """A materialized sample (2004-2006) whose champion is the trained model."""
+    definitions = defs()
+    resources = build_resources(settings)
+    for selection, partitioned in (
+        (["raw_prices", "cleaned_prices", "price_features"], True),
+        (["price_model", "champion_model"], False),
+    ):
+        result = dg.materialize(
+            definitions.assets,
+            selection=selection,
+            resources=resources,
+            instance=dg.DagsterInstance.ephemeral(),
+            tags=range_tags(pd.Timestamp(FIRST), pd.Timestamp(LAST)) if partitioned else None,
+        )
+        assert result.success
+    registry = resources["model_registry"]
+    model = str(registry.challenger().version)
+    if str(registry.champion().version) != model:
+        assert main(["rollback", "--to", model]) == 0
+    result = dg.materialize(
+        definitions.assets,
+        selection=["price_predictions"],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=range_tags(pd.Timestamp("2006-12-20"), pd.Timestamp(LAST)),
+    )
+    assert result.success
+    return definitions, resources
+
+
+@pytest.fixture
+def server(settings, served):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    log_path = settings.home / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "stock-assets"), "serve", "--port", str(port), "--poll", "2"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(log_path.read_text()[-3000:])
+                time.sleep(0.5)
+        yield url, process, log_path
+    finally:
+        # The supervisor stops its scoring server's process group on SIGTERM.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        try:
+            urllib.request.urlopen(f"{url}/ping", timeout=2)
+            pytest.fail(f"the scoring server still answers at {url} after the supervisor stopped")
+        except OSError:
+            pass
+
+
+def test_the_scoring_server_answers_like_the_predictions_table_and_follows_the_champion(
+    served, server
+):
+    _, resources = served
+    url, process, log_path = server
+    store, warehouse = resources["object_store"], resources["warehouse"]
+    registry = resources["model_registry"]
+    bars = store.read_partitions(CLEANED_PRICES, start="2005-11-01", end=LAST)
+
+    written = warehouse.read(
+        f"SELECT * FROM price_predictions WHERE kind = 'live' AND as_of_date = '{LAST}'"
+    )
+    expected = written.sort_values("ticker").reset_index(drop=True)
+    assert set(expected["model_version"]) == {str(registry.champion().version)}
+    for orient in ("split", "records"):
+        got = answer(url, bars, orient)
+        assert got["as_of_date"].tolist() == [LAST] * 4
+        assert got["target_date"].tolist() == ["2007-01-03"] * 4
+        pd.testing.assert_series_equal(got["ticker"], expected["ticker"], check_dtype=False)
+        for column in ("predicted_return", "predicted_close"):
+            pd.testing.assert_series_equal(got[column], expected[column], rtol=1e-9)
+    assert (got["predicted_return"] != 0).all()  # the trained model, not persistence
+
+    status, payload = post(
+        url,
+        {
+            "dataframe_split": to_model_input(bars)
+            .drop(columns="close")
+            .to_dict(orient="split", index=False)
+        },
+    )
+    assert status == 400
+    assert "close" in payload["message"], payload
+    status, payload = post(
+        url, {"dataframe_records": to_model_input(bars).tail(5).to_dict("records")}
+    )
+    assert status == 400
+    assert "enough history" in payload["message"], payload
+
+    persistence = next(v for v in registry.versions() if v.tags.get("candidate") == "persistence")
+    assert main(["rollback", "--to", str(persistence.version)]) == 0
+    moved = time.monotonic()
+    while True:
+        try:
+            got = answer(url, bars)
+            if (got["predicted_return"] == 0).all():
+                break
+        except (OSError, AssertionError):
+            pass  # restarting on the new version
+        assert time.monotonic() - moved < SWITCH_DEADLINE_SECONDS, log_path.read_text()[-3000:]
+        time.sleep(1)
+    last_close = bars[bars["date"] == LAST].sort_values("ticker")["close"].to_numpy()
+    assert got.sort_values("ticker")["predicted_close"].to_numpy() == pytest.approx(last_close)
+    assert f"to {persistence.version}: restarting" in log_path.read_text()
+    assert process.poll() is None
+
+
+def test_bars_from_rabbitmq_are_predicted_by_whichever_version_is_champion_now(
+    served, sample_bars, rabbitmq_url
+):
+    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.streaming import rabbitmq
+    from stock_assets.streaming.messages import bar_messages
+    from stock_assets_tests.services import execute_request
+
+    definitions, resources = served
+    resources["broker"] = RabbitMQ(url=rabbitmq_url)
+    registry, warehouse = resources["model_registry"], resources["warehouse"]
+    sensor = definitions.resolve_sensor_def("market_bars_sensor")
+    selection = ["raw_prices", "cleaned_prices", "price_features", "price_predictions"]
+
+    def arrive(day: str) -> pd.DataFrame:
+        bars = sample_bars[sample_bars["date"] == day]
+        rabbitmq.publish(rabbitmq_url, rabbitmq.Topology(), bar_messages(bars))
+        with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
+            request = sensor(context)
+        assert isinstance(request, dg.RunRequest)
+        assert execute_request(definitions, resources, request, selection).success
+        return warehouse.read(
+            f"SELECT * FROM price_predictions WHERE kind = 'live' AND as_of_date = '{day}'"
+        )
+
+    first = str(registry.champion().version)
+    assert set(arrive("2007-01-03")["model_version"]) == {first}
+    other = next(str(v.version) for v in registry.versions() if str(v.version) != first)
+    assert main(["rollback", "--to", other]) == 0
+    later = arrive("2007-01-04")
+    assert set(later["model_version"]) == {other}
+    assert len(later) == 4
