@@ -49,7 +49,7 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 
 serve: PORT ?= 5001
 serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/stock-assets serve --port $(PORT)
+	$(BIN)/stock-assets serve --port $(PORT)
 
 bench: install  ## run the benchmarks under benchmarks/ (results in benchmarks/results/)
 	$(BIN)/python benchmarks/serving.py

@@ -35,7 +35,12 @@ Open the UIs on this state with `make ui`:
 
 def demo(settings: Settings) -> int:
     """Load the whole history in one backfill run, train, predict; print the outcome."""
+    import os
+
     import dagster as dg
+
+    # MLflow draws a progress bar per artifact download; the demo prints its own progress.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     from stock_assets.definitions import defs
     from stock_assets.defs.partitions import range_tags
@@ -95,6 +100,7 @@ def summary(settings: Settings) -> str:
     import sqlalchemy as sa
 
     from stock_assets.defs.resources import build_resources
+    from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
     from stock_assets.storage.warehouse import model_scores
 
     resources = build_resources(settings)
@@ -117,7 +123,7 @@ def summary(settings: Settings) -> str:
         columns = [table.c[name] for name in SCORE_COLUMNS]
         latest_gate = (
             sa.select(table.c.dagster_run_id)
-            .where(table.c.evaluation == "promotion_gate")
+            .where(table.c.evaluation == PROMOTION_GATE)
             .order_by(table.c.id.desc())
             .limit(1)
             .scalar_subquery()
@@ -125,12 +131,13 @@ def summary(settings: Settings) -> str:
         gate = warehouse.read(
             sa.select(*columns, table.c.decision)
             .where(table.c.dagster_run_id == latest_gate)
+            .where(table.c.evaluation == PROMOTION_GATE)
             .order_by(table.c.id)
         )
         challenger = registry.challenger()
         walk_forward = warehouse.read(
             sa.select(*columns)
-            .where(table.c.evaluation == "walk_forward")
+            .where(table.c.evaluation == WALK_FORWARD)
             .where(table.c.model_version == str(challenger.version if challenger else ""))
             .order_by(table.c.id)
         )
@@ -287,13 +294,24 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from stock_assets import serving
     from stock_assets.defs.resources import build_resources
 
+    if not serving.port_free(args.host, args.port):
+        print(
+            f"{args.host}:{args.port} is in use (an earlier `make serve`?): stop what holds it, "
+            "or choose another port with PORT=… / --port",
+            file=sys.stderr,
+        )
+        return 1
     registry = build_resources(settings)["model_registry"]
 
     def champion_version() -> str | None:
         champion = registry.champion()
         return None if champion is None else str(champion.version)
 
-    env = dict(os.environ, MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri)
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+    )
     # mlflow models serve execs uvicorn from PATH: the venv's bin first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     server = serving.ScoringServer(

@@ -8,8 +8,10 @@ one poll interval plus the server's start-up (about 15 s here).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +29,27 @@ def log(message: str) -> None:
 
 
 def model_uri(model_name: str) -> str:
-    return f"models:/{model_name}@champion"
+    from stock_assets.storage.model_registry import CHAMPION
+
+    return f"models:/{model_name}@{CHAMPION}"
+
+
+def _die_with_parent() -> None:
+    """In the child: the kernel sends SIGTERM when the supervisor dies, however it dies, so
+    no scoring server outlives it holding the port."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        # As uvicorn binds: connections of an earlier server in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def serve_command(model_name: str, host: str, port: int) -> list[str]:
@@ -57,7 +79,9 @@ class ScoringServer:
 
     def start(self) -> None:
         # Its own session, so that stopping it stops uvicorn's workers with it.
-        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+        )
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -103,7 +127,8 @@ def supervise(
     server: ScoringServer,
     poll_seconds: float,
 ) -> int:
-    """Serve the champion until SIGINT/SIGTERM; restart when the alias moves or the server dies."""
+    """Serve the champion until SIGINT, SIGTERM or SIGHUP; restart when the alias moves or the
+    server dies (a failed restart is retried at the next poll, never left unserved)."""
     version = champion_version()
     if version is None:
         log("the registered model has no 'champion' alias yet: run `make demo` first")
@@ -113,31 +138,39 @@ def supervise(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
-        log(f"starting version {version}: {' '.join(server.command)}")
-        server.start()
-        server.wait_ready()
-        log(f"serving version {version} at {server.url}/invocations")
+        _start(server, version)
         while True:
             time.sleep(poll_seconds)
             current = _safely(champion_version, version)
-            if current != version or not server.running():
-                reason = (
-                    f"champion moved from version {version} to {current}"
-                    if current != version
-                    else "the scoring server exited"
-                )
-                log(f"{reason}: restarting")
+            if current == version and server.running():
+                continue
+            reason = (
+                f"champion moved from version {version} to {current}"
+                if current != version
+                else "the scoring server is not running"
+            )
+            log(f"{reason}: restarting")
+            server.stop()
+            version = current
+            try:
+                _start(server, version)
+            except RuntimeError as error:
+                log(f"{error}; trying again in {poll_seconds:g} s")
                 server.stop()
-                version = current
-                server.start()
-                server.wait_ready()
-                log(f"serving version {version} at {server.url}/invocations")
     except KeyboardInterrupt:
         log("stopping")
         return 0
     finally:
         server.stop()
+
+
+def _start(server: ScoringServer, version: str) -> None:
+    log(f"starting version {version}: {' '.join(server.command)}")
+    server.start()
+    server.wait_ready()
+    log(f"serving version {version} at {server.url}/invocations (pid {server.process.pid})")
 
 
 def _safely(read: Callable[[], str | None], fallback: str) -> str:

@@ -5,6 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -129,6 +130,85 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
     assert serving == (str(challenger.version) if beats else first_champion)
     metadata = retrained.asset_materializations_for_node("champion_model")[0].metadata
     assert metadata["decision"].value == decision
+    # A retrain brings no new data: the drift checks are not due again, so no loop.
+    keys, cursor = requested(definitions, instance, cursor)
+    assert "drift_checks" not in keys
+    assert request.run_key == f"drift-{END}"
+
+
+def predictable_market(tickers: int = 5, sessions: int = 900, phi: float = -0.3) -> pd.DataFrame:
+    """Bars whose next return is partly predictable from today's (AR(1) with coefficient phi):
+    a model that learns it has price RMSE about sqrt(1 - phi^2) = 0.954 of persistence's."""
+    rng = np.random.default_rng(11)
+    days = calendar.sessions_in_range(START, "2030-01-01")[:sessions]
+    frames = []
+    for i in range(tickers):
+        shocks = rng.normal(0, 0.015, sessions)
+        returns = np.zeros(sessions)
+        for t in range(1, sessions):
+            returns[t] = phi * returns[t - 1] + shocks[t]
+        close = 50.0 * np.exp(np.cumsum(returns))
+        open_ = np.r_[close[0], close[:-1]]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ticker": f"AR{i}",
+                    "date": days,
+                    "open": open_,
+                    "high": np.maximum(open_, close) * 1.003,
+                    "low": np.minimum(open_, close) * 0.997,
+                    "close": close,
+                    "volume": rng.uniform(1e6, 2e6, sessions),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_better_challenger_is_promoted_and_an_equal_one_is_refused(
+    definitions, settings, tmp_path
+):
+    market = predictable_market()
+    source = tmp_path / "market"
+    source.mkdir()
+    market.to_parquet(source / "market.parquet", index=False)
+    resources = build_resources(settings)
+    resources["market_data"] = MarketData(
+        tickers=sorted(market["ticker"].unique()), source="files", path=str(source)
+    )
+    registry, warehouse = resources["model_registry"], resources["warehouse"]
+    instance = dg.DagsterInstance.ephemeral()
+    first, last = market["date"].min(), market["date"].max()
+    run(definitions, resources, instance, HISTORY[:3], first, last)
+
+    gated = run(definitions, resources, instance, ["price_model", "champion_model"])
+    challenger, champion = registry.challenger(), registry.champion()
+    assert challenger.tags["promotion.decision"] == "promoted", challenger.tags["promotion.reason"]
+    assert champion.version == challenger.version
+    baseline = registry.version(challenger.tags["previous_champion"])
+    assert baseline.tags["candidate"] == "persistence"
+    gate = warehouse.read(
+        f"SELECT * FROM model_scores WHERE dagster_run_id = '{gated.run_id}'"
+    ).set_index("candidate")
+    assert gate.loc["challenger", "rmse_ratio_to_persistence"] < 1.0
+    assert gate.loc[gate["champion"].astype(bool)].index.tolist() == ["challenger"]
+    assert challenger.description.startswith("Promotion gate promoted against version")
+
+    # Trained again on the same data, the next challenger is the same model: a tie keeps
+    # the champion, and the refusal is recorded with its numbers.
+    again = run(definitions, resources, instance, ["price_model", "champion_model"])
+    refused = registry.challenger()
+    assert refused.version != challenger.version
+    assert refused.tags["promotion.decision"] == "refused"
+    assert "does not beat the champion" in refused.tags["promotion.reason"]
+    assert registry.champion().version == challenger.version
+    rows = warehouse.read(
+        f"SELECT * FROM model_scores WHERE dagster_run_id = '{again.run_id}' "
+        "AND evaluation = 'promotion_gate'"
+    ).set_index("candidate")
+    assert set(rows["decision"]) == {"refused"}
+    assert rows.loc["challenger", "price_rmse"] == pytest.approx(rows.loc["champion", "price_rmse"])
+    assert rows.loc[rows["champion"].astype(bool)].index.tolist() == ["champion"]
 
 
 def daily_tick(definitions, resources, when: datetime):
@@ -148,10 +228,10 @@ def test_the_daily_refresh_runs_after_the_close_on_sessions_only(definitions, se
     assert schedule.execution_timezone == "America/New_York"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
-    requests, skip = daily_tick(definitions, resources, datetime(2026, 11, 26, 17, 30))
+    requests, skip = daily_tick(definitions, resources, datetime(2026, 11, 26, 18, 0))
     assert not requests and "2026-11-26 is not an NYSE session" in skip
 
-    requests, skip = daily_tick(definitions, resources, datetime(2026, 11, 27, 17, 30))
+    requests, skip = daily_tick(definitions, resources, datetime(2026, 11, 27, 18, 0))
     assert not requests and "no bars for 2026-11-27 yet" in skip
 
     store: LocalObjectStore = resources["object_store"]
@@ -170,17 +250,17 @@ def test_the_daily_refresh_runs_after_the_close_on_sessions_only(definitions, se
         ),
         "batch-1",
     )
-    requests, _ = daily_tick(definitions, resources, datetime(2026, 11, 27, 17, 30))
+    requests, _ = daily_tick(definitions, resources, datetime(2026, 11, 27, 18, 0))
     assert [r.partition_key for r in requests] == ["2026-11-27"]
 
     # A day in the bundled sample is there already.
-    requests, _ = daily_tick(definitions, resources, datetime(2012, 5, 18, 17, 30))
+    requests, _ = daily_tick(definitions, resources, datetime(2012, 5, 18, 18, 0))
     assert [r.partition_key for r in requests] == ["2012-05-18"]
 
 
 def test_retraining_is_weekly_and_every_automation_starts_running(definitions):
     weekly = definitions.resolve_schedule_def("weekly_retrain_schedule")
-    assert weekly.cron_schedule == "0 18 * * 5"
+    assert weekly.cron_schedule == "0 19 * * 5"
     assert weekly.execution_timezone == "America/New_York"
     assert weekly.job_name == "retrain_model"
     for schedule in definitions.schedules:

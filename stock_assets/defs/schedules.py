@@ -7,10 +7,13 @@ from stock_assets.market import calendar
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import ObjectStore, landed_prefix
 
+# When a regular session's bars have settled; the freshness check expects them from then too.
+SETTLED = calendar.REGULAR_CLOSE_HOUR + calendar.SETTLE_HOURS
+
 
 @dg.schedule(
     job_name="refresh_prices",
-    cron_schedule="30 17 * * 1-5",
+    cron_schedule=f"0 {SETTLED} * * 1-5",
     execution_timezone=calendar.EXCHANGE_TZ,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
@@ -34,7 +37,7 @@ def daily_refresh_schedule(
 weekly_retrain_schedule = dg.ScheduleDefinition(
     name="weekly_retrain_schedule",
     job_name="retrain_model",
-    cron_schedule="0 18 * * 5",
+    cron_schedule=f"0 {SETTLED + 1} * * 5",
     execution_timezone=calendar.EXCHANGE_TZ,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Friday after the close: train a challenger; the promotion gate decides.",

@@ -8,6 +8,9 @@ import pandas as pd
 
 EXCHANGE = "XNYS"
 EXCHANGE_TZ = "America/New_York"
+REGULAR_CLOSE_HOUR = 16
+# A session's daily bars are expected this long after its close (early closes included).
+SETTLE_HOURS = 2
 _EARLIEST = "1990-01-02"
 
 

@@ -20,8 +20,6 @@ ALL = "ALL"
 KEY_FEATURES = ("ret_1d", "ret_20d", "ma_ratio_20", "vol_20", "volume_z_20", "range_ratio")
 PSI_BINS = 10
 MIN_OUTCOMES = 10
-# Bars for a session are expected this long after its close (early closes included).
-SETTLE_HOURS = 2
 
 
 def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> float:
@@ -106,7 +104,7 @@ def prediction_error(
 def expected_latest_session(now: pd.Timestamp) -> pd.Timestamp:
     """The latest NYSE session whose bars should exist at `now` (closed and settled)."""
     closes = calendar.session_closes()
-    settled = closes + pd.Timedelta(hours=SETTLE_HOURS)
+    settled = closes + pd.Timedelta(hours=calendar.SETTLE_HOURS)
     now = pd.Timestamp(now)
     now = now.tz_localize(calendar.EXCHANGE_TZ) if now.tzinfo is None else now
     return settled.index[settled <= now][-1]

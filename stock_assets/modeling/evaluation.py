@@ -14,6 +14,8 @@ import pandas as pd
 MIN_TRAIN_SESSIONS = 504
 TEST_SESSIONS = 126
 MIN_TICKERS_FOR_IC = 3
+# The latest labelled sessions kept out of training, for the promotion gate to judge on.
+HOLDOUT_SESSIONS = 126
 
 
 def walk_forward_folds(
@@ -33,6 +35,15 @@ def score_predictions(frame: pd.DataFrame, predicted: pd.Series | np.ndarray) ->
     `frame` has columns date, close and label (the realised next-day return).
     """
     predicted = np.asarray(predicted, dtype="float64")
+    if len(frame) == 0:
+        nan = float("nan")
+        return {
+            "price_rmse": nan,
+            "rmse_ratio_to_persistence": nan,
+            "directional_accuracy": nan,
+            "ic": nan,
+            "rows": 0.0,
+        }
     label = frame["label"].to_numpy(dtype="float64")
     close = frame["close"].to_numpy(dtype="float64")
     price_error = close * (predicted - label)

@@ -16,6 +16,9 @@ from stock_assets.modeling.evaluation import baseline_scores, score_predictions
 
 PROMOTED = "promoted"
 REFUSED = "refused"
+# model_scores.evaluation: training's walk-forward scores, or the gate's comparison.
+WALK_FORWARD = "walk_forward"
+PROMOTION_GATE = "promotion_gate"
 
 
 @dataclass(frozen=True)

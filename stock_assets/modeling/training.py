@@ -12,13 +12,12 @@ from sklearn.preprocessing import StandardScaler
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
+    HOLDOUT_SESSIONS,
     MIN_TRAIN_SESSIONS,
     baseline_scores,
     score_predictions,
     walk_forward_folds,
 )
-
-HOLDOUT_SESSIONS = 126
 
 
 class NotEnoughHistoryError(ValueError):

@@ -77,6 +77,12 @@ def _signature() -> Any:
     return infer_signature(example, output, params={"all_dates": False})
 
 
+def training_window(version: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last session a registered version was trained on (tag `data_window`)."""
+    first, last = version.tags["data_window"].split("..")
+    return pd.Timestamp(first), pd.Timestamp(last)
+
+
 def _finite(scores: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in scores.items() if v is not None and not math.isnan(v)}
 

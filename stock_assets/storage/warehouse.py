@@ -101,15 +101,22 @@ def _add_new_columns(engine: sa.Engine) -> None:
     """Add columns a later release appended to a table (always nullable) to an older database,
     so a warehouse keeps its rows across upgrades."""
     inspector = sa.inspect(engine)
-    with engine.begin() as connection:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    kind = column.type.compile(dialect=engine.dialect)
-                    connection.execute(
-                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
-                    )
+    # Several step processes may open the same old warehouse at once: adding a column must
+    # tolerate another process having just added it.
+    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            statement = f'ALTER TABLE {table.name} ADD COLUMN {guard}"{column.name}" {kind}'
+            try:
+                with engine.begin() as connection:
+                    connection.execute(sa.text(statement))
+            except sa.exc.OperationalError as error:
+                if "duplicate column" not in str(error).lower():
+                    raise
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

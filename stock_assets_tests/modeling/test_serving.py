@@ -7,7 +7,9 @@ and its answers compared with what `price_predictions` wrote for the same bars. 
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from stock_assets.definitions import defs
 from stock_assets.defs.partitions import range_tags
 from stock_assets.defs.resources import build_resources
 from stock_assets.modeling.requests import to_model_input
+from stock_assets.serving import port_free
 from stock_assets.storage.object_store import CLEANED_PRICES
 from stock_assets_tests.services import free_port
 
@@ -114,18 +117,36 @@ def server(settings, served):
                 time.sleep(0.5)
         yield url, process, log_path
     finally:
-        # The supervisor stops its scoring server's process group on SIGTERM.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        try:
-            urllib.request.urlopen(f"{url}/ping", timeout=2)
-            pytest.fail(f"the scoring server still answers at {url} after the supervisor stopped")
-        except OSError:
-            pass
+        # SIGKILL, the one signal the supervisor cannot handle: its scoring server must still
+        # go (the kernel's parent-death signal), or it would hold the port for the next one.
+        process.kill()
+        process.wait()
+        servers = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", log_path.read_text())]
+        deadline = time.monotonic() + 20
+        while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = port_free("127.0.0.1", port)
+        for pid in servers:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert left, f"the scoring server outlived its supervisor on port {port}"
+
+
+def test_serve_refuses_a_port_in_use_and_says_which(settings):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "stock-assets"), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in result.stderr
 
 
 def test_the_scoring_server_answers_like_the_predictions_table_and_follows_the_champion(

@@ -8,7 +8,7 @@ import pandas as pd
 
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.market import calendar
-from stock_assets.storage.model_registry import ModelRegistry
+from stock_assets.storage.model_registry import ModelRegistry, training_window
 from stock_assets.storage.object_store import ObjectStore
 from stock_assets.storage.warehouse import Warehouse
 from stock_assets.storage.warehouse import price_predictions as predictions_table
@@ -19,7 +19,7 @@ UNIQUE_KEY = ["ticker", "as_of_date", "model_version", "kind"]
 @dg.asset(
     partitions_def=trading_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["price_model", "cleaned_prices"],
+    deps=["champion_model", "cleaned_prices"],
     group_name="delivery",
     kinds={"mlflow", "sql"},
     output_required=False,
@@ -36,10 +36,10 @@ def price_predictions(
     if champion is None:
         raise dg.Failure(
             f"registered model {model_registry.model_name!r} has no 'champion' alias yet: "
-            "materialize price_model first"
+            "materialize price_model and champion_model first"
         )
     version = str(champion.version)
-    train_end = pd.Timestamp(champion.tags["train_end"])
+    train_end = training_window(champion)[1]
     frames = [_backtest_rows(model_registry, champion, dates)]
     live_dates = dates[dates > train_end]
     if len(live_dates):
@@ -87,3 +87,4 @@ def _backtest_rows(
             "kind": "backtest",
         }
     )
+

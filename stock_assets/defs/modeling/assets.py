@@ -6,13 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
-from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry
+from stock_assets.modeling.evaluation import HOLDOUT_SESSIONS
+from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
+from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
 from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
 
 SCORE_NAMES = ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"]
-WALK_FORWARD = "walk_forward"
-PROMOTION_GATE = "promotion_gate"
 
 
 def _scores_table(scores: dict[str, dict[str, float]]) -> str:
@@ -62,7 +62,7 @@ def _score_rows(
 
 
 class PriceModelConfig(dg.Config):
-    holdout_sessions: int = 126
+    holdout_sessions: int = HOLDOUT_SESSIONS
     """Latest labelled sessions kept out of training, for the promotion gate to judge on."""
 
 
@@ -160,25 +160,35 @@ def champion_model(
     champion = model_registry.champion()
     if champion is None:
         champion = _register_persistence(context, model_registry, challenger)
+    unchanged = None
     if champion.version == challenger.version:
-        context.log.info(f"version {champion.version} is already the champion; nothing to decide")
+        unchanged = f"version {champion.version} is already the champion"
+    elif "rolled_back" in challenger.tags:
+        unchanged = (
+            f"version {challenger.version} was rolled back ({challenger.tags['rolled_back']}): "
+            "materialize price_model for a new challenger"
+        )
+    if unchanged:
+        context.log.info(f"{unchanged}; nothing to decide")
         return dg.MaterializeResult(
             metadata={
                 "champion_version": dg.MetadataValue.text(str(champion.version)),
                 "decision": "unchanged",
+                "reason": unchanged,
             }
         )
 
     # Persistence learns nothing, so only a trained model's data bounds the window.
     trained = [v for v in (champion, challenger) if v.tags.get("candidate") != "persistence"]
-    after = max(pd.Timestamp(v.tags["train_end"]) for v in trained)
+    after = max(training_window(v)[1] for v in trained)
     labelled = attach_label(object_store.read_partitions(PRICE_FEATURES, start=after))
     sessions = promotion.evaluation_sessions(labelled, after)
     labelled = labelled[labelled["date"].isin(sessions)]
+    empty = pd.DataFrame(columns=["ticker", "as_of_date", "predicted_return"])
     predictions = {
         name: model_registry.predict_sessions(str(v.version), object_store, sessions)
-        if len(sessions)
-        else pd.DataFrame(columns=["ticker", "as_of_date", "predicted_return"])
+        if len(sessions) >= config.min_evaluation_sessions
+        else empty
         for name, v in (("challenger", challenger), ("champion", champion))
     }
     scores = promotion.window_scores(labelled, predictions["challenger"], predictions["champion"])

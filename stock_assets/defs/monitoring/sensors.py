@@ -1,6 +1,7 @@
 """Drift-triggered retraining and the automation that keeps drift checks current."""
 
 import dagster as dg
+import pandas as pd
 import sqlalchemy as sa
 
 from stock_assets.modeling import drift
@@ -30,8 +31,11 @@ def drift_retraining_sensor(
     reasons = drift.retraining_reasons(latest)
     if not reasons:
         return dg.SkipReason(f"drift evaluation {evaluation}: no drift beyond the thresholds")
+    # Keyed on the data, not the evaluation: drift found again on the same sessions (after a
+    # refused promotion, say) does not retrain again until new data arrives.
+    data_end = pd.Timestamp(latest["window_end"].iloc[0])
     return dg.RunRequest(
-        run_key=f"drift-{evaluation}",
+        run_key=f"drift-{data_end:%Y-%m-%d}",
         tags={
             "stock_assets/trigger": "drift",
             "stock_assets/drift_evaluation": evaluation,
