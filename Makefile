@@ -11,7 +11,7 @@ export STOCK_ASSETS_HOME DAGSTER_HOME
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test ui serve bench services services-stop lint clean
+.PHONY: help install demo test ui serve dashboard screenshot bench services services-stop lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,13 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 serve: PORT ?= 5001
 serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions
 	$(BIN)/stock-assets serve --port $(PORT)
+
+dashboard: PORT ?= 8050
+dashboard: install  ## predictions dashboard at 127.0.0.1:$PORT (default 8050), read-only over the warehouse
+	$(BIN)/stock-assets dashboard --port $(PORT)
+
+screenshot: install  ## refresh docs/dashboard.png from the browser test
+	STOCK_ASSETS_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q stock_assets_tests/test_dashboard.py -k choosing
 
 bench: install  ## run the benchmarks under benchmarks/ (results in benchmarks/results/)
 	$(BIN)/python benchmarks/serving.py

@@ -4,6 +4,7 @@ stock-assets demo     materialize every asset over the source's history, then su
 stock-assets summary  print what the warehouse and registry hold now
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
+stock-assets dashboard the predictions dashboard on the warehouse
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ SCORE_COLUMNS = [
 UI_HINT = """\
 Open the UIs on this state with `make ui`:
   Dagster  http://127.0.0.1:3000   (assets, runs, checks)
-  MLflow   http://127.0.0.1:5000   (experiment '{experiment}', model '{model}')"""
+  MLflow   http://127.0.0.1:5000   (experiment '{experiment}', model '{model}')
+The predictions dashboard: `make dashboard` (http://127.0.0.1:8050); the champion over HTTP:
+`make serve` (http://127.0.0.1:5001/invocations)."""
 
 
 def demo(settings: Settings) -> int:
@@ -69,6 +72,7 @@ def demo(settings: Settings) -> int:
         ),
         ("predictions: champion → warehouse", ["price_predictions"], True),
         ("drift: the champion against recent data", ["drift_checks"], False),
+        ("report: charts as one HTML file", ["prediction_report"], False),
     ]
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
@@ -97,11 +101,8 @@ def demo(settings: Settings) -> int:
 
 def summary(settings: Settings) -> str:
     """What the platform holds: tickers, dates, champion and its scores, prediction rows."""
-    import sqlalchemy as sa
-
     from stock_assets.defs.resources import build_resources
-    from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
-    from stock_assets.storage.warehouse import model_scores
+    from stock_assets.reporting import queries
 
     resources = build_resources(settings)
     warehouse = resources["warehouse"]
@@ -119,37 +120,20 @@ def summary(settings: Settings) -> str:
     if champion is None:
         lines.append(f"No champion for '{registry.model_name}' yet.")
     else:
-        table = model_scores
-        columns = [table.c[name] for name in SCORE_COLUMNS]
-        latest_gate = (
-            sa.select(table.c.dagster_run_id)
-            .where(table.c.evaluation == PROMOTION_GATE)
-            .order_by(table.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        gate = warehouse.read(
-            sa.select(*columns, table.c.decision)
-            .where(table.c.dagster_run_id == latest_gate)
-            .where(table.c.evaluation == PROMOTION_GATE)
-            .order_by(table.c.id)
-        )
         challenger = registry.challenger()
-        walk_forward = warehouse.read(
-            sa.select(*columns)
-            .where(table.c.evaluation == WALK_FORWARD)
-            .where(table.c.model_version == str(challenger.version if challenger else ""))
-            .order_by(table.c.id)
-        )
+        walk_forward = queries.walk_forward(warehouse, str(challenger.version))
+        gate = queries.latest_gate(warehouse)
         lines += [
             f"Champion: {registry.model_name} version {champion.version} "
             f"({champion.tags.get('candidate')}), trained on {champion.tags.get('data_window')}",
             "",
             "Challenger's walk-forward scores beside the baselines (table 'model_scores'):",
-            walk_forward.round(5).to_string(index=False),
+            walk_forward[SCORE_COLUMNS].round(5).to_string(index=False),
             "",
             "Latest promotion gate, after both models' training data:",
-            gate.round(5).to_string(index=False) if len(gate) else "  (none yet)",
+            gate[[*SCORE_COLUMNS, "decision"]].round(5).to_string(index=False)
+            if len(gate)
+            else "  (none yet)",
             "",
             "Roll back: stock-assets rollback [--to VERSION]",
             "",
@@ -167,18 +151,12 @@ def summary(settings: Settings) -> str:
 
 
 def _latest_drift(warehouse) -> pd.DataFrame:
-    import sqlalchemy as sa
+    """The latest drift evaluation's overall results and whatever failed."""
+    from stock_assets.reporting import queries
 
-    from stock_assets.storage.warehouse import drift_checks as table
-
-    latest = sa.select(table.c.dagster_run_id).order_by(table.c.id.desc()).limit(1)
-    return warehouse.read(
-        sa.select(table.c.check_name, table.c.subject, table.c.value, table.c.threshold)
-        .add_columns(table.c.passed, table.c.model_version)
-        .where(table.c.dagster_run_id == latest.scalar_subquery())
-        .where(sa.or_(table.c.subject == "ALL", table.c.passed.is_(False)))
-        .order_by(table.c.id)
-    )
+    rows = queries.latest_drift(warehouse)
+    shown = rows[(rows["subject"] == "ALL") | ~rows["passed"].astype(bool)]
+    return shown[["check_name", "subject", "value", "threshold", "passed", "model_version"]]
 
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -322,6 +300,17 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return serving.supervise(champion_version, server, args.poll)
 
 
+def dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    """The predictions dashboard on the warehouse, read-only."""
+    from stock_assets.dashboard import create_app
+    from stock_assets.storage.warehouse import Warehouse
+
+    app = create_app(Warehouse(url=settings.warehouse_url))
+    print(f"dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stock-assets",
@@ -377,8 +366,20 @@ def main(argv: list[str] | None = None) -> int:
     scoring.add_argument(
         "--poll", type=float, default=10.0, help="seconds between champion checks (default 10)"
     )
+    board = commands.add_parser(
+        "dashboard",
+        help="the predictions dashboard (Dash) on the warehouse: actual vs predicted per "
+        "ticker, realised error, champion and baselines, drift checks, data freshness",
+        description="Serves a read-only dashboard over STOCK_ASSETS_WAREHOUSE_URL (default the "
+        "embedded SQLite warehouse). Address parameters select a view: "
+        "/?ticker=MSFT&start=2012-01-03&end=2013-03-01.",
+    )
+    board.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    board.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.command == "dashboard":
+        return dashboard(settings, args)
     if args.command == "serve":
         return serve(settings, args)
     if args.command == "rollback":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stock_assets.storage.object_store import ObjectStore
@@ -96,3 +98,44 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def server_process(
+    command: list[str], env: dict[str, str], ready_url: str, log_path: Path, timeout: float = 180
+) -> Iterator[Any]:
+    """A server started in its own session, yielded once `ready_url` answers; stopped by its
+    PID afterwards (SIGTERM, then SIGKILL to its process group after 15 s)."""
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    import pytest
+
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"{command[0]} never answered {ready_url}:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+                time.sleep(0.3)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -69,6 +69,7 @@ def test_demo_on_a_synthetic_market(tmp_path):
     assert "http://127.0.0.1:3000" in out
     for name in ("dagster", "objects", "mlflow.db", "warehouse.db", "mlartifacts"):
         assert (home / name).exists(), name
+    assert (home / "objects" / "reports" / "prediction_report.html").exists()
     assert not (tmp_path / "mlruns").exists()
 
     engine = sa.create_engine(f"sqlite:///{home / 'warehouse.db'}")
@@ -85,6 +86,6 @@ def test_demo_on_a_synthetic_market(tmp_path):
     assert live == 5
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = instance.get_runs()
-        assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 4
+        assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 5
         planned = instance.get_materialized_partitions(dg.AssetKey("price_predictions"))
     assert len(planned) == 756

@@ -3,11 +3,7 @@ tracking server (PostgreSQL backend, S3 artifacts) — and the same predictions 
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +13,12 @@ import pytest
 from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
-from stock_assets_tests.services import S3_CREDENTIALS, free_port, throwaway_database
+from stock_assets_tests.services import (
+    S3_CREDENTIALS,
+    free_port,
+    server_process,
+    throwaway_database,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -45,28 +46,9 @@ def mlflow_server(bucket, tmp_path):
             "--artifacts-destination", f"s3://{bucket.name}/mlflow",
             "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
-        log = open(tmp_path / "mlflow-server.log", "wb")
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/health", timeout=2)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail((tmp_path / "mlflow-server.log").read_text()[-3000:])
-                    time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}"
+        with server_process(command, env, f"{url}/health", tmp_path / "mlflow-server.log"):
             yield url
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-            log.close()
 
 
 def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:

@@ -198,6 +198,13 @@ class ModelRegistry(dg.ConfigurableResource):
         self.client()
         return mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
 
+    def log_report(self, version: Any, name: str, page: str) -> None:
+        """Attach an HTML report to the MLflow run that produced a version."""
+        with tempfile.TemporaryDirectory() as workdir:
+            path = Path(workdir) / name
+            path.write_text(page)
+            self.client().log_artifact(version.run_id, str(path), artifact_path="reports")
+
     def backtest(self, version: Any) -> pd.DataFrame:
         """The walk-forward out-of-sample predictions logged with a version."""
         import mlflow

@@ -28,7 +28,7 @@ from stock_assets.defs.resources import build_resources
 from stock_assets.modeling.requests import to_model_input
 from stock_assets.serving import port_free
 from stock_assets.storage.object_store import CLEANED_PRICES
-from stock_assets_tests.services import free_port
+from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
 FIRST, LAST = "2004-01-02", "2006-12-29"
@@ -96,42 +96,27 @@ def server(settings, served):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log_path = settings.home / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "stock-assets"), "serve", "--port", str(port), "--poll", "2"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(log_path.read_text()[-3000:])
+    command = [str(BIN / "stock-assets"), "serve", "--port", str(port), "--poll", "2"]
+    with server_process(command, env, f"{url}/ping", log_path) as process:
+        try:
+            yield url, process, log_path
+        finally:
+            # SIGKILL, the one signal the supervisor cannot handle: its scoring server must
+            # still go (the kernel's parent-death signal), or it would hold the port.
+            process.kill()
+            process.wait()
+            servers = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", log_path.read_text())]
+            deadline = time.monotonic() + 20
+            while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
                 time.sleep(0.5)
-        yield url, process, log_path
-    finally:
-        # SIGKILL, the one signal the supervisor cannot handle: its scoring server must still
-        # go (the kernel's parent-death signal), or it would hold the port for the next one.
-        process.kill()
-        process.wait()
-        servers = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", log_path.read_text())]
-        deadline = time.monotonic() + 20
-        while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        left = port_free("127.0.0.1", port)
-        for pid in servers:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert left, f"the scoring server outlived its supervisor on port {port}"
+            left = port_free("127.0.0.1", port)
+            for pid in servers:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            assert left, f"the scoring server outlived its supervisor on port {port}"
 
 
 def test_serve_refuses_a_port_in_use_and_says_which(settings):

@@ -83,6 +83,7 @@ def price_model(
     # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
     # other assets do not pay for it.
     from stock_assets.modeling.training import train_and_evaluate
+    from stock_assets.reporting import previews
 
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     context.log.info(f"training on {len(features)} feature rows")
@@ -123,6 +124,7 @@ def price_model(
             "model_directional_accuracy": result.scores["model"]["directional_accuracy"],
             "always_up_directional_accuracy": result.scores["always_up"]["directional_accuracy"],
             "model_ic": result.scores["model"]["ic"],
+            "walk_forward_chart": dg.MetadataValue.md(previews.walk_forward_chart(result.backtest)),
         }
     )
 

@@ -80,6 +80,8 @@ def drift_checks(
         .where(table.c.model_version == version)
         .where(table.c.as_of_date >= recent[0].date())
     )
+    from stock_assets.reporting import previews
+
     rows = pd.concat(
         [
             drift.prediction_error(
@@ -117,10 +119,18 @@ def drift_checks(
                 "\n".join(f"- {r}" for r in reasons) or "none"
             ),
             "results": dg.MetadataValue.md(_results_table(rows)),
+            "feature_shift_chart": dg.MetadataValue.md(
+                previews.feature_shift_chart(reference, latest, _most_shifted(rows))
+            ),
             "warehouse_table": drift_table.name,
         },
         check_results=[_check_result(name, rows) for name in CHECKS],
     )
+
+
+def _most_shifted(rows: pd.DataFrame) -> str:
+    shifts = rows[rows["check_name"] == drift.FEATURE_SHIFT].sort_values("value", ascending=False)
+    return str(shifts["subject"].iloc[0])
 
 
 def _results_table(rows: pd.DataFrame) -> str:

@@ -46,8 +46,8 @@ def drift_retraining_sensor(
 
 drift_automation_sensor = dg.AutomationConditionSensorDefinition(
     "drift_automation_sensor",
-    target=dg.AssetSelection.assets("drift_checks"),
+    target=dg.AssetSelection.assets("drift_checks", "prediction_report"),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs drift_checks after new predictions land (declarative automation; the "
-    "implicit default sensor would start stopped).",
+    description="Runs drift_checks and prediction_report after new predictions land "
+    "(declarative automation; the implicit default sensor would start stopped).",
 )

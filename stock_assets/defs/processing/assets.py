@@ -158,5 +158,19 @@ def price_features(
             "summary": _table(
                 complete[FEATURE_COLUMNS].describe().T.reset_index(names="feature").round(4), 30
             ),
+            **_features_chart(complete, dates),
         }
     )
+
+
+# A result's metadata is recorded on every partition it covers: a chart on a 3,270-session
+# backfill would be stored 3,270 times, so only runs of about a month carry one.
+CHART_MAX_SESSIONS = 31
+
+
+def _features_chart(complete: pd.DataFrame, dates: pd.DatetimeIndex) -> dict:
+    if len(dates) > CHART_MAX_SESSIONS or complete.empty:
+        return {}
+    from stock_assets.reporting import previews
+
+    return {"chart": dg.MetadataValue.md(previews.features_chart(complete))}

@@ -1,0 +1,129 @@
+"""What people look at, read from the warehouse: prices, predictions, scores, drift.
+
+Plain SQLAlchemy on any warehouse URL (SQLite or PostgreSQL); every function returns a
+DataFrame ready for a chart or a table.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from stock_assets.modeling import drift
+from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
+from stock_assets.storage.warehouse import Warehouse, drift_checks, model_scores, prices
+from stock_assets.storage.warehouse import price_predictions as predictions_table
+
+
+def tickers(warehouse: Warehouse) -> list[str]:
+    rows = warehouse.read(sa.select(prices.c.ticker).distinct().order_by(prices.c.ticker))
+    return rows["ticker"].tolist()
+
+
+def date_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    rows = warehouse.read(sa.select(sa.func.min(prices.c.date), sa.func.max(prices.c.date)))
+    first, last = rows.iloc[0]
+    if first is None:
+        return None
+    return pd.Timestamp(first), pd.Timestamp(last)
+
+
+def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def closes(warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Timestamp):
+    """The ticker's stored closes (as traded) from start to end."""
+    query = (
+        sa.select(prices.c.date, prices.c.close)
+        .where(prices.c.ticker == ticker)
+        .where(prices.c.date.between(start.date(), end.date()))
+        .order_by(prices.c.date)
+    )
+    return _dates(warehouse.read(query), "date")
+
+
+def predictions(
+    warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    """The ticker's predictions targeting start..end, each beside the close that came true
+    (NaN while the target session is still ahead) and its error."""
+    p, actual = predictions_table, prices.alias("actual")
+    query = (
+        sa.select(
+            p.c.as_of_date,
+            p.c.target_date,
+            p.c.predicted_close,
+            p.c.predicted_return,
+            p.c.model_version,
+            p.c.kind,
+            actual.c.close.label("actual_close"),
+        )
+        .select_from(
+            p.outerjoin(
+                actual,
+                sa.and_(actual.c.ticker == p.c.ticker, actual.c.date == p.c.target_date),
+            )
+        )
+        .where(p.c.ticker == ticker)
+        .where(p.c.target_date.between(start.date(), end.date()))
+        .order_by(p.c.target_date, p.c.model_version)
+    )
+    frame = _dates(warehouse.read(query), "as_of_date", "target_date")
+    frame["error"] = frame["predicted_close"] - frame["actual_close"]
+    return frame
+
+
+def latest_gate(warehouse: Warehouse) -> pd.DataFrame:
+    """The latest promotion gate's rows: challenger, champion and the baselines."""
+    t = model_scores
+    latest = (
+        sa.select(t.c.dagster_run_id)
+        .where(t.c.evaluation == PROMOTION_GATE)
+        .order_by(t.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return warehouse.read(
+        sa.select(t)
+        .where(t.c.evaluation == PROMOTION_GATE)
+        .where(t.c.dagster_run_id == latest)
+        .order_by(t.c.id)
+    )
+
+
+def walk_forward(warehouse: Warehouse, model_version: str) -> pd.DataFrame:
+    """A version's walk-forward scores beside the baselines on the same rows."""
+    t = model_scores
+    run = (
+        sa.select(t.c.dagster_run_id)
+        .where(t.c.evaluation == WALK_FORWARD)
+        .where(t.c.model_version == model_version)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return warehouse.read(
+        sa.select(t)
+        .where(t.c.evaluation == WALK_FORWARD)
+        .where(t.c.dagster_run_id == run)
+        .order_by(t.c.id)
+    )
+
+
+def latest_drift(warehouse: Warehouse) -> pd.DataFrame:
+    """Every result of the latest drift evaluation."""
+    t = drift_checks
+    latest = sa.select(t.c.dagster_run_id).order_by(t.c.id.desc()).limit(1).scalar_subquery()
+    return warehouse.read(sa.select(t).where(t.c.dagster_run_id == latest).order_by(t.c.id))
+
+
+def freshness(warehouse: Warehouse, now: pd.Timestamp) -> dict[str, object]:
+    """The latest stored session, the one expected by now, and sessions missing between."""
+    span = date_range(warehouse)
+    expected = drift.expected_latest_session(now)
+    if span is None:
+        return {"latest": None, "expected": expected, "sessions_behind": None}
+    row = drift.freshness(span[1], now, max_lag_sessions=0).iloc[0]
+    return {"latest": span[1], "expected": expected, "sessions_behind": int(row["value"])}

@@ -1,0 +1,52 @@
+"""The prediction report: the dashboard's charts as one self-contained HTML file."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.io as pio
+
+from stock_assets.reporting import charts
+
+
+@dataclass
+class TickerView:
+    ticker: str
+    closes: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+def render(
+    views: list[TickerView],
+    gate: pd.DataFrame,
+    drift_rows: pd.DataFrame,
+    freshness: str,
+    generated: str,
+) -> str:
+    """HTML with plotly.js inlined once, so the file opens anywhere without a network."""
+    figures = []
+    for view in views:
+        figures.append(charts.actual_vs_predicted(view.ticker, view.closes, view.predictions))
+        figures.append(charts.realised_error(view.ticker, view.predictions))
+    parts = [
+        pio.to_html(figure, full_html=False, include_plotlyjs="inline" if i == 0 else False)
+        for i, figure in enumerate(figures)
+    ]
+    scores = charts.scores_frame(gate)
+    drift_table = charts.drift_frame(drift_rows)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>stock_assets prediction report</title>
+<style>body{{font-family:sans-serif;margin:1em 2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:0.2em 0.5em}}</style></head><body>
+<h1>stock_assets prediction report</h1>
+<p>{html.escape(generated)} · {html.escape(freshness)}</p>
+<h2>Champion and baselines (latest promotion gate)</h2>
+{scores.to_html(index=False, na_rep="") if len(scores) else "<p>no promotion gate yet</p>"}
+<h2>Latest drift checks</h2>
+{drift_table.to_html(index=False, na_rep="") if len(drift_table) else "<p>no drift checks yet</p>"}
+<h2>Per ticker</h2>
+{"".join(parts)}
+</body></html>
+"""

@@ -1,0 +1,86 @@
+"""The dashboard's and the report's queries on SQLite and PostgreSQL alike."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from stock_assets.reporting import queries
+from stock_assets.storage.warehouse import (
+    Warehouse,
+    drift_checks,
+    model_scores,
+    price_predictions,
+    prices,
+)
+
+DAYS = pd.DatetimeIndex(["2026-11-23", "2026-11-24", "2026-11-25"])
+
+
+def fill(warehouse: Warehouse, bars) -> None:
+    warehouse.replace_dates(prices, bars(DAYS).assign(split_ratio=1.0), DAYS)
+    made = pd.DataFrame(
+        {
+            "ticker": "MSFT",
+            "as_of_date": DAYS[:2],
+            "target_date": DAYS[1:],
+            "predicted_return": [0.01, -0.01],
+            "predicted_close": [200.0, 190.0],
+            "model_version": "3",
+            "kind": ["backtest", "live"],
+            "created_at": datetime.now(UTC),
+        }
+    )
+    warehouse.upsert(price_predictions, made, ["ticker", "as_of_date", "model_version", "kind"])
+    now = datetime.now(UTC)
+    score = {"model_name": "m", "rows": 10, "created_at": now, "price_rmse": 1.0}
+    warehouse.append(
+        model_scores,
+        pd.DataFrame(
+            [
+                {**score, "candidate": "model", "model_version": "3", "champion": False,
+                 "evaluation": "walk_forward", "dagster_run_id": "r1"},
+                {**score, "candidate": "persistence", "champion": False,
+                 "evaluation": "walk_forward", "dagster_run_id": "r1"},
+                {**score, "candidate": "challenger", "model_version": "3", "champion": True,
+                 "evaluation": "promotion_gate", "decision": "promoted", "dagster_run_id": "r1"},
+                {**score, "candidate": "champion", "model_version": "2", "champion": False,
+                 "evaluation": "promotion_gate", "decision": "promoted", "dagster_run_id": "r1"},
+            ]
+        ),
+    )  # fmt: skip
+    check = {"metric": "psi", "threshold": 0.25, "checked_at": now, "model_version": "3"}
+    warehouse.append(
+        drift_checks,
+        pd.DataFrame(
+            [
+                {**check, "check_name": "feature_shift", "subject": "vol_20", "value": 0.1,
+                 "passed": True, "dagster_run_id": "old"},
+                {**check, "check_name": "feature_shift", "subject": "vol_20", "value": 0.4,
+                 "passed": False, "dagster_run_id": "new"},
+            ]
+        ),
+    )  # fmt: skip
+
+
+def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
+    fill(warehouse, bars)
+    assert queries.tickers(warehouse) == ["AAPL", "MSFT", "NVDA"]
+    assert queries.date_range(warehouse) == (DAYS[0], DAYS[-1])
+
+    closes = queries.closes(warehouse, "MSFT", DAYS[0], DAYS[-1])
+    assert closes["date"].tolist() == list(DAYS)
+    made = queries.predictions(warehouse, "MSFT", DAYS[0], DAYS[-1])
+    assert made["kind"].tolist() == ["backtest", "live"]
+    actual = closes.set_index("date")["close"]
+    assert made["actual_close"].tolist() == [actual[DAYS[1]], actual[DAYS[2]]]
+    assert made["error"].tolist() == [200.0 - actual[DAYS[1]], 190.0 - actual[DAYS[2]]]
+
+    gate = queries.latest_gate(warehouse)
+    assert gate["candidate"].tolist() == ["challenger", "champion"]
+    assert queries.walk_forward(warehouse, "3")["candidate"].tolist() == ["model", "persistence"]
+    latest = queries.latest_drift(warehouse)
+    assert latest["value"].tolist() == [0.4] and not latest["passed"].astype(bool).any()
+
+    now = pd.Timestamp("2026-11-30 09:00", tz="America/New_York")
+    fresh = queries.freshness(warehouse, now)
+    assert fresh["latest"] == DAYS[-1] and fresh["sessions_behind"] == 1  # the 27th is missing

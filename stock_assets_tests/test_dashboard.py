@@ -1,0 +1,201 @@
+"""The dashboard in a real browser, the prediction report, and the metadata people read.
+
+Headless Chromium (Debian's package at /usr/bin/chromium) driven by Playwright loads the
+dashboard served by `stock-assets dashboard` over a materialized sample, picks a ticker, and
+checks that the chart shows that ticker's stored prices.
+"""
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from stock_assets.definitions import defs
+from stock_assets.defs.partitions import range_tags
+from stock_assets.defs.resources import build_resources
+from stock_assets_tests.services import free_port, server_process
+
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+FIRST, LAST = "2004-01-02", "2006-12-29"
+# Where the test also saves its screenshot, for the README (`make screenshot`).
+SCREENSHOT = os.environ.get("STOCK_ASSETS_SCREENSHOT", "")
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    """The sample from 2004 to 2006 through every asset, in its own STOCK_ASSETS_HOME."""
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MLFLOW_TRACKING_URI", "STOCK_ASSETS_WAREHOUSE_URL", "DAGSTER_HOME"):
+            patch.delenv(name, raising=False)
+        patch.setenv("STOCK_ASSETS_HOME", str(home))
+        from stock_assets.config import load_settings
+
+        resources = build_resources(load_settings())
+        definitions = defs()
+        instance = dg.DagsterInstance.ephemeral()
+        results = {}
+        for selection, partitioned in (
+            (["raw_prices", "cleaned_prices", "price_features"], True),
+            (["price_model", "champion_model"], False),
+            (["price_predictions"], True),
+            (["drift_checks", "prediction_report"], False),
+        ):
+            result = dg.materialize(
+                definitions.assets,
+                selection=selection,
+                resources=resources,
+                instance=instance,
+                tags=range_tags(pd.Timestamp(FIRST), pd.Timestamp(LAST)) if partitioned else None,
+            )
+            assert result.success
+            results.update({node: result for node in selection})
+        yield home, resources, results
+
+
+def test_the_report_is_one_self_contained_html_file_linked_and_logged(demo_home):
+    home, resources, results = demo_home
+    (event,) = results["prediction_report"].asset_materializations_for_node("prediction_report")
+    path = Path(event.metadata["report"].value)
+    assert path == home / "objects" / "reports" / "prediction_report.html"
+    page = path.read_text()
+    # plotly.js inlined (megabytes of it), nothing fetched from a network
+    assert len(page) > 1_000_000 and '<script src="http' not in page
+    for ticker in ("AAPL", "GOOG", "IBM", "MSFT"):
+        assert f"{ticker}: actual vs predicted close" in page
+    registry = resources["model_registry"]
+    champion = registry.champion()
+    logged = registry.client().list_artifacts(champion.run_id, "reports")
+    assert [a.path for a in logged] == ["reports/prediction_report.html"]
+
+
+def test_model_and_drift_metadata_carry_charts(demo_home):
+    _, _, results = demo_home
+    model = results["price_model"].asset_materializations_for_node("price_model")[0].metadata
+    assert model["walk_forward_chart"].value.startswith("![chart](data:image/png;base64,")
+    drift = results["drift_checks"].asset_materializations_for_node("drift_checks")[0].metadata
+    assert drift["feature_shift_chart"].value.startswith("![chart](data:image/png;base64,")
+
+
+@pytest.fixture
+def dashboard(demo_home, tmp_path):
+    home, _, _ = demo_home
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STOCK_ASSETS_"))}
+    env["STOCK_ASSETS_HOME"] = str(home)
+    url = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "stock-assets"), "dashboard", "--port", str(port)]
+    with server_process(command, env, url, tmp_path / "dashboard.log", timeout=60):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium "
+            "(apt-get install -y chromium), see the README's test section"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+def chart_traces(page, chart_id: str) -> list[dict]:
+    # _fullData: what Plotly drew, numbers decoded from the base64 arrays Dash sends.
+    return page.evaluate(
+        f"""() => document.querySelector('#{chart_id} .js-plotly-plot')._fullData
+            .map(t => ({{name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || [])}}))"""
+    )
+
+
+def wait_for_ticker(page, ticker: str) -> list[dict]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            traces = chart_traces(page, "price-chart")
+            if traces and traces[0]["name"] == f"{ticker} actual close":
+                return traces
+        except Exception:  # the chart is still being drawn
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the chart never showed {ticker}")
+
+
+def test_choosing_a_ticker_shows_its_prices_and_predictions(
+    demo_home, dashboard, browser, tmp_path
+):
+    _, resources, _ = demo_home
+    url = dashboard
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    wait_for_ticker(page, "AAPL")
+    # The address is applied by a callback after the first draw: let it settle first.
+    page.wait_for_load_state("networkidle")
+
+    page.click("#ticker")
+    page.get_by_placeholder("Search").fill("MSFT")
+    page.get_by_role("option", name="MSFT", exact=True).click()
+    traces = wait_for_ticker(page, "MSFT")
+
+    stored = resources["warehouse"].read(
+        "SELECT date, close FROM prices WHERE ticker = 'MSFT' AND date >= '2005-12-29' "
+        "ORDER BY date"
+    )
+    actual = traces[0]
+    assert [x[:10] for x in actual["x"]] == [str(d)[:10] for d in stored["date"]]
+    assert actual["y"] == pytest.approx(stored["close"].tolist())
+    names = [t["name"] for t in traces]
+    assert any("predicted (backtest" in n for n in names)
+    assert any("predicted (live" in n for n in names)
+    assert page.text_content("#status").startswith("champion: version")
+    assert "NYSE sessions behind" in page.text_content("#status")
+    scores = page.locator("#scores").inner_text()
+    assert "challenger" in scores and "persistence" in scores
+
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    if SCREENSHOT:
+        shutil.copy(shot, SCREENSHOT)
+    page.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("?ticker=NOPE", "unknown ticker 'NOPE'"),
+        ("?ticker=MSFT&start=2006-13-45", "start='2006-13-45' is not a date"),
+        ("?ticker=MSFT&start=2006-06-01&end=2006-01-01", "is after end"),
+    ],
+)
+def test_a_bad_address_gets_a_clear_message_not_a_stack_trace(dashboard, browser, query, says):
+    url = dashboard
+    page = browser.new_page()
+    page.goto(url + "/" + query)
+    page.wait_for_function(
+        "() => document.querySelector('#message') && "
+        "document.querySelector('#message').textContent.length > 0",
+        timeout=30_000,
+    )
+    message = page.text_content("#message")
+    assert says in message and "Traceback" not in message
+    wait_for_ticker(page, "AAPL")  # the default view is shown instead
+    page.close()
