@@ -121,7 +121,8 @@ def summary(settings: Settings) -> str:
         lines.append(f"No champion for '{registry.model_name}' yet.")
     else:
         challenger = registry.challenger()
-        walk_forward = queries.walk_forward(warehouse, str(challenger.version))
+        challenger_version = str(challenger.version) if challenger is not None else ""
+        walk_forward = queries.walk_forward(warehouse, challenger_version)
         gate = queries.latest_gate(warehouse)
         lines += [
             f"Champion: {registry.model_name} version {champion.version} "
@@ -305,7 +306,13 @@ def dashboard(settings: Settings, args: argparse.Namespace) -> int:
     from stock_assets.dashboard import create_app
     from stock_assets.storage.warehouse import Warehouse
 
-    app = create_app(Warehouse(url=settings.warehouse_url))
+    warehouse = Warehouse(url=settings.warehouse_url, read_only=True)
+    try:
+        warehouse.read("SELECT 1")
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
+    app = create_app(warehouse)
     print(f"dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
     return 0

@@ -35,7 +35,13 @@ def parse_view(
     end = _date(params.get("end"), "end", span[1])
     if start > end:
         raise BadRequest(f"start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
-    return ticker, max(start, span[0]), min(end, span[1])
+    first, last = max(start, span[0]), min(end, span[1])
+    if first > last:
+        raise BadRequest(
+            f"no prices from {start:%Y-%m-%d} to {end:%Y-%m-%d}: the warehouse holds "
+            f"{span[0]:%Y-%m-%d} to {span[1]:%Y-%m-%d}"
+        )
+    return ticker, first, last
 
 
 def _date(value: str | None, name: str, default: pd.Timestamp) -> pd.Timestamp:

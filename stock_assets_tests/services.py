@@ -121,7 +121,7 @@ def server_process(
         deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(ready_url, timeout=2)
+                urllib.request.urlopen(ready_url, timeout=2).close()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -137,5 +137,10 @@ def server_process(
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                pass
+        # Whatever it started in its session goes with it.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()

@@ -164,7 +164,15 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     assert actual["y"] == pytest.approx(stored["close"].tolist())
     names = [t["name"] for t in traces]
     assert any("predicted (backtest" in n for n in names)
-    assert any("predicted (live" in n for n in names)
+    (live,) = [t for t in traces if "predicted (live" in t["name"]]
+    made = resources["warehouse"].read(
+        "SELECT target_date, predicted_close FROM price_predictions WHERE ticker = 'MSFT' "
+        "AND kind = 'live' AND as_of_date >= '2005-12-29' ORDER BY target_date"
+    )
+    # Every live prediction, the latest one included (its session, 2007-01-03, is ahead).
+    assert [x[:10] for x in live["x"]] == [str(d)[:10] for d in made["target_date"]]
+    assert live["y"] == pytest.approx(made["predicted_close"].tolist())
+    assert str(made["target_date"].iloc[-1])[:10] == "2007-01-03"
     assert page.text_content("#status").startswith("champion: version")
     assert "NYSE sessions behind" in page.text_content("#status")
     scores = page.locator("#scores").inner_text()
@@ -184,6 +192,7 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
         ("?ticker=NOPE", "unknown ticker 'NOPE'"),
         ("?ticker=MSFT&start=2006-13-45", "start='2006-13-45' is not a date"),
         ("?ticker=MSFT&start=2006-06-01&end=2006-01-01", "is after end"),
+        ("?ticker=MSFT&start=2007-06-01&end=2007-12-31", "no prices from 2007-06-01"),
     ],
 )
 def test_a_bad_address_gets_a_clear_message_not_a_stack_trace(dashboard, browser, query, says):
@@ -199,3 +208,19 @@ def test_a_bad_address_gets_a_clear_message_not_a_stack_trace(dashboard, browser
     assert says in message and "Traceback" not in message
     wait_for_ticker(page, "AAPL")  # the default view is shown instead
     page.close()
+
+
+def test_an_address_selects_the_view(demo_home, dashboard, browser):
+    _, resources, _ = demo_home
+    page = browser.new_page()
+    try:
+        page.goto(dashboard + "/?ticker=IBM&start=2006-06-01&end=2006-09-29")
+        actual = wait_for_ticker(page, "IBM")[0]
+        stored = resources["warehouse"].read(
+            "SELECT date FROM prices WHERE ticker = 'IBM' "
+            "AND date BETWEEN '2006-06-01' AND '2006-09-29' ORDER BY date"
+        )
+        assert [x[:10] for x in actual["x"]] == [str(d)[:10] for d in stored["date"]]
+        assert page.text_content("#message") == ""
+    finally:
+        page.close()

@@ -25,18 +25,14 @@ def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataF
             line={"color": "#222222", "width": 1.5},
         )
     )
-    for kind, style in KIND_STYLE.items():
-        rows = predictions[predictions["kind"] == kind]
-        if rows.empty:
-            continue
-        versions = ", ".join(sorted(rows["model_version"].astype(str).unique(), key=int))
+    for (kind, version), rows in _by_kind_and_version(predictions):
         figure.add_trace(
             go.Scatter(
                 x=rows["target_date"],
                 y=rows["predicted_close"],
-                name=f"{ticker} predicted ({kind}, version {versions})",
+                name=f"{ticker} predicted ({kind}, version {version})",
                 mode="lines",
-                line={**style, "width": 1.2},
+                line={**KIND_STYLE[kind], "width": 1.2},
             )
         )
     figure.update_layout(
@@ -49,17 +45,29 @@ def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataF
     return figure
 
 
+def _by_kind_and_version(predictions: pd.DataFrame):
+    """One series per kind and model version, in date order: versions never share a line."""
+    for kind in KIND_STYLE:
+        rows = predictions[predictions["kind"] == kind]
+        for version in sorted(rows["model_version"].astype(str).unique(), key=int):
+            mine = rows[rows["model_version"].astype(str) == version]
+            yield (kind, version), mine.sort_values("target_date")
+
+
 def realised_error(ticker: str, predictions: pd.DataFrame) -> go.Figure:
     """Rolling RMSE of the predicted close against the actual, per kind of prediction."""
     figure = go.Figure()
     known = predictions.dropna(subset=["actual_close"])
-    for kind, style in KIND_STYLE.items():
-        rows = known[known["kind"] == kind].sort_values("target_date")
-        if rows.empty:
-            continue
+    for (kind, version), rows in _by_kind_and_version(known):
         rmse = (rows["error"] ** 2).rolling(ERROR_WINDOW, min_periods=5).mean() ** 0.5
         figure.add_trace(
-            go.Scatter(x=rows["target_date"], y=rmse, name=f"{kind}", mode="lines", line=style)
+            go.Scatter(
+                x=rows["target_date"],
+                y=rmse,
+                name=f"{kind}, version {version}",
+                mode="lines",
+                line=KIND_STYLE[kind],
+            )
         )
     figure.update_layout(
         title=f"{ticker}: realised error ({ERROR_WINDOW}-session rolling RMSE of the close)",

@@ -48,8 +48,8 @@ def closes(warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Times
 def predictions(
     warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.DataFrame:
-    """The ticker's predictions targeting start..end, each beside the close that came true
-    (NaN while the target session is still ahead) and its error."""
+    """The ticker's predictions made on start..end, each beside the close that came true
+    (NaN while the target session is still ahead, as for the latest live one) and its error."""
     p, actual = predictions_table, prices.alias("actual")
     query = (
         sa.select(
@@ -68,7 +68,7 @@ def predictions(
             )
         )
         .where(p.c.ticker == ticker)
-        .where(p.c.target_date.between(start.date(), end.date()))
+        .where(p.c.as_of_date.between(start.date(), end.date()))
         .order_by(p.c.target_date, p.c.model_version)
     )
     frame = _dates(warehouse.read(query), "as_of_date", "target_date")

@@ -202,7 +202,7 @@ class ModelRegistry(dg.ConfigurableResource):
         """Attach an HTML report to the MLflow run that produced a version."""
         with tempfile.TemporaryDirectory() as workdir:
             path = Path(workdir) / name
-            path.write_text(page)
+            path.write_text(page, encoding="utf-8")
             self.client().log_artifact(version.run_id, str(path), artifact_path="reports")
 
     def backtest(self, version: Any) -> pd.DataFrame:

@@ -97,6 +97,26 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
+@lru_cache(maxsize=8)
+def _read_only_engine(url: str) -> sa.Engine:
+    """An engine that cannot write: no schema set-up, and the database refuses writes."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = Path(parsed.database or "")
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"warehouse {path} does not exist: run `make demo` first, or point "
+                "STOCK_ASSETS_WAREHOUSE_URL at an existing warehouse"
+            )
+        return sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    if backend == "postgresql":
+        return sa.create_engine(
+            url, connect_args={"options": "-c default_transaction_read_only=on"}
+        )
+    return sa.create_engine(url)
+
+
 def _add_new_columns(engine: sa.Engine) -> None:
     """Add columns a later release appended to a table (always nullable) to an older database,
     so a warehouse keeps its rows across upgrades."""
@@ -133,10 +153,12 @@ class Warehouse(dg.ConfigurableResource):
     """The SQL warehouse (`prices`, `price_predictions`, `model_scores`, `drift_checks`)."""
 
     url: str
+    read_only: bool = False
+    """Readers (the dashboard) open the warehouse so that the database itself refuses writes."""
 
     @property
     def engine(self) -> sa.Engine:
-        return _engine(self.url)
+        return _read_only_engine(self.url) if self.read_only else _engine(self.url)
 
     def replace_dates(self, table: sa.Table, frame: pd.DataFrame, dates: pd.DatetimeIndex) -> int:
         """Replace every row of the given dates with frame's rows, in one transaction."""

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 
 from stock_assets.reporting import queries
 from stock_assets.storage.warehouse import (
@@ -84,3 +86,22 @@ def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
     now = pd.Timestamp("2026-11-30 09:00", tz="America/New_York")
     fresh = queries.freshness(warehouse, now)
     assert fresh["latest"] == DAYS[-1] and fresh["sessions_behind"] == 1  # the 27th is missing
+
+
+def test_a_reader_cannot_write(warehouse: Warehouse, bars) -> None:
+    fill(warehouse, bars)
+    reader = Warehouse(url=warehouse.url, read_only=True)
+    try:
+        assert reader.read("SELECT COUNT(*) AS n FROM prices")["n"].item() == 9
+        with pytest.raises(sa.exc.DBAPIError):
+            reader.append(drift_checks, queries.latest_drift(warehouse).drop(columns="id"))
+    finally:
+        reader.engine.dispose()
+    assert len(queries.latest_drift(warehouse)) == 1
+
+
+def test_a_missing_warehouse_is_an_error_not_a_new_file(tmp_path) -> None:
+    reader = Warehouse(url=f"sqlite:///{tmp_path / 'missing.db'}", read_only=True)
+    with pytest.raises(FileNotFoundError, match="make demo"):
+        reader.read("SELECT 1")
+    assert not (tmp_path / "missing.db").exists()

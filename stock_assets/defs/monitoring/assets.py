@@ -102,6 +102,7 @@ def drift_checks(
         dagster_run_id=context.run.run_id,
         checked_at=datetime.now(UTC),
     )
+    chart = previews.feature_shift_chart(reference, latest, _most_shifted(rows))
     warehouse.append(drift_table, rows)
     reasons = drift.retraining_reasons(rows)
     context.log.info(
@@ -119,9 +120,7 @@ def drift_checks(
                 "\n".join(f"- {r}" for r in reasons) or "none"
             ),
             "results": dg.MetadataValue.md(_results_table(rows)),
-            "feature_shift_chart": dg.MetadataValue.md(
-                previews.feature_shift_chart(reference, latest, _most_shifted(rows))
-            ),
+            "feature_shift_chart": dg.MetadataValue.md(chart),
             "warehouse_table": drift_table.name,
         },
         check_results=[_check_result(name, rows) for name in CHECKS],

@@ -164,8 +164,9 @@ def price_features(
 
 
 # A result's metadata is recorded on every partition it covers: a chart on a 3,270-session
-# backfill would be stored 3,270 times, so only runs of about a month carry one.
-CHART_MAX_SESSIONS = 31
+# backfill would be stored 3,270 times, so only runs of a week or less (daily refreshes,
+# sensor runs) carry one.
+CHART_MAX_SESSIONS = 5
 
 
 def _features_chart(complete: pd.DataFrame, dates: pd.DatetimeIndex) -> dict:
