@@ -42,6 +42,18 @@ def run(definitions, resources, instance, selection, first=None, last=None, tags
     return result
 
 
+def resources_on(market: pd.DataFrame, settings, tmp_path) -> dict:
+    """The embedded resources with this market as the history source (a Parquet file)."""
+    source = tmp_path / "market"
+    source.mkdir()
+    market.to_parquet(source / "market.parquet", index=False)
+    resources = build_resources(settings)
+    resources["market_data"] = MarketData(
+        tickers=sorted(market["ticker"].unique()), source="files", path=str(source)
+    )
+    return resources
+
+
 def requested(definitions, instance, cursor=None):
     result = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=cursor)
     keys = {key for key in ("drift_checks",) if result.get_num_requested(dg.AssetKey(key))}
@@ -53,13 +65,7 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
 ):
     market = generate_market(n_tickers=6, years=3.5, start=START, seed=7).bars
     market = with_regime_change(market, CHANGE, volatility=3.0, volume=4.0)
-    source = tmp_path / "market"
-    source.mkdir()
-    market.to_parquet(source / "market.parquet", index=False)
-    resources = build_resources(settings)
-    resources["market_data"] = MarketData(
-        tickers=sorted(market["ticker"].unique()), source="files", path=str(source)
-    )
+    resources = resources_on(market, settings, tmp_path)
     warehouse, registry = resources["warehouse"], resources["model_registry"]
     instance = dg.DagsterInstance.ephemeral()
     before = calendar.sessions_in_range(START, CHANGE)[-2]
@@ -169,13 +175,7 @@ def test_a_better_challenger_is_promoted_and_an_equal_one_is_refused(
     definitions, settings, tmp_path
 ):
     market = predictable_market()
-    source = tmp_path / "market"
-    source.mkdir()
-    market.to_parquet(source / "market.parquet", index=False)
-    resources = build_resources(settings)
-    resources["market_data"] = MarketData(
-        tickers=sorted(market["ticker"].unique()), source="files", path=str(source)
-    )
+    resources = resources_on(market, settings, tmp_path)
     registry, warehouse = resources["model_registry"], resources["warehouse"]
     instance = dg.DagsterInstance.ephemeral()
     first, last = market["date"].min(), market["date"].max()
