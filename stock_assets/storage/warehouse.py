@@ -84,6 +84,8 @@ drift_checks = sa.Table(
 )
 
 _CHUNK = 500
+# Rows converted to Python values at a time: bounds memory on a million-row write.
+_ROWS_PER_BATCH = 20_000
 
 
 @lru_cache(maxsize=8)
@@ -141,12 +143,15 @@ def _add_new_columns(engine: sa.Engine) -> None:
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     """Rows as plain Python values (dates as dates, NaN as None) for any driver."""
-    out = frame.copy()
-    for column in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[column]) and column != "created_at":
-            out[column] = out[column].dt.date
-    out = out.astype(object).where(out.notna(), None)
-    return out.to_dict("records")
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column) and name != "created_at":
+            column = column.dt.date
+        columns.append(column.astype(object).where(column.notna(), None).to_numpy())
+    names = list(frame.columns)
+    # Built column by column, then zipped: several times faster than DataFrame.to_dict.
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -168,9 +173,9 @@ class Warehouse(dg.ConfigurableResource):
             for start in range(0, len(day_list), _CHUNK):
                 chunk = day_list[start : start + _CHUNK]
                 connection.execute(table.delete().where(date_column.in_(chunk)))
-            rows = _records(frame)
-            for start in range(0, len(rows), _CHUNK):
-                connection.execute(table.insert(), rows[start : start + _CHUNK])
+            for start in range(0, len(frame), _ROWS_PER_BATCH):
+                batch = frame.iloc[start : start + _ROWS_PER_BATCH]
+                connection.execute(table.insert(), _records(batch))
         return len(frame)
 
     def upsert(self, table: sa.Table, frame: pd.DataFrame, keys: list[str]) -> int:
@@ -184,15 +189,15 @@ class Warehouse(dg.ConfigurableResource):
             raise ValueError(
                 f"warehouse {self.engine.url!r}: upsert supports SQLite and PostgreSQL"
             )
-        rows = _records(frame)
+        statement = insert(table)
+        updates = {c: statement.excluded[c] for c in frame.columns if c not in keys}
+        # One statement, executed for many rows: compiled once, not once per batch.
+        statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
         with self.engine.begin() as connection:
-            for start in range(0, len(rows), _CHUNK):
-                statement = insert(table).values(rows[start : start + _CHUNK])
-                updates = {c: statement.excluded[c] for c in frame.columns if c not in keys}
-                connection.execute(
-                    statement.on_conflict_do_update(index_elements=keys, set_=updates)
-                )
-        return len(rows)
+            for start in range(0, len(frame), _ROWS_PER_BATCH):
+                batch = frame.iloc[start : start + _ROWS_PER_BATCH]
+                connection.execute(statement, _records(batch))
+        return len(frame)
 
     def append(self, table: sa.Table, frame: pd.DataFrame) -> int:
         with self.engine.begin() as connection:

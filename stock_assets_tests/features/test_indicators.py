@@ -87,3 +87,16 @@ def test_attach_label_rebuilds_the_label_from_stored_features(market):
     features = _features(market).reset_index()
     rebuilt = attach_label(features.drop(columns=LABEL).sample(frac=1.0, random_state=1))
     pd.testing.assert_series_equal(rebuilt[LABEL], features[LABEL], check_names=False)
+
+
+def test_each_ticker_gets_what_it_would_get_alone():
+    """All tickers are computed in one pass; a ticker's features must not depend on the others,
+    whatever their history lengths, gaps or order of rows."""
+    bars = generate_market(n_tickers=5, years=1.5, seed=4, defects=Defects(gaps=6)).bars
+    late = bars["ticker"] == "SYN0002"
+    bars = bars[~late | (bars["date"] >= bars["date"].iloc[200])]  # a ticker listed later
+    shuffled = bars.sample(frac=1, random_state=0)
+    together = _features(shuffled)
+    for ticker, rows in bars.groupby("ticker"):
+        alone = _features(rows)
+        pd.testing.assert_frame_equal(together.loc[[ticker]], alone, check_exact=True)

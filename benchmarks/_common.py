@@ -1,0 +1,82 @@
+"""What every benchmark script shares: its command line, the machine, timing, and output.
+
+Each script measures a figure beside its baseline in the same run and writes
+`results/<name>.json` (every number, the goals and whether each was met) and
+`results/<name>.md` (a table for people); `summary.py` gathers the goals of all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_line(argv: list[str] | None) -> str:
+    """The command as a person would type it from the checkout."""
+    args = sys.argv[1:] if argv is None else argv
+    here = Path.cwd()
+
+    def short(path: str) -> str:
+        absolute = Path(path).absolute()
+        return str(absolute.relative_to(here)) if absolute.is_relative_to(here) else path
+
+    return " ".join([short(sys.executable), short(sys.argv[0]), *args])
+
+
+def machine() -> dict[str, Any]:
+    import numpy
+    import pandas
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def interleaved(sides: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each side, alternating their order so noise hits all alike."""
+    names = list(sides)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        for name in names if i % 2 == 0 else reversed(names):
+            started = time.perf_counter()
+            sides[name]()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def goal(text: str, measured: str, met: bool, why: str = "") -> dict[str, Any]:
+    """One goal of the issue, what was measured against it, and, when missed, why."""
+    return {"goal": text, "measured": measured, "met": bool(met), "why": why}
+
+
+def write(name: str, report: dict[str, Any], markdown: str, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown, end="", flush=True)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
