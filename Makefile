@@ -58,7 +58,9 @@ dashboard: install  ## predictions dashboard at 127.0.0.1:$PORT (default 8050), 
 screenshot: install  ## refresh docs/dashboard.png from the browser test
 	STOCK_ASSETS_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q stock_assets_tests/test_dashboard.py -k choosing
 
-bench: install  ## run the benchmarks under benchmarks/ (results in benchmarks/results/)
+bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md in benchmarks/results/)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,bench]'
+	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/serving.py
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
