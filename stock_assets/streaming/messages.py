@@ -49,6 +49,50 @@ def validate(
     now: pd.Timestamp,
 ) -> dict | Invalid:
     """A valid message as a record (with its trading `date`), or why it is not one."""
+    return validate_batch([body], universe, first_date, now)[0]
+
+
+def validate_batch(
+    bodies: list[bytes],
+    universe: frozenset[str],
+    first_date: pd.Timestamp,
+    now: pd.Timestamp,
+) -> list[dict | Invalid]:
+    """`validate` for many messages: fields one by one, then every timestamp in one pass.
+
+    Parsing timestamps, converting zones and looking up the calendar per message cost more
+    than all the rest of a tick; over the whole batch they are a few array operations.
+    """
+    checked = [_check_fields(body, universe) for body in bodies]
+    pending = [i for i, item in enumerate(checked) if not isinstance(item, Invalid)]
+    if not pending:
+        return checked
+    texts = [checked[i]["ts"] for i in pending]
+    ts = pd.to_datetime(pd.Series(texts), utc=True, format="ISO8601", errors="coerce")
+    dates = ts.dt.tz_convert(calendar.EXCHANGE_TZ).dt.tz_localize(None).dt.normalize()
+    sessions = calendar.is_session(dates).tolist()
+    latest = now + MAX_FUTURE
+    for i, text, stamp, date, session in zip(
+        pending, texts, ts.tolist(), dates.tolist(), sessions, strict=True
+    ):
+        if stamp is pd.NaT:
+            checked[i] = Invalid(f"ts={text!r}: not a valid time")
+        elif stamp > latest:
+            checked[i] = Invalid(f"ts={text}: in the future (now {now:%Y-%m-%dT%H:%M:%SZ})")
+        elif date < first_date:
+            checked[i] = Invalid(
+                f"ts={text}: trading date {date:%Y-%m-%d} is before the first partition"
+            )
+        elif not session:
+            checked[i] = Invalid(f"ts={text}: trading date {date:%Y-%m-%d} is not an NYSE session")
+        else:
+            checked[i]["ts"] = stamp
+            checked[i]["date"] = date
+    return checked
+
+
+def _check_fields(body: bytes, universe: frozenset[str]) -> dict | Invalid:
+    """Everything about one message but its time: the record so far, or why it is invalid."""
     try:
         message = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -88,20 +132,8 @@ def validate(
         return Invalid(
             f"ts={ts_text!r}: expected ISO 8601 with a zone, e.g. 2013-03-04T09:30:00-05:00"
         )
-    try:
-        ts = pd.Timestamp(ts_text).tz_convert("UTC")
-    except ValueError as error:
-        return Invalid(f"ts={ts_text!r}: {error}")
-    if ts > now + MAX_FUTURE:
-        return Invalid(f"ts={ts_text}: in the future (now {now:%Y-%m-%dT%H:%M:%SZ})")
-    date = ts.tz_convert(calendar.EXCHANGE_TZ).tz_localize(None).normalize()
-    if date < first_date:
-        return Invalid(f"ts={ts_text}: trading date {date:%Y-%m-%d} is before the first partition")
-    if not calendar.is_session_day(date):
-        return Invalid(f"ts={ts_text}: trading date {date:%Y-%m-%d} is not an NYSE session")
     record = {f: message[f] for f in ("ticker", "interval", *PRICES, "volume")}
-    record["ts"] = ts
-    record["date"] = date
+    record["ts"] = ts_text
     return record
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from stock_assets.streaming.messages import Invalid, landed_frame, validate
+from stock_assets.streaming.messages import Invalid, landed_frame, validate_batch
 
 EXCHANGE = "market"
 QUEUE = "stock_assets.bars"
@@ -96,9 +96,10 @@ def drain(
         channel = connection.channel()
         declare(channel, topology)
         channel.confirm_delivery()
-        # Never hold more than this tick will handle: prefetched but unprocessed messages
-        # would count a delivery against the limit when the channel closes.
-        channel.basic_qos(prefetch_count=min(max_messages, 1000))
+        # As many as this tick will handle and no more: a smaller window made every tick stop
+        # at the window and wait out the inactivity timeout; a larger one would leave
+        # prefetched messages unprocessed, each counting a delivery against the limit.
+        channel.basic_qos(prefetch_count=max_messages)
         deadline = time.monotonic() + budget_seconds
         deliveries = []
         for method, properties, body in channel.consume(topology.queue, inactivity_timeout=0.5):
@@ -112,8 +113,9 @@ def drain(
             return result
         now = pd.Timestamp.now(tz="UTC")
         valid, invalid = [], []
-        for method, properties, body in deliveries:
-            checked = validate(body, universe, first_date, now)
+        bodies = [body for _, _, body in deliveries]
+        checks = validate_batch(bodies, universe, first_date, now)
+        for (method, properties, body), checked in zip(deliveries, checks, strict=True):
             if isinstance(checked, Invalid):
                 invalid.append((method, properties, body, checked.reason))
             else:

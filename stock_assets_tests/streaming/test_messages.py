@@ -12,6 +12,7 @@ from stock_assets.streaming.messages import (
     daily_bars,
     landed_frame,
     validate,
+    validate_batch,
     with_landed,
 )
 
@@ -66,6 +67,7 @@ def test_the_published_example_is_valid_by_schema_and_by_us():
         (message(ts="2013-03-02T09:30:00-05:00"), "2013-03-02 is not an NYSE session", False),
         (message(ts="1999-03-02T09:30:00-05:00"), "before the first partition", False),
         (message(interval="1w"), "interval='1w'", True),
+        (message(ts="2013-02-30T09:30:00-05:00"), "not a valid time", False),
     ],
 )
 def test_each_invalid_message_says_why(fields, reason, schema_rejects):
@@ -75,6 +77,20 @@ def test_each_invalid_message_says_why(fields, reason, schema_rejects):
     schema = json.loads((SCHEMAS / "bar-v1.schema.json").read_text())
     valid_by_schema = jsonschema.Draft202012Validator(schema).is_valid(fields)
     assert valid_by_schema is not schema_rejects
+
+
+def test_a_batch_is_judged_message_by_message():
+    bodies = [
+        json.dumps(message(ts="2013-03-02T09:30:00-05:00")).encode(),
+        json.dumps(message()).encode(),
+        b"{oops",
+        json.dumps(message(ticker="MSFT", ts="2013-03-01T16:00:00-05:00")).encode(),
+        json.dumps(message(ts="2013-03-06T09:30:00-05:00")).encode(),
+    ]
+    batch = validate_batch(bodies, UNIVERSE, FIRST, NOW)
+    assert batch == [validate(body, UNIVERSE, FIRST, NOW) for body in bodies]
+    assert [isinstance(item, Invalid) for item in batch] == [True, False, True, False, True]
+    assert batch[3]["date"] == pd.Timestamp("2013-03-01")
 
 
 def test_not_json_is_invalid():
