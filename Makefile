@@ -61,7 +61,11 @@ screenshot: install  ## refresh docs/dashboard.png from the browser test
 bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md in benchmarks/results/)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,bench]'
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/ingestion.py
+	$(BIN)/python benchmarks/latency.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/batch_graph.py
+	$(BIN)/python benchmarks/summary.py
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,services]'

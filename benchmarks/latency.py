@@ -1,0 +1,319 @@
+"""Publish-to-prediction latency through the real Dagster daemon, beside the same work in-process.
+
+In a temporary home on a small synthetic market (5 tickers x 3 years), `stock-assets demo`
+first trains and promotes a champion and predicts every stored session. Then, for each
+sample, one daily bar per ticker for the next session is published to RabbitMQ (in a
+virtual host of its own, created and deleted with rabbitmqctl), and the clock runs until the
+champion's live predictions for that session are in the warehouse:
+
+- in-process (the baseline, first, with no daemon running): the benchmark itself evaluates
+  `market_bars_sensor` and executes the `refresh_prices` run it requests, in this process;
+- daemon: `dagster dev` runs as `make ui` starts it; its daemon ticks the sensor (every 10 s
+  at most), launches the run in a new process, and the run writes the predictions.
+
+The difference is what the daemon adds: waiting for the next sensor tick, launching a run
+process and importing the code location. Reported: p50 and p99 (with this few samples, p99
+is close to the maximum) and the ratio daemon / in-process.
+
+Run: .venv/bin/python benchmarks/latency.py [--samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+from _common import RESULTS, command_line, goal, machine, now, progress, write
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TICKERS = 5
+YEARS = 3
+START = "2010-01-04"
+SAMPLE_TIMEOUT = 180.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Publish-to-prediction latency through `dagster dev` (its daemon ticks "
+        "market_bars_sensor and launches refresh_prices) beside the same sensor tick and run "
+        "in-process. Needs RabbitMQ at 127.0.0.1:5672 and rabbitmqctl (a virtual host of its "
+        "own is created and deleted). Writes DIR/latency.json and DIR/latency.md.",
+    )
+    parser.add_argument("--samples", type=int, default=8, help="per side (default 8)")
+    parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR")
+    return parser.parse_args(argv)
+
+
+def rabbitmqctl(*args: str) -> None:
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}; "
+            "run the benchmark as a user who may manage the local RabbitMQ (root here)"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bar_batch(bars, session) -> list[tuple[str, bytes]]:
+    """One daily bar per ticker on `session`, a small move from each ticker's last close."""
+    from stock_assets.streaming.messages import bar_messages
+
+    last = bars.sort_values("date").groupby("ticker").tail(1).copy()
+    last["date"] = session
+    last["open"] = last["close"]
+    last["close"] = last["close"] * 1.002
+    last["high"] = last[["open", "close"]].max(axis=1) * 1.001
+    last["low"] = last[["open", "close"]].min(axis=1) * 0.999
+    return bar_messages(last, "1d")
+
+
+def wait_for_predictions(warehouse, session, tickers: int) -> None:
+    deadline = time.monotonic() + SAMPLE_TIMEOUT
+    query = (
+        "SELECT COUNT(*) AS n FROM price_predictions "
+        f"WHERE kind = 'live' AND as_of_date = '{session:%Y-%m-%d}'"
+    )
+    while time.monotonic() < deadline:
+        if warehouse.read(query)["n"].iloc[0] >= tickers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"no live predictions for {session:%Y-%m-%d} after {SAMPLE_TIMEOUT:g} s")
+
+
+def in_process_sample(definitions, instance, url: str, messages, session) -> float:
+    import dagster as dg
+
+    from stock_assets.streaming import rabbitmq
+
+    resources = definitions.resources
+    sensor = definitions.resolve_sensor_def("market_bars_sensor")
+    job = definitions.resolve_job_def("refresh_prices")
+    started = time.perf_counter()
+    rabbitmq.publish(url, rabbitmq.Topology(), messages)
+    with dg.build_sensor_context(
+        resources=resources, definitions=definitions, instance=instance
+    ) as context:
+        request = sensor(context)
+    if not isinstance(request, dg.RunRequest):
+        raise RuntimeError(f"the sensor landed nothing: {request}")
+    keys = job.asset_layer.executable_asset_keys
+    result = dg.materialize(
+        definitions.assets,
+        selection=list(keys),
+        resources=resources,
+        instance=instance,
+        tags=request.tags,
+    )
+    if not result.success:
+        raise RuntimeError(f"the in-process run {result.run_id} failed")
+    wait_for_predictions(resources["warehouse"], session, TICKERS)
+    return time.perf_counter() - started
+
+
+def start_dagster(env: dict[str, str], home: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = open(home / "dagster-dev.log", "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
+            return process, port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(process)
+                tail = (home / "dagster-dev.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"dagster dev did not start:\n{tail}") from None
+            time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the leader, then SIGKILL to whatever is left of its session."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def summarize(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50": float(np.percentile(seconds, 50)),
+        "p99": float(np.percentile(seconds, 99)),
+        "min": min(seconds),
+        "max": max(seconds),
+    }
+
+
+def render(report: dict) -> str:
+    m, r = report["machine"], report["result"]
+    d, p = r["daemon"], r["in_process"]
+    lines = [
+        "# Publish-to-prediction latency: the Dagster daemon vs the same work in-process",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Run {report['date']} on {m['cpu_count']} CPUs, Python {m['python']}; "
+        f"{TICKERS} synthetic tickers x {YEARS} years, champion from `stock-assets demo`; "
+        f"`dagster dev` with the repository's dagster.yaml (DefaultRunCoordinator); "
+        f"market_bars_sensor's minimum interval {report['sensor_interval_s']} s. "
+        f"{report['samples']} samples per side, one session each.",
+        "",
+        "| side | p50 s | p99 s | min s | max s |",
+        "|---|--:|--:|--:|--:|",
+        f"| daemon (`dagster dev`) | {d['p50']:.2f} | {d['p99']:.2f} | {d['min']:.2f} "
+        f"| {d['max']:.2f} |",
+        f"| in-process (sensor tick + run in this process) | {p['p50']:.2f} | {p['p99']:.2f} "
+        f"| {p['min']:.2f} | {p['max']:.2f} |",
+        "",
+        f"Ratio daemon / in-process: p50 **{r['ratio_p50']:.2f}x**, p99 {r['ratio_p99']:.2f}x. "
+        "The clock runs from publishing the bars to the live predictions being readable in the "
+        "warehouse. Through the daemon it includes waiting for the sensor's next tick (up to "
+        "its interval), launching the run's process and importing the code location.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    vhost = f"stock_assets_bench_{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        env = dict(
+            os.environ,
+            STOCK_ASSETS_HOME=str(home),
+            DAGSTER_HOME=str(home / "dagster"),
+            STOCK_ASSETS_SOURCE="synthetic",
+            STOCK_ASSETS_SYNTHETIC_TICKERS=str(TICKERS),
+            STOCK_ASSETS_SYNTHETIC_YEARS=str(YEARS),
+            STOCK_ASSETS_START_DATE=START,
+            STOCK_ASSETS_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+            TMPDIR=str(home / "tmp"),
+        )
+        env.pop("MLFLOW_TRACKING_URI", None)
+        (home / "dagster").mkdir()
+        (home / "tmp").mkdir()
+        shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
+        progress("latency: training a champion on the synthetic market (stock-assets demo) ...")
+        subprocess.run(
+            [str(BIN / "stock-assets"), "demo"],
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        os.environ.update({k: v for k, v in env.items() if k != "TMPDIR"})
+        report = run(args, env, home, command_line(argv))
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+        shutil.rmtree(home, ignore_errors=True)
+    write("latency", report, render(report), args.out)
+    return 0
+
+
+def run(args: argparse.Namespace, env: dict[str, str], home: Path, command: str) -> dict:
+    import dagster as dg
+    import pandas as pd
+
+    from stock_assets.config import load_settings
+    from stock_assets.definitions import defs
+    from stock_assets.market import calendar
+
+    settings = load_settings()
+    definitions = defs()
+    warehouse = definitions.resources["warehouse"]
+    bars = warehouse.read("SELECT * FROM prices")
+    bars["date"] = pd.to_datetime(bars["date"])
+    sessions = calendar.sessions_in_range(
+        bars["date"].max() + pd.Timedelta(days=1), pd.Timestamp.today()
+    )[: 2 * args.samples]
+    seconds: dict[str, list[float]] = {"in_process": [], "daemon": []}
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for session in sessions[: args.samples]:
+            messages = bar_batch(bars, session)
+            elapsed = in_process_sample(definitions, instance, settings.amqp_url, messages, session)
+            seconds["in_process"].append(elapsed)
+            progress(f"  in-process {session:%Y-%m-%d}: {elapsed:.2f} s")
+    progress("latency: starting dagster dev ...")
+    process, _ = start_dagster(env, home)
+    try:
+        from stock_assets.streaming import rabbitmq
+
+        url = env["STOCK_ASSETS_AMQP_URL"]
+        # Let the daemon's first sensor ticks pass, so the first sample is not a cold start.
+        time.sleep(20)
+        for session in sessions[args.samples :]:
+            started = time.perf_counter()
+            rabbitmq.publish(url, rabbitmq.Topology(), bar_batch(bars, session))
+            wait_for_predictions(warehouse, session, TICKERS)
+            elapsed = time.perf_counter() - started
+            seconds["daemon"].append(elapsed)
+            progress(f"  daemon {session:%Y-%m-%d}: {elapsed:.2f} s")
+    finally:
+        stop(process)
+    daemon, local = summarize(seconds["daemon"]), summarize(seconds["in_process"])
+    sensor = definitions.resolve_sensor_def("market_bars_sensor")
+    result = {
+        "daemon": daemon,
+        "in_process": local,
+        "daemon_s": seconds["daemon"],
+        "in_process_s": seconds["in_process"],
+        "daemon_p50_s": daemon["p50"],
+        "ratio_p50": daemon["p50"] / local["p50"],
+        "ratio_p99": daemon["p99"] / local["p99"],
+    }
+    return {
+        "benchmark": "latency",
+        "command": command,
+        "date": now(),
+        "machine": machine(),
+        "samples": args.samples,
+        "sensor_interval_s": sensor.minimum_interval_seconds,
+        "result": result,
+        "goals": [
+            goal(
+                "publish-to-prediction latency p50/p99 with the real daemon (measured, no "
+                "target set)",
+                f"p50 {daemon['p50']:.1f} s, p99 {daemon['p99']:.1f} s; in-process p50 "
+                f"{local['p50']:.1f} s",
+                True,
+            )
+        ],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Gather every benchmark's goals and headline ratio into results/SUMMARY.md.
+
+Reads the JSON each script wrote (`results/<name>.json`); a benchmark that has not been run
+is listed as missing rather than skipped silently.
+
+Run: .venv/bin/python benchmarks/summary.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _common import RESULTS
+
+BENCHMARKS = {
+    "batch_graph": "Batch graph at scale (raw -> predictions) vs a per-ticker pandas loop",
+    "features": "Feature function vs TA-Lib",
+    "ingestion": "market_bars_sensor drain rate vs a bare pika consumer",
+    "latency": "Publish-to-prediction latency through the Dagster daemon",
+    "serving": "MLflow scoring server vs in-process prediction",
+}
+
+
+def headline(name: str, report: dict) -> str:
+    """The one ratio a reader should see first, with what it compares."""
+    if name == "batch_graph":
+        largest = report["sizes"][-1]
+        return (
+            f"{largest['tickers']} tickers: history run {largest['ratio_history_over_loop']:.2f}x "
+            f"the loop; whole graph {largest['graph_seconds']:.0f} s, peak "
+            f"{largest['graph']['peak_rss_gib']:.2f} GiB"
+        )
+    if name == "features":
+        return f"ours / TA-Lib {report['timing']['ratio']:.2f}x"
+    if name == "ingestion":
+        return f"sensor / bare consumer rate {report['result']['ratio']:.2f}"
+    if name == "latency":
+        r = report["result"]
+        return (
+            f"p50 {r['daemon_p50_s']:.1f} s through the daemon, {r['ratio_p50']:.2f}x the same "
+            "work in-process"
+        )
+    if name == "serving":
+        parts = [
+            f"{r['payload']} p50 {r['ratio_http_over_in_process']['p50']:.2f}x"
+            for r in report["results"]
+        ]
+        return "HTTP / in-process: " + ", ".join(parts)
+    return ""
+
+
+def render(reports: dict[str, dict | None]) -> str:
+    lines = [
+        "# Benchmark summary",
+        "",
+        "Every figure was measured beside its baseline in the same run (see each file). "
+        "`make bench` runs them all and writes this file.",
+        "",
+        "| benchmark | run | headline |",
+        "|---|---|---|",
+    ]
+    for name, title in BENCHMARKS.items():
+        report = reports[name]
+        if report is None:
+            lines.append(f"| {title} | not run | — |")
+        else:
+            lines.append(f"| [{title}]({name}.md) | {report['date']} | {headline(name, report)} |")
+    lines += ["", "## Goals", ""]
+    for name, report in reports.items():
+        for item in (report or {}).get("goals", []):
+            lines.append(f"- **{'met' if item['met'] else 'not met'}** ({name}): {item['goal']}")
+            lines.append(f"  - measured: {item['measured']}")
+            if item["why"]:
+                lines.append(f"  - why: {item['why']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write DIR/SUMMARY.md from the benchmarks' JSON results in DIR."
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR")
+    args = parser.parse_args(argv)
+    reports = {}
+    for name in BENCHMARKS:
+        path = args.out / f"{name}.json"
+        reports[name] = json.loads(path.read_text()) if path.exists() else None
+    markdown = render(reports)
+    (args.out / "SUMMARY.md").write_text(markdown)
+    print(markdown, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
