@@ -11,7 +11,7 @@ export STOCK_ASSETS_HOME DAGSTER_HOME
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test ui serve dashboard screenshot bench services services-stop lint clean
+.PHONY: help install demo test ui serve dashboard screenshot bench services services-stop workers workers-stop lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -73,6 +73,13 @@ services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for
 
 services-stop:  ## stop what `make services` started
 	BIN=$(BIN) deploy/services.sh stop
+
+workers: N ?= 2
+workers: install  ## N Celery workers (default 2) for STOCK_ASSETS_EXECUTOR=celery, on STOCK_ASSETS_AMQP_URL
+	BIN=$(BIN) deploy/workers.sh start $(N)
+
+workers-stop:  ## stop what `make workers` started
+	BIN=$(BIN) deploy/workers.sh stop
 
 lint: install  ## ruff
 	$(BIN)/ruff check .

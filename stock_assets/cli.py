@@ -1,6 +1,7 @@
 """`stock-assets`: run the platform from a terminal.
 
 stock-assets demo     materialize every asset over the source's history, then summarise
+stock-assets backfill load the history as several date-range runs (on workers with Celery)
 stock-assets summary  print what the warehouse and registry hold now
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -63,17 +65,12 @@ def demo(settings: Settings) -> int:
 
     from stock_assets.definitions import defs
     from stock_assets.defs.partitions import range_tags
-    from stock_assets.market import calendar
 
     definitions = defs()
     resources = definitions.resources
-    market_data = resources["market_data"]
-    first = pd.Timestamp(settings.start_date)
-    covered = market_data.load(first, pd.Timestamp.today())[0]["date"]
-    if covered.empty:
-        print(f"{market_data.describe()} has no bars from {first:%Y-%m-%d}", file=sys.stderr)
+    sessions = _history_sessions(settings, resources["market_data"])
+    if sessions is None:
         return 1
-    sessions = calendar.sessions_in_range(first, covered.max())
     first, last = sessions[0], sessions[-1]
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
@@ -97,6 +94,91 @@ def demo(settings: Settings) -> int:
             print(f"[{title}] done in {time.monotonic() - started:.1f} s", flush=True)
     print()
     print(summary(settings))
+    return 0
+
+
+def _history_sessions(settings: Settings, market_data) -> pd.DatetimeIndex | None:
+    """The sessions from the configured start to the source's last bar (None: no bars)."""
+    from stock_assets.market import calendar
+
+    first = pd.Timestamp(settings.start_date)
+    covered = market_data.load(first, pd.Timestamp.today())[0]["date"]
+    if covered.empty:
+        print(f"{market_data.describe()} has no bars from {first:%Y-%m-%d}", file=sys.stderr)
+        return None
+    return calendar.sessions_in_range(first, covered.max())
+
+
+# The history as date-range runs: (asset, whether its ranges may run at once). Raw bars and
+# features of a range depend only on other assets; cleaning judges a range against the cleaned
+# sessions before it, so its ranges run in date order.
+BACKFILL_STAGES = [("raw_prices", True), ("cleaned_prices", False), ("price_features", True)]
+
+
+def backfill(settings: Settings, runs: int) -> int:
+    """The history (raw -> cleaned -> features) as several date-range runs per asset, launched
+    as `dagster asset materialize` processes: their steps run where the executor sends them
+    (on `make workers` with STOCK_ASSETS_EXECUTOR=celery)."""
+    import subprocess
+
+    import numpy as np
+
+    from stock_assets.definitions import defs
+
+    if runs < 1:
+        print("--runs must be at least 1", file=sys.stderr)
+        return 2
+    sessions = _history_sessions(settings, defs().resources["market_data"])
+    if sessions is None:
+        return 1
+    ranges = [chunk for chunk in np.array_split(sessions, runs) if len(chunk)]
+    import dagster as dg
+
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    # Create the instance's storage once: runs starting at once on a fresh SQLite instance
+    # would each try to create its tables.
+    dg.DagsterInstance.from_config(str(settings.dagster_home)).dispose()
+    dagster = str(Path(sys.executable).parent / "dagster")
+    print(
+        f"backfill {sessions[0]:%Y-%m-%d}..{sessions[-1]:%Y-%m-%d} as {len(ranges)} date ranges "
+        f"per asset; steps on the {settings.executor} executor",
+        flush=True,
+    )
+    for asset, at_once in BACKFILL_STAGES:
+        started = time.monotonic()
+        commands = [
+            [
+                dagster,
+                "asset",
+                "materialize",
+                "-m",
+                "stock_assets.definitions",
+                "--select",
+                asset,
+                "--partition-range",
+                f"{chunk[0]:%Y-%m-%d}...{chunk[-1]:%Y-%m-%d}",
+            ]
+            for chunk in ranges
+        ]
+        batches = [commands] if at_once else [[command] for command in commands]
+        for batch in batches:
+            processes = [
+                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                for command in batch
+            ]
+            outputs = [process.communicate()[0] for process in processes]
+            for command, process, output in zip(batch, processes, outputs, strict=True):
+                if process.returncode != 0:
+                    print(output.decode(errors="replace")[-3000:], file=sys.stderr)
+                    print(
+                        f"[{asset}] the run for {command[-1]} failed (exit "
+                        f"{process.returncode}): see it in the Dagster UI",
+                        file=sys.stderr,
+                    )
+                    return 1
+        print(
+            f"[{asset}] {len(ranges)} runs done in {time.monotonic() - started:.1f} s", flush=True
+        )
     return 0
 
 
@@ -332,6 +414,17 @@ def main(argv: list[str] | None = None) -> int:
         help="materialize every asset over the source's history (one backfill run), train and "
         "register the model, write predictions, then print a summary",
     )
+    split = commands.add_parser(
+        "backfill",
+        help="load the source's history (raw -> cleaned -> features) as several date-range "
+        "runs per asset; with STOCK_ASSETS_EXECUTOR=celery their steps run on `make workers`",
+        description="Splits the sessions from STOCK_ASSETS_START_DATE to the source's last bar "
+        "into --runs ranges and materializes each asset range by range: raw_prices and "
+        "price_features ranges at once, cleaned_prices in date order (cleaning reads the "
+        "cleaned sessions before a range). The result equals one run over the whole history. "
+        "Then `stock-assets demo` (or the UI) trains and predicts.",
+    )
+    split.add_argument("--runs", type=int, default=2, help="date ranges per asset (default 2)")
     commands.add_parser("summary", help="print what the warehouse and registry hold now")
     replay = commands.add_parser(
         "publish",
@@ -396,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         return redrive(settings)
     if args.command == "demo":
         return demo(settings)
+    if args.command == "backfill":
+        return backfill(settings, args.runs)
     if args.command == "publish":
         return publish(settings, args)
     print(summary(settings))

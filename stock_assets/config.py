@@ -53,6 +53,7 @@ class Settings:
     dagster_home: Path
     amqp_url: str
     amqp_url_set: bool
+    executor: str
 
 
 def load_settings() -> Settings:
@@ -70,6 +71,12 @@ def load_settings() -> Settings:
         default_tickers = ",".join(ticker_names(synthetic_tickers))
     else:
         default_tickers = ",".join(SAMPLE_TICKERS)
+    executor = _env("STOCK_ASSETS_EXECUTOR", "default")
+    if executor not in {"default", "celery"}:
+        raise ValueError(
+            f"STOCK_ASSETS_EXECUTOR={executor!r} is not an executor: use default (steps in "
+            "processes on this machine) or celery (steps on `make workers`)"
+        )
     store = _env("STOCK_ASSETS_OBJECT_STORE", "local")
     if store not in {"local", "s3"}:
         raise ValueError(f"STOCK_ASSETS_OBJECT_STORE={store!r} is not a store: use local or s3")
@@ -94,4 +101,5 @@ def load_settings() -> Settings:
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         amqp_url=_env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL),
         amqp_url_set=bool(os.environ.get("STOCK_ASSETS_AMQP_URL", "").strip()),
+        executor=executor,
     )

@@ -1,0 +1,29 @@
+"""Where a run's steps execute: processes on this machine, or Celery workers (`make workers`)."""
+
+import dagster as dg
+
+from stock_assets.config import load_settings
+
+# Results of finished tasks go back over the broker (no result store to run) and expire
+# from it after a minute: nothing waits that long for one, and RabbitMQ keeps no leftovers.
+CELERY_RESULT_BACKEND = "rpc://"
+CELERY_QUEUE = "dagster"
+
+
+@dg.definitions
+def executor() -> dg.Definitions:
+    """STOCK_ASSETS_EXECUTOR=celery sends every step to the workers through RabbitMQ."""
+    settings = load_settings()
+    if settings.executor != "celery":
+        return dg.Definitions()
+    from dagster_celery import celery_executor
+
+    return dg.Definitions(
+        executor=celery_executor.configured(
+            {
+                "broker": settings.amqp_url,
+                "backend": CELERY_RESULT_BACKEND,
+                "config_source": {"result_expires": 60},
+            }
+        )
+    )
