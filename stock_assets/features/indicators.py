@@ -87,7 +87,8 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
         grid.long(features[name], out=row)
     values[~np.isfinite(values) | (grid.position < WARMUP_SESSIONS)] = np.nan
     # The label is the next bar's stored ret_1d, as attach_label rebuilds it later.
-    label = np.r_[values[0, 1:], np.nan]
+    label = np.full(len(bars), np.nan)
+    label[:-1] = values[0, 1:]
     label[grid.last_bars] = np.nan
     columns = [*FEATURE_COLUMNS, LABEL]
     # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.

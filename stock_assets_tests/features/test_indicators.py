@@ -100,3 +100,10 @@ def test_each_ticker_gets_what_it_would_get_alone():
     for ticker, rows in bars.groupby("ticker"):
         alone = _features(rows)
         pd.testing.assert_frame_equal(together.loc[[ticker]], alone, check_exact=True)
+
+
+def test_no_bars_give_an_empty_table_with_every_column(market):
+    cleaned = clean_bars(market, sorted(market["ticker"].unique()), "test").cleaned
+    empty = build_features(cleaned.iloc[:0])
+    assert empty.empty
+    assert [*FEATURE_COLUMNS, LABEL] == list(empty.columns[-len(FEATURE_COLUMNS) - 1 :])
