@@ -45,7 +45,8 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 	    --default-artifact-root file://$(STOCK_ASSETS_HOME)/mlartifacts \
 	    --host 127.0.0.1 --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
 	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true \
+	    $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 serve: PORT ?= 5001
 serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions

@@ -34,7 +34,7 @@ def headline(name: str, report: dict) -> str:
             f"{largest['graph']['peak_rss_gib']:.2f} GiB"
         )
     if name == "features":
-        return f"ours / TA-Lib {report['timing']['ratio']:.2f}x"
+        return f"ours / TA-Lib {report['timing']['ratio']:.2f}x (best calls)"
     if name == "ingestion":
         return f"sensor / bare consumer rate {report['result']['ratio']:.2f}"
     if name == "latency":

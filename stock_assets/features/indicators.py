@@ -46,7 +46,38 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     """
     traded = cleaned.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     bars = adjust_for_splits(traded)
-    grid = _BarGrid(bars["ticker"].to_numpy())
+    tickers = bars["ticker"].to_numpy()
+    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
+    bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
+    columns = [*FEATURE_COLUMNS, LABEL]
+    values = np.empty((len(columns), len(bars)))
+    position = np.empty(len(bars), dtype=int)
+    # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
+    # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
+    # operation, and their page faults cost more than the arithmetic.
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        grid = _BarGrid(tickers[lo:hi])
+        values[:-1, lo:hi] = _block_features(bars.iloc[lo:hi], grid)
+        position[lo:hi] = grid.position
+    features = values[:-1]
+    features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
+    # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
+    # attach_label rebuilds it later.
+    values[-1, :-1] = features[0, 1:]
+    if len(bars):
+        values[-1, np.r_[firsts[1:], len(bars)] - 1] = np.nan
+    # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
+    table = pd.DataFrame(values.T, columns=columns, copy=False)
+    for i, name in enumerate(["ticker", "date", "close"]):
+        table.insert(i, name, traded[name].array)
+    return table
+
+
+_TICKERS_PER_BLOCK = 64
+
+
+def _block_features(bars: pd.DataFrame, grid: _BarGrid) -> np.ndarray:
+    """The feature columns (features x rows) of a few tickers' split-adjusted bars."""
     close, volume = grid.wide(bars["close"]), grid.wide(bars["volume"])
     features: dict[str, pd.DataFrame] = {}
     daily = close / close.shift(1) - 1
@@ -85,15 +116,10 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     values = np.empty((len(FEATURE_COLUMNS), len(bars)))
     for row, name in zip(values, FEATURE_COLUMNS, strict=True):
         grid.long(features[name], out=row)
-    values[~np.isfinite(values) | (grid.position < WARMUP_SESSIONS)] = np.nan
-    # The label is the next bar's stored ret_1d, as attach_label rebuilds it later.
-    label = np.full(len(bars), np.nan)
-    label[:-1] = values[0, 1:]
-    label[grid.last_bars] = np.nan
-    columns = [*FEATURE_COLUMNS, LABEL]
-    # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
-    table = pd.DataFrame(np.vstack([values, label]).T, columns=columns, copy=False)
-    return pd.concat([traded[["ticker", "date", "close"]], table], axis=1)
+    values = np.empty((len(FEATURE_COLUMNS), len(bars)))
+    for row, name in zip(values, FEATURE_COLUMNS, strict=True):
+        grid.long(features[name], out=row)
+    return values
 
 
 def _two_pass_std(frame: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -105,12 +131,9 @@ def _two_pass_std(frame: pd.DataFrame, window: int) -> pd.DataFrame:
 
     values = frame.to_numpy()
     out = np.full(values.shape, np.nan)
-    # Tickers in blocks keep the windows' temporary arrays a few tens of MB.
-    for first in range(0, values.shape[1], 64):
-        block = values[:, first : first + 64]
-        if len(block) >= window:
-            windows = sliding_window_view(block, window, axis=0)
-            out[window - 1 :, first : first + 64] = windows.std(axis=-1, ddof=1)
+    if len(values) >= window:
+        windows = sliding_window_view(values, window, axis=0)
+        out[window - 1 :] = windows.std(axis=-1, ddof=1)
     return pd.DataFrame(out)
 
 
@@ -130,7 +153,6 @@ class _BarGrid:
         lengths = np.diff(np.r_[starts, n]).astype(int)
         self.position = np.arange(n) - np.repeat(starts.astype(int), lengths)
         self.shape = (int(lengths.max()) if n else 0, len(lengths))
-        self.last_bars = np.cumsum(lengths) - 1
         column = np.repeat(np.arange(len(lengths)), lengths)
         self._flat = column * self.shape[0] + self.position
 

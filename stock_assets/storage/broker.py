@@ -17,7 +17,7 @@ class RabbitMQ(dg.ConfigurableResource):
     queue: str = rabbitmq.QUEUE
     dead_queue: str = rabbitmq.DEAD_QUEUE
     budget_seconds: float = 20.0
-    max_messages: int = 10_000
+    max_messages: int = rabbitmq.MAX_MESSAGES
 
     @property
     def topology(self) -> rabbitmq.Topology:
