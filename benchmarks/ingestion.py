@@ -119,6 +119,27 @@ def sensor_drain(definitions, resources, expected: int) -> tuple[float, int]:
     return time.perf_counter() - started, ticks
 
 
+def tick_parts(batch: list[tuple[str, bytes]], tickers: list[str], store) -> dict[str, float]:
+    """Validation and landing of the same messages, each timed alone (best of three)."""
+    import pandas as pd
+
+    from stock_assets.streaming import rabbitmq
+    from stock_assets.streaming.messages import landed_frame, validate_batch
+
+    bodies = [body for _, body in batch]
+    universe, first = frozenset(tickers), pd.Timestamp("2010-01-04")
+    best = {"validate": float("inf"), "land": float("inf")}
+    for _ in range(3):
+        started = time.perf_counter()
+        records = validate_batch(bodies, universe, first, pd.Timestamp.now(tz="UTC"))
+        best["validate"] = min(best["validate"], time.perf_counter() - started)
+        batch_id = rabbitmq.new_batch_id()
+        started = time.perf_counter()
+        store.land(landed_frame(records, batch_id), batch_id)
+        best["land"] = min(best["land"], time.perf_counter() - started)
+    return best
+
+
 def render(report: dict) -> str:
     m, r = report["machine"], report["result"]
     lines = [
@@ -139,7 +160,9 @@ def render(report: dict) -> str:
         f"| {', '.join(f'{s:.2f}' for s in r['bare_s'])} |",
         "",
         f"Ratio sensor / bare consumer (rates): **{r['ratio']:.2f}** (goal: at least "
-        f"{GOAL_RATIO:g}).",
+        f"{GOAL_RATIO:g}). Measured alone on the same {report['messages']:,} messages: "
+        f"validating them {r['measured_alone_s']['validate']:.2f} s, landing them (one Parquet "
+        f"object per trading date) {r['measured_alone_s']['land']:.2f} s.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -205,6 +228,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
         connection.close()
     sensor_s, bare_s = median(seconds["sensor"]), median(seconds["bare"])
     ratio = bare_s / sensor_s
+    parts = tick_parts(batch, list(settings.tickers), resources["object_store"])
     result = {
         "sensor_s": seconds["sensor"],
         "bare_s": seconds["bare"],
@@ -214,7 +238,16 @@ def run(args: argparse.Namespace, command: str) -> dict:
         "bare_rate": len(batch) / bare_s,
         "sensor_ticks": ticks,
         "ratio": ratio,
+        "measured_alone_s": parts,
     }
+    rest = sensor_s - sum(parts.values())
+    why = (
+        f"of the sensor's {sensor_s:.2f} s a round, validating the messages took "
+        f"{parts['validate']:.2f} s and landing them {parts['land']:.2f} s (each measured alone "
+        f"on the same messages); the other {rest:.2f} s receive, acknowledge and evaluate the "
+        f"sensor, against the bare consumer's {bare_s:.2f} s of receiving and acknowledging, "
+        "most of which is pika decoding frames in Python"
+    )
     return {
         "benchmark": "ingestion",
         "command": command,
@@ -230,6 +263,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
                 f"{ratio:.2f} ({result['sensor_rate']:,.0f} vs {result['bare_rate']:,.0f} "
                 "messages/s)",
                 ratio >= GOAL_RATIO,
+                "" if ratio >= GOAL_RATIO else why,
             )
         ],
     }
