@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from _common import command_line
+
 from stock_assets.serving import ScoringServer, model_uri, serve_command
 
 HOST = "127.0.0.1"
@@ -231,17 +233,6 @@ def render_markdown(report: dict[str, Any]) -> str:
         "parsing and encoding and the client's decoding, not encoding the request body."
     )
     return "\n".join(lines) + "\n"
-
-
-def command_line(argv: list[str] | None) -> str:
-    args = sys.argv[1:] if argv is None else argv
-    here = Path.cwd()
-
-    def short(path: str) -> str:
-        absolute = Path(path).absolute()
-        return str(absolute.relative_to(here)) if absolute.is_relative_to(here) else path
-
-    return " ".join([short(sys.executable), short(sys.argv[0]), *args])
 
 
 def main(argv: list[str] | None = None) -> int:
