@@ -46,6 +46,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

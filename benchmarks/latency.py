@@ -24,7 +24,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, command_line, goal, machine, now, progress, write
+from _common import RESULTS, command_line, free_port, goal, machine, now, progress, write
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -63,12 +62,6 @@ def rabbitmqctl(*args: str) -> None:
             f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}; "
             "run the benchmark as a user who may manage the local RabbitMQ (root here)"
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bar_batch(bars, session) -> list[tuple[str, bytes]]:

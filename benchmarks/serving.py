@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from _common import command_line
+from _common import command_line, free_port
 
 from stock_assets.serving import ScoringServer, model_uri, serve_command
 
@@ -81,12 +80,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where to write serving.json and serving.md (default: benchmarks/results)",
     )
     return parser.parse_args(argv)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def train_champion(settings: Any, bars: Any) -> tuple[Any, str]:

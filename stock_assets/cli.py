@@ -128,6 +128,7 @@ def backfill(settings: Settings, runs: int) -> int:
     (on `make workers` with STOCK_ASSETS_EXECUTOR=celery)."""
     import subprocess
 
+    import dagster as dg
     import numpy as np
 
     from stock_assets.definitions import defs
@@ -140,8 +141,6 @@ def backfill(settings: Settings, runs: int) -> int:
     if sessions is None:
         return 1
     ranges = [chunk for chunk in np.array_split(sessions, runs) if len(chunk)]
-    import dagster as dg
-
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     # Create the instance's storage once: runs starting at once on a fresh SQLite instance
     # would each try to create its tables.
@@ -429,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Splits the sessions from STOCK_ASSETS_START_DATE to the source's last bar "
         "into --runs ranges and materializes each asset range by range: raw_prices and "
         "price_features ranges at once, cleaned_prices in date order (cleaning reads the "
-        "cleaned sessions before a range). The result equals one run over the whole history. "
+        "cleaned sessions before a range). The result equals one run over the whole history "
+        "(features to within 1e-7: a range's moving averages start 250 sessions back). "
         "Then `stock-assets demo` (or the UI) trains and predicts.",
     )
     split.add_argument("--runs", type=int, default=2, help="date ranges per asset (default 2)")

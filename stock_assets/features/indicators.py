@@ -116,9 +116,6 @@ def _block_features(bars: pd.DataFrame, grid: _BarGrid) -> np.ndarray:
     values = np.empty((len(FEATURE_COLUMNS), len(bars)))
     for row, name in zip(values, FEATURE_COLUMNS, strict=True):
         grid.long(features[name], out=row)
-    values = np.empty((len(FEATURE_COLUMNS), len(bars)))
-    for row, name in zip(values, FEATURE_COLUMNS, strict=True):
-        grid.long(features[name], out=row)
     return values
 
 

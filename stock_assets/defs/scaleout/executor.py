@@ -7,7 +7,6 @@ from stock_assets.config import load_settings
 # Results of finished tasks go back over the broker (no result store to run) and expire
 # from it after a minute: nothing waits that long for one, and RabbitMQ keeps no leftovers.
 CELERY_RESULT_BACKEND = "rpc://"
-CELERY_QUEUE = "dagster"
 
 
 @dg.definitions
@@ -21,7 +20,10 @@ def executor() -> dg.Definitions:
     return dg.Definitions(
         executor=celery_executor.configured(
             {
-                "broker": settings.amqp_url,
+                # A URL holding credentials stays in the environment, as for the broker resource.
+                "broker": {"env": "STOCK_ASSETS_AMQP_URL"}
+                if settings.amqp_url_set
+                else settings.amqp_url,
                 "backend": CELERY_RESULT_BACKEND,
                 "config_source": {"result_expires": 60},
             }
