@@ -1,28 +1,65 @@
-"""Shared fixtures: a temporary $STOCK_ASSETS_HOME, the real bundled sample, a real S3 server."""
+"""Shared fixtures: a temporary $STOCK_ASSETS_HOME, the real bundled sample (raw, and trained
+once per session), a real S3 server, a private RabbitMQ vhost."""
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from stock_assets.config import SAMPLE_TICKERS, Settings, load_settings
 from stock_assets.market.bars import parse_bars
 from stock_assets.market.sources import read_history_file, sample_path
-from stock_assets_tests.services import S3_CREDENTIALS, Bucket
+from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample
+from stock_assets_tests.services import S3_CREDENTIALS, Bucket, free_port, server_process
+
+BIN = Path(sys.executable).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs plan a range in one event per asset, as `stock-assets demo` and `make ui` run them.
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch) -> Settings:
     """Embedded-default settings with every piece of state under a temporary home."""
-    for name in ("MLFLOW_TRACKING_URI", "STOCK_ASSETS_WAREHOUSE_URL", "DAGSTER_HOME"):
+    for name in STATE_ELSEWHERE:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "home"))
     return load_settings()
+
+
+@pytest.fixture(scope="session")
+def trained_sample(tmp_path_factory) -> TrainedSample:
+    """The sample from 2004 to 2006 through every asset, built once per session: use it
+    through `sample_home` or `trained_home`, which give a test its own copy."""
+    root = tmp_path_factory.mktemp("trained-sample")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in STATE_ELSEWHERE:
+            patch.delenv(name, raising=False)
+        patch.setenv("STOCK_ASSETS_HOME", str(root / "home"))
+        return TrainedSample.build(root)
+
+
+@pytest.fixture
+def sample_home(settings, trained_sample) -> Settings:
+    """`settings` whose home holds a copy of the whole trained sample (predictions included)."""
+    trained_sample.copy_to(settings.home)
+    return settings
+
+
+@pytest.fixture
+def trained_home(settings, trained_sample) -> Settings:
+    """`settings` whose home holds a copy of the sample trained and gated, not yet predicted."""
+    trained_sample.copy_to(settings.home, trained_only=True)
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +75,14 @@ def universe() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """moto's S3 server in a process of its own: in a thread of the test process it would
+    contend for the GIL with the very code that is talking to it."""
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with server_process(command, dict(os.environ), f"{url}/moto-api/", log, timeout=60):
+        yield url
 
 
 @pytest.fixture

@@ -78,19 +78,6 @@ def throwaway_database(prefix: str = "stock_assets_test") -> Iterator[str]:
         admin.dispose()
 
 
-def execute_request(definitions: Any, resources: dict, request: Any, selection: list[str]) -> Any:
-    """Run what a sensor's RunRequest asked for (its partition range), in process."""
-    import dagster as dg
-
-    return dg.materialize(
-        definitions.assets,
-        selection=selection,
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        tags=request.tags,
-    )
-
-
 def free_port() -> int:
     """A port on 127.0.0.1 nothing listens on right now."""
     import socket

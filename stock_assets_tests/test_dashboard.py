@@ -11,59 +11,42 @@ import sys
 import time
 from pathlib import Path
 
-import dagster as dg
-import pandas as pd
 import pytest
 
-from stock_assets.definitions import defs
-from stock_assets.defs.partitions import range_tags
+from stock_assets.config import load_settings
 from stock_assets.defs.resources import build_resources
+from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
-FIRST, LAST = "2004-01-02", "2006-12-29"
 # Where the test also saves its screenshot, for the README (`make screenshot`).
 SCREENSHOT = os.environ.get("STOCK_ASSETS_SCREENSHOT", "")
 
 
 @pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    """The sample from 2004 to 2006 through every asset, in its own STOCK_ASSETS_HOME."""
-    home = tmp_path_factory.mktemp("dashboard") / "home"
+def demo_home(trained_sample: TrainedSample, tmp_path_factory):
+    """A copy of the trained sample for this module's read-only dashboard, its resources,
+    and the runs that built the sample (their metadata names the sample's own home)."""
+    home = trained_sample.copy_to(tmp_path_factory.mktemp("dashboard") / "home")
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("MLFLOW_TRACKING_URI", "STOCK_ASSETS_WAREHOUSE_URL", "DAGSTER_HOME"):
+        for name in STATE_ELSEWHERE:
             patch.delenv(name, raising=False)
         patch.setenv("STOCK_ASSETS_HOME", str(home))
-        from stock_assets.config import load_settings
-
         resources = build_resources(load_settings())
-        definitions = defs()
-        instance = dg.DagsterInstance.ephemeral()
-        results = {}
-        for selection, partitioned in (
-            (["raw_prices", "cleaned_prices", "price_features"], True),
-            (["price_model", "champion_model"], False),
-            (["price_predictions"], True),
-            (["drift_checks", "prediction_report"], False),
-        ):
-            result = dg.materialize(
-                definitions.assets,
-                selection=selection,
-                resources=resources,
-                instance=instance,
-                tags=range_tags(pd.Timestamp(FIRST), pd.Timestamp(LAST)) if partitioned else None,
-            )
-            assert result.success
-            results.update({node: result for node in selection})
-        yield home, resources, results
+    yield home, resources, trained_sample.results
 
 
-def test_the_report_is_one_self_contained_html_file_linked_and_logged(demo_home):
+def test_the_report_is_one_self_contained_html_file_linked_and_logged(
+    demo_home, trained_sample: TrainedSample
+):
     home, resources, results = demo_home
     (event,) = results["prediction_report"].asset_materializations_for_node("prediction_report")
     path = Path(event.metadata["report"].value)
-    assert path == home / "objects" / "reports" / "prediction_report.html"
+    assert path == trained_sample.home / "objects" / "reports" / "prediction_report.html"
+    assert (home / "objects" / "reports" / "prediction_report.html").read_text() == (
+        path.read_text()
+    )
     page = path.read_text()
     # plotly.js inlined (megabytes of it), nothing fetched from a network
     assert len(page) > 1_000_000 and '<script src="http' not in page

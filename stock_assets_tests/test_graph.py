@@ -18,30 +18,12 @@ from stock_assets.storage.object_store import (
     REJECTED_PRICES,
     partition_key,
 )
-
-HISTORY = ["raw_prices", "cleaned_prices", "price_features"]
+from stock_assets_tests.graph import FIRST, HISTORY, LAST, TrainedSample, materialize
 
 
 @pytest.fixture(scope="module")
 def definitions() -> dg.Definitions:
     return defs()
-
-
-def materialize(definitions, resources, selection, first=None, last=None, **kwargs):
-    tags = None
-    if first is not None:
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last or first,
-        }
-    return dg.materialize(
-        definitions.assets,
-        selection=selection,
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        tags=tags,
-        **kwargs,
-    )
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -58,18 +40,19 @@ def quality(result: dg.ExecuteInProcessResult) -> dict:
     return {k: v.value for k, v in evaluation.metadata.items()}
 
 
-def test_sample_history_to_predictions(definitions, settings, sample_bars):
-    resources = build_resources(settings)
-    first, last = "2004-01-02", "2006-12-29"
-    history = materialize(definitions, resources, HISTORY, first, last)
+def test_sample_history_to_predictions(
+    definitions, sample_home, trained_sample: TrainedSample, sample_bars
+):
+    resources = build_resources(sample_home)
+    first, last = FIRST, LAST
+    history = trained_sample.results["cleaned_prices"]
     assert history.success
     checks = quality(history)
     assert checks["split"] == 1  # AAPL 2:1 on 2005-02-28
     assert checks["rows_set_aside"] == 0 and checks["jump"] == 0
 
-    assert materialize(definitions, resources, ["price_model", "champion_model"]).success
-    predictions = materialize(definitions, resources, ["price_predictions"], first, last)
-    assert predictions.success
+    assert trained_sample.results["champion_model"].success
+    assert trained_sample.results["price_predictions"].success
 
     warehouse, registry = resources["warehouse"], resources["model_registry"]
     in_range = sample_bars[sample_bars["date"].between(first, last)]
@@ -118,13 +101,11 @@ def test_sample_history_to_predictions(definitions, settings, sample_bars):
     assert len(warehouse.read("SELECT * FROM price_predictions")) == len(rows)
 
 
-def test_rollback_moves_the_champion_and_predictions_say_which_version(definitions, settings):
+def test_rollback_moves_the_champion_and_predictions_say_which_version(definitions, trained_home):
     from stock_assets.cli import main
 
-    resources = build_resources(settings)
-    first, last = "2004-01-02", "2006-12-29"
-    assert materialize(definitions, resources, HISTORY, first, last).success
-    assert materialize(definitions, resources, ["price_model", "champion_model"]).success
+    resources = build_resources(trained_home)
+    last = LAST
     registry, warehouse = resources["model_registry"], resources["warehouse"]
     before = str(registry.champion().version)
     other = next(str(v.version) for v in registry.versions() if str(v.version) != before)

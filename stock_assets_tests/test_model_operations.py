@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from stock_assets.definitions import defs
-from stock_assets.defs.partitions import range_tags
 from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
 from stock_assets.market.synthetic import generate_market, with_regime_change
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import LocalObjectStore
+from stock_assets_tests.graph import materialize
 
 NEW_YORK = ZoneInfo("America/New_York")
 START, CHANGE, END = "2010-01-04", "2013-01-02", "2013-06-28"
@@ -28,16 +28,10 @@ def definitions() -> dg.Definitions:
 
 
 def run(definitions, resources, instance, selection, first=None, last=None, tags=None):
-    if first is not None:
-        tags = {**(tags or {}), **range_tags(pd.Timestamp(first), pd.Timestamp(last))}
-    result = dg.materialize(
-        definitions.assets,
-        selection=selection,
-        resources=resources,
-        instance=instance,
-        tags=tags,
-        raise_on_error=False,
-    )
+    result = materialize(
+        definitions, resources, selection, first, last,
+        instance=instance, tags=tags, raise_on_error=False,
+    )  # fmt: skip
     assert result.success
     return result
 

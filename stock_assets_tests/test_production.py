@@ -13,6 +13,7 @@ import pytest
 from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
+from stock_assets_tests.graph import FIRST, HISTORY, LAST, MODEL, PREDICTIONS, materialize
 from stock_assets_tests.services import (
     S3_CREDENTIALS,
     free_port,
@@ -22,7 +23,6 @@ from stock_assets_tests.services import (
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FIRST, LAST = "2004-01-02", "2006-12-29"
 COLUMNS = ["ticker", "as_of_date", "target_date", "kind", "predicted_return", "predicted_close"]
 
 
@@ -53,23 +53,8 @@ def mlflow_server(bucket, tmp_path):
 
 def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:
     definitions = defs()
-    tags = {
-        "dagster/asset_partition_range_start": FIRST,
-        "dagster/asset_partition_range_end": LAST,
-    }
-    for selection, partitioned in (
-        (["raw_prices", "cleaned_prices", "price_features"], True),
-        (["price_model", "champion_model"], False),
-        (["price_predictions"], True),
-    ):
-        result = dg.materialize(
-            definitions.assets,
-            selection=selection,
-            resources=resources,
-            instance=instance,
-            tags=tags if partitioned else None,
-        )
-        assert result.success
+    for selection, span in ((HISTORY, (FIRST, LAST)), (MODEL, ()), (PREDICTIONS, (FIRST, LAST))):
+        assert materialize(definitions, resources, selection, *span, instance=instance).success
 
 
 def predictions(resources: dict) -> pd.DataFrame:
@@ -80,10 +65,9 @@ def predictions(resources: dict) -> pd.DataFrame:
 
 
 def test_services_give_the_same_predictions_as_the_embedded_default(
-    settings, bucket, mlflow_server, monkeypatch, tmp_path
+    sample_home, bucket, mlflow_server, monkeypatch, tmp_path
 ):
-    embedded = build_resources(settings)
-    run_graph(embedded, dg.DagsterInstance.ephemeral())
+    embedded = build_resources(sample_home)  # the trained sample, built as run_graph does
 
     with throwaway_database() as warehouse_url, throwaway_database() as dagster_url:
         monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "services-home"))

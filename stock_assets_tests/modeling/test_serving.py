@@ -23,15 +23,14 @@ import pytest
 
 from stock_assets.cli import main
 from stock_assets.definitions import defs
-from stock_assets.defs.partitions import range_tags
 from stock_assets.defs.resources import build_resources
 from stock_assets.modeling.requests import to_model_input
 from stock_assets.serving import port_free
 from stock_assets.storage.object_store import CLEANED_PRICES
+from stock_assets_tests.graph import LAST, PREDICTIONS, materialize
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
-FIRST, LAST = "2004-01-02", "2006-12-29"
 SWITCH_DEADLINE_SECONDS = 60
 
 
@@ -60,34 +59,15 @@ def answer(url: str, bars: pd.DataFrame, orient: str = "split") -> pd.DataFrame:
 
 
 @pytest.fixture
-def served(settings):
-    """A materialized sample (2004-2006) whose champion is the trained model."""
+def served(trained_home):
+    """A copy of the trained sample (2004-2006) whose champion is the trained model."""
     definitions = defs()
-    resources = build_resources(settings)
-    for selection, partitioned in (
-        (["raw_prices", "cleaned_prices", "price_features"], True),
-        (["price_model", "champion_model"], False),
-    ):
-        result = dg.materialize(
-            definitions.assets,
-            selection=selection,
-            resources=resources,
-            instance=dg.DagsterInstance.ephemeral(),
-            tags=range_tags(pd.Timestamp(FIRST), pd.Timestamp(LAST)) if partitioned else None,
-        )
-        assert result.success
+    resources = build_resources(trained_home)
     registry = resources["model_registry"]
     model = str(registry.challenger().version)
     if str(registry.champion().version) != model:
         assert main(["rollback", "--to", model]) == 0
-    result = dg.materialize(
-        definitions.assets,
-        selection=["price_predictions"],
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        tags=range_tags(pd.Timestamp("2006-12-20"), pd.Timestamp(LAST)),
-    )
-    assert result.success
+    assert materialize(definitions, resources, PREDICTIONS, "2006-12-20", LAST).success
     return definitions, resources
 
 
@@ -197,7 +177,6 @@ def test_bars_from_rabbitmq_are_predicted_by_whichever_version_is_champion_now(
     from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import rabbitmq
     from stock_assets.streaming.messages import bar_messages
-    from stock_assets_tests.services import execute_request
 
     definitions, resources = served
     resources["broker"] = RabbitMQ(url=rabbitmq_url)
@@ -211,7 +190,7 @@ def test_bars_from_rabbitmq_are_predicted_by_whichever_version_is_champion_now(
         with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
             request = sensor(context)
         assert isinstance(request, dg.RunRequest)
-        assert execute_request(definitions, resources, request, selection).success
+        assert materialize(definitions, resources, selection, tags=request.tags).success
         return warehouse.read(
             f"SELECT * FROM price_predictions WHERE kind = 'live' AND as_of_date = '{day}'"
         )

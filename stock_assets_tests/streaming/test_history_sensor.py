@@ -13,7 +13,7 @@ from stock_assets.market.synthetic import generate_market
 from stock_assets.storage.market_data import MarketData
 from stock_assets.streaming import history
 from stock_assets.streaming.messages import daily_bars
-from stock_assets_tests.services import execute_request
+from stock_assets_tests.graph import materialize
 
 HEADER_VARIANTS = [
     {
@@ -144,7 +144,7 @@ def test_a_ticker_new_to_the_universe_gets_its_history_backfilled(settings):
     assert isinstance(request, dg.RunRequest)
     assert request.tags["dagster/asset_partition_range_start"] == "2006-01-03"
     assert request.tags["dagster/asset_partition_range_end"] == f"{newcomer['date'].max():%Y-%m-%d}"
-    run = execute_request(definitions, resources, request, ["raw_prices", "cleaned_prices"])
+    run = materialize(definitions, resources, ["raw_prices", "cleaned_prices"], tags=request.tags)
     assert run.success
     stored = resources["warehouse"].read("SELECT ticker, COUNT(*) AS n FROM prices GROUP BY ticker")
     counts = dict(zip(stored["ticker"], stored["n"]))

@@ -9,7 +9,7 @@ from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
-from stock_assets_tests.services import execute_request
+from stock_assets_tests.graph import materialize
 
 
 def minute_bars(ticker: str, day: str, closes: list[float]) -> list[tuple[str, bytes]]:
@@ -64,7 +64,7 @@ def test_a_tick_lands_bars_and_requests_one_run_through_predictions(settings, ra
         "price_predictions",
     }
 
-    run = execute_request(definitions, resources, request, ["raw_prices", "cleaned_prices"])
+    run = materialize(definitions, resources, ["raw_prices", "cleaned_prices"], tags=request.tags)
     assert run.success
     prices = resources["warehouse"].read("SELECT * FROM prices ORDER BY date, ticker")
     aapl = prices[prices["ticker"] == "AAPL"].iloc[0]

@@ -1,0 +1,131 @@
+"""The one way tests materialize the asset graph, and the trained sample they share.
+
+Training the bundled sample (2004-2006) is the slowest thing the tests do, so a session builds
+it once (`TrainedSample.build`) and each test that needs it works on its own copy
+(`TrainedSample.copy_to`): the copy's SQLite files and MLflow store point at the copy, never
+at the original.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from stock_assets.defs.partitions import range_tags
+
+FIRST, LAST = "2004-01-02", "2006-12-29"
+HISTORY = ["raw_prices", "cleaned_prices", "price_features"]
+MODEL = ["price_model", "champion_model"]
+PREDICTIONS = ["price_predictions"]
+DELIVERY = ["drift_checks", "prediction_report"]
+# Settings that would lead a test's state away from its temporary home.
+STATE_ELSEWHERE = ("MLFLOW_TRACKING_URI", "STOCK_ASSETS_WAREHOUSE_URL", "DAGSTER_HOME")
+
+
+def materialize(
+    definitions: dg.Definitions,
+    resources: dict,
+    selection: Sequence[str],
+    first: str | pd.Timestamp | None = None,
+    last: str | pd.Timestamp | None = None,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    tags: dict[str, str] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize `selection` in process; with `first`, as one run over the sessions from
+    `first` to `last` (default: `first` alone), as a single-run backfill is."""
+    if first is not None:
+        span = range_tags(pd.Timestamp(first), pd.Timestamp(last if last is not None else first))
+        tags = {**(tags or {}), **span}
+    return dg.materialize(
+        definitions.assets,
+        selection=list(selection),
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags=tags,
+        raise_on_error=raise_on_error,
+    )
+
+
+def _relocate_sqlite(database: Path, old: str, new: str) -> None:
+    """Rewrite every text value holding `old` (an absolute path) to `new`: MLflow keeps
+    absolute artifact locations in its store."""
+    with sqlite3.connect(database) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        for table in tables:
+            for column in connection.execute(f'PRAGMA table_info("{table}")').fetchall():
+                name, kind = column[1], (column[2] or "").upper()
+                if "CHAR" in kind or "TEXT" in kind or "CLOB" in kind:
+                    connection.execute(
+                        f'UPDATE "{table}" SET "{name}" = replace("{name}", ?, ?) '
+                        f'WHERE instr("{name}", ?) > 0',
+                        (old, new, old),
+                    )
+    connection.close()
+
+
+@dataclass(frozen=True)
+class TrainedSample:
+    """The sample from FIRST to LAST materialized through every asset, kept read-only.
+
+    `trained` is the state folder after the history and the promotion gate (a champion, no
+    predictions yet); `home` is it after predictions, drift checks and the report. `results`
+    holds each asset's in-process run result.
+    """
+
+    home: Path
+    trained: Path
+    results: dict[str, dg.ExecuteInProcessResult]
+
+    @classmethod
+    def build(cls, root: Path) -> TrainedSample:
+        """Materialize the sample into `root`/home; run with STOCK_ASSETS_HOME set to it."""
+        from stock_assets.config import load_settings
+        from stock_assets.definitions import defs
+        from stock_assets.defs.resources import build_resources
+
+        settings = load_settings()
+        home, trained = settings.home, root / "trained"
+        assert home == (root / "home").resolve(), "build with STOCK_ASSETS_HOME=<root>/home"
+        resources, definitions = build_resources(settings), defs()
+        results: dict[str, dg.ExecuteInProcessResult] = {}
+        with dg.DagsterInstance.ephemeral() as instance:
+            for selection, partitioned in (
+                (HISTORY, True),
+                (MODEL, False),
+                (PREDICTIONS, True),
+                (DELIVERY, False),
+            ):
+                span = (FIRST, LAST) if partitioned else (None, None)
+                result = materialize(definitions, resources, selection, *span, instance=instance)
+                assert result.success
+                results.update(dict.fromkeys(selection, result))
+                if selection is MODEL:
+                    _copy_home(home, trained)
+        resources["warehouse"].engine.dispose()
+        return cls(home=home, trained=trained.resolve(), results=results)
+
+    def copy_to(self, destination: Path, *, trained_only: bool = False) -> Path:
+        """A private copy of the sample (or of its `trained` stage) at `destination`."""
+        return _copy_home(self.trained if trained_only else self.home, destination)
+
+
+def _copy_home(source: Path, destination: Path) -> Path:
+    source, destination = source.resolve(), destination.resolve()
+    shutil.copytree(source, destination)
+    old, new = str(source), str(destination)
+    for database in destination.glob("*.db"):
+        _relocate_sqlite(database, old, new)
+    for model in destination.glob("mlartifacts/**/MLmodel"):
+        model.write_text(model.read_text().replace(old, new))
+    return destination
