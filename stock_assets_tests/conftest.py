@@ -1,5 +1,10 @@
 """Shared fixtures: a temporary $STOCK_ASSETS_HOME, the real bundled sample (raw, and trained
-once per session), a real S3 server, a private RabbitMQ vhost."""
+once per session), a real S3 server, a private RabbitMQ vhost.
+
+Tiers (pyproject's markers): a test that asks for a service's fixture is marked `services`, one
+that asks for the trained sample `slow`, here at collection; other tests say so themselves.
+Under pytest-xdist every test of the trained sample goes to one worker, which builds it once.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +27,23 @@ from stock_assets_tests.services import S3_CREDENTIALS, Bucket, free_port, serve
 BIN = Path(sys.executable).parent
 
 
+SERVICE_FIXTURES = {"s3_endpoint", "bucket", "rabbitmq_url", "postgres_url", "mlflow_server"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Runs plan a range in one event per asset, as `stock-assets demo` and `make ui` run them.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if "trained_sample" in fixtures:
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("trained_sample"))
 
 
 @pytest.fixture

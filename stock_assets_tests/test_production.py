@@ -13,6 +13,7 @@ import pytest
 from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
+from stock_assets.market import calendar
 from stock_assets_tests.graph import FIRST, HISTORY, LAST, MODEL, PREDICTIONS, materialize
 from stock_assets_tests.services import (
     S3_CREDENTIALS,
@@ -57,6 +58,14 @@ def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:
         assert materialize(definitions, resources, selection, *span, instance=instance).success
 
 
+def production_setting(name: str) -> str:
+    """A value as `.env.example`, the production settings, gives it."""
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise KeyError(f".env.example does not set {name}")
+
+
 def predictions(resources: dict) -> pd.DataFrame:
     rows = resources["warehouse"].read("SELECT * FROM price_predictions")
     for column in ("as_of_date", "target_date"):
@@ -79,6 +88,8 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
         monkeypatch.setenv("AWS_DEFAULT_REGION", S3_CREDENTIALS["region_name"])
         monkeypatch.setenv("STOCK_ASSETS_WAREHOUSE_URL", warehouse_url)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        batch_size = production_setting("DAGSTER_EVENT_BATCH_SIZE")
+        monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch_size)
         # dagster-postgres speaks psycopg2 (its NOTIFY does not bind under psycopg 3).
         monkeypatch.setenv(
             "STOCK_ASSETS_DAGSTER_PG_URL", dagster_url.replace("+psycopg", "+psycopg2")
@@ -89,8 +100,19 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
         shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            storage, batches = instance.event_log_storage, []
+
+            def store_event_batch(events, _store=storage.store_event_batch):
+                _store(events)  # Dagster stores them one by one instead if this raises
+                batches.append(len(events))
+
+            monkeypatch.setattr(storage, "store_event_batch", store_event_batch)
             run_graph(services, instance)
             assert len(instance.get_runs()) == 3
+            # The history's materializations went to PostgreSQL in batches, not one by one.
+            assert 700 < max(batches) <= int(batch_size) and sum(batches) > 3 * 700
+            history = instance.get_materialized_partitions(dg.AssetKey("price_features"))
+            assert len(history) == len(calendar.sessions_in_range(FIRST, LAST))
         assert not (tmp_path / "services-home" / "objects").exists()
         assert any(key.startswith("mlflow/") for key in bucket.keys())
         champion = services["model_registry"].champion()
