@@ -59,12 +59,10 @@ def settings(tmp_path, monkeypatch) -> Settings:
 def trained_sample(tmp_path_factory) -> TrainedSample:
     """The sample from 2004 to 2006 through every asset, built once per session: use it
     through `sample_home` or `trained_home`, which give a test its own copy."""
-    root = tmp_path_factory.mktemp("trained-sample")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in STATE_ELSEWHERE:
-            patch.delenv(name, raising=False)
-        patch.setenv("STOCK_ASSETS_HOME", str(root / "home"))
-        return TrainedSample.build(root)
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # the session's folder, which its workers share
+    return TrainedSample.shared(root / "trained-sample")
 
 
 @pytest.fixture

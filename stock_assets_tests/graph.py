@@ -1,22 +1,27 @@
 """The one way tests materialize the asset graph, and the trained sample they share.
 
 Training the bundled sample (2004-2006) is the slowest thing the tests do, so a session builds
-it once (`TrainedSample.build`) and each test that needs it works on its own copy
-(`TrainedSample.copy_to`): the copy's SQLite files and MLflow store point at the copy, never
-at the original.
+it once (`TrainedSample.shared`, once for all pytest-xdist workers too) and each test that
+needs it works on its own copy (`TrainedSample.copy_to`): the copy's SQLite files and MLflow
+store point at the copy, never at the original.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pytest
 
+from stock_assets.config import load_settings
 from stock_assets.defs.partitions import range_tags
 
 FIRST, LAST = "2004-01-02", "2006-12-29"
@@ -79,45 +84,70 @@ class TrainedSample:
     """The sample from FIRST to LAST materialized through every asset, kept read-only.
 
     `trained` is the state folder after the history and the promotion gate (a champion, no
-    predictions yet); `home` is it after predictions, drift checks and the report. `results`
-    holds each asset's in-process run result.
+    predictions yet); `home` is it after predictions, drift checks and the report.
+    `metadata` holds each asset's materialization metadata and `checks` each asset check's
+    evaluation metadata (by "asset:check"), as plain values.
     """
 
     home: Path
     trained: Path
-    results: dict[str, dg.ExecuteInProcessResult]
+    metadata: dict[str, dict[str, Any]]
+    checks: dict[str, dict[str, Any]]
 
     @classmethod
-    def build(cls, root: Path) -> TrainedSample:
-        """Materialize the sample into `root`/home; run with STOCK_ASSETS_HOME set to it."""
-        from stock_assets.config import load_settings
-        from stock_assets.definitions import defs
-        from stock_assets.defs.resources import build_resources
-
-        settings = load_settings()
-        home, trained = settings.home, root / "trained"
-        assert home == (root / "home").resolve(), "build with STOCK_ASSETS_HOME=<root>/home"
-        resources, definitions = build_resources(settings), defs()
-        results: dict[str, dg.ExecuteInProcessResult] = {}
-        with dg.DagsterInstance.ephemeral() as instance:
-            for selection, partitioned in (
-                (HISTORY, True),
-                (MODEL, False),
-                (PREDICTIONS, True),
-                (DELIVERY, False),
-            ):
-                span = (FIRST, LAST) if partitioned else (None, None)
-                result = materialize(definitions, resources, selection, *span, instance=instance)
-                assert result.success
-                results.update(dict.fromkeys(selection, result))
-                if selection is MODEL:
-                    _copy_home(home, trained)
-        resources["warehouse"].engine.dispose()
-        return cls(home=home, trained=trained.resolve(), results=results)
+    def shared(cls, root: Path) -> TrainedSample:
+        """The sample under `root`, built by whichever process of the session asks first
+        (pytest-xdist workers share `root`) while the others wait for it."""
+        root = root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        summary = root / "sample.json"
+        with (root / "build.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not summary.exists():
+                summary.write_text(json.dumps(_build(root), default=str))
+        built = json.loads(summary.read_text())
+        return cls(
+            home=root / "home", trained=root / "trained", metadata=built["metadata"],
+            checks=built["checks"],
+        )  # fmt: skip
 
     def copy_to(self, destination: Path, *, trained_only: bool = False) -> Path:
         """A private copy of the sample (or of its `trained` stage) at `destination`."""
         return _copy_home(self.trained if trained_only else self.home, destination)
+
+
+def _build(root: Path) -> dict[str, dict]:
+    """Materialize the sample into `root`/home, with `root`/trained a copy of it after the
+    promotion gate; the metadata of what ran."""
+    from stock_assets.definitions import defs
+    from stock_assets.defs.resources import build_resources
+
+    home = root / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in STATE_ELSEWHERE:
+            patch.delenv(name, raising=False)
+        patch.setenv("STOCK_ASSETS_HOME", str(home))
+        resources, definitions = build_resources(load_settings()), defs()
+    metadata: dict[str, dict] = {}
+    checks: dict[str, dict] = {}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for selection, span in (
+            (HISTORY, (FIRST, LAST)),
+            (MODEL, ()),
+            (PREDICTIONS, (FIRST, LAST)),
+            (DELIVERY, ()),
+        ):
+            result = materialize(definitions, resources, selection, *span, instance=instance)
+            for event in result.get_asset_materialization_events():
+                values = {k: v.value for k, v in event.materialization.metadata.items()}
+                metadata[event.asset_key.to_user_string()] = values
+            for evaluation in result.get_asset_check_evaluations():
+                key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                checks[key] = {k: v.value for k, v in evaluation.metadata.items()}
+            if selection is MODEL:
+                _copy_home(home, root / "trained")
+    resources["warehouse"].engine.dispose()
+    return {"metadata": metadata, "checks": checks}
 
 
 def _copy_home(source: Path, destination: Path) -> Path:

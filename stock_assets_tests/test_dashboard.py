@@ -27,22 +27,21 @@ SCREENSHOT = os.environ.get("STOCK_ASSETS_SCREENSHOT", "")
 @pytest.fixture(scope="module")
 def demo_home(trained_sample: TrainedSample, tmp_path_factory):
     """A copy of the trained sample for this module's read-only dashboard, its resources,
-    and the runs that built the sample (their metadata names the sample's own home)."""
+    and the sample's metadata (which names the sample's own home)."""
     home = trained_sample.copy_to(tmp_path_factory.mktemp("dashboard") / "home")
     with pytest.MonkeyPatch.context() as patch:
         for name in STATE_ELSEWHERE:
             patch.delenv(name, raising=False)
         patch.setenv("STOCK_ASSETS_HOME", str(home))
         resources = build_resources(load_settings())
-    yield home, resources, trained_sample.results
+    yield home, resources, trained_sample.metadata
 
 
 def test_the_report_is_one_self_contained_html_file_linked_and_logged(
     demo_home, trained_sample: TrainedSample
 ):
-    home, resources, results = demo_home
-    (event,) = results["prediction_report"].asset_materializations_for_node("prediction_report")
-    path = Path(event.metadata["report"].value)
+    home, resources, metadata = demo_home
+    path = Path(metadata["prediction_report"]["report"])
     assert path == trained_sample.home / "objects" / "reports" / "prediction_report.html"
     assert (home / "objects" / "reports" / "prediction_report.html").read_text() == (
         path.read_text()
@@ -59,11 +58,10 @@ def test_the_report_is_one_self_contained_html_file_linked_and_logged(
 
 
 def test_model_and_drift_metadata_carry_charts(demo_home):
-    _, _, results = demo_home
-    model = results["price_model"].asset_materializations_for_node("price_model")[0].metadata
-    assert model["walk_forward_chart"].value.startswith("![chart](data:image/png;base64,")
-    drift = results["drift_checks"].asset_materializations_for_node("drift_checks")[0].metadata
-    assert drift["feature_shift_chart"].value.startswith("![chart](data:image/png;base64,")
+    _, _, metadata = demo_home
+    model, drift = metadata["price_model"], metadata["drift_checks"]
+    assert model["walk_forward_chart"].startswith("![chart](data:image/png;base64,")
+    assert drift["feature_shift_chart"].startswith("![chart](data:image/png;base64,")
 
 
 @pytest.fixture

@@ -45,14 +45,10 @@ def test_sample_history_to_predictions(
 ):
     resources = build_resources(sample_home)
     first, last = FIRST, LAST
-    history = trained_sample.results["cleaned_prices"]
-    assert history.success
-    checks = quality(history)
+    assert {*HISTORY, "champion_model", "price_predictions"} <= set(trained_sample.metadata)
+    checks = trained_sample.checks["cleaned_prices:data_quality"]
     assert checks["split"] == 1  # AAPL 2:1 on 2005-02-28
     assert checks["rows_set_aside"] == 0 and checks["jump"] == 0
-
-    assert trained_sample.results["champion_model"].success
-    assert trained_sample.results["price_predictions"].success
 
     warehouse, registry = resources["warehouse"], resources["model_registry"]
     in_range = sample_bars[sample_bars["date"].between(first, last)]
