@@ -34,14 +34,18 @@ start() {
 
 stop() {
   shopt -s nullglob
+  local pids=()
+  # Every worker is asked at once, so their warm shutdowns overlap.
   for pidfile in "$STATE"/w*.pid; do
-    pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
+    pids+=("$(cat "$pidfile")")
+    kill -TERM "${pids[-1]}" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
     echo "stopped worker pid $pid"
   done
+  rm -f "$STATE"/w*.pid
 }
 
 case "${1:-}" in

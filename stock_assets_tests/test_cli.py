@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_definitions_validate(tmp_path):
     result = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
@@ -32,6 +34,7 @@ def test_definitions_validate(tmp_path):
     assert "Validation successful" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_help_explains_the_commands(tmp_path):
     result = subprocess.run(
         [str(BIN / "stock-assets"), "--help"],
@@ -44,6 +47,7 @@ def test_help_explains_the_commands(tmp_path):
     assert "demo" in result.stdout and "STOCK_ASSETS_HOME" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_on_a_synthetic_market(tmp_path):
     home = tmp_path / "home"
     env = _env(

@@ -64,9 +64,12 @@ def test_model_and_drift_metadata_carry_charts(demo_home):
     assert drift["feature_shift_chart"].startswith("![chart](data:image/png;base64,")
 
 
-@pytest.fixture
-def dashboard(demo_home, tmp_path):
+@pytest.fixture(scope="module")
+def dashboard(demo_home, tmp_path_factory):
+    """One `stock-assets dashboard` for the module: it only reads, and each test opens its
+    own page."""
     home, _, _ = demo_home
+    tmp_path = tmp_path_factory.mktemp("dashboard-server")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STOCK_ASSETS_"))}
     env["STOCK_ASSETS_HOME"] = str(home)
@@ -120,6 +123,7 @@ def wait_for_ticker(page, ticker: str) -> list[dict]:
     raise AssertionError(f"the chart never showed {ticker}")
 
 
+@pytest.mark.browser
 def test_choosing_a_ticker_shows_its_prices_and_predictions(
     demo_home, dashboard, browser, tmp_path
 ):
@@ -167,6 +171,7 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     page.close()
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize(
     ("query", "says"),
     [
@@ -191,6 +196,7 @@ def test_a_bad_address_gets_a_clear_message_not_a_stack_trace(dashboard, browser
     page.close()
 
 
+@pytest.mark.browser
 def test_an_address_selects_the_view(demo_home, dashboard, browser):
     _, resources, _ = demo_home
     page = browser.new_page()

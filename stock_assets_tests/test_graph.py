@@ -115,6 +115,7 @@ def test_rollback_moves_the_champion_and_predictions_say_which_version(definitio
     assert made_by["model_version"].tolist() == [other]
 
 
+@pytest.mark.slow
 def test_checks_catch_every_injected_defect(definitions, settings):
     defects = Defects(gaps=5, duplicates=4, splits=3, bad_bars=6)
     source = dict(synthetic_tickers=8, synthetic_years=1, synthetic_start="2010-01-04")
@@ -156,6 +157,7 @@ def _write_history(path: Path, bars: pd.DataFrame) -> None:
     bars.assign(date=bars["date"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
 
 
+@pytest.mark.slow
 def test_an_unusable_day_is_refused_and_nothing_is_written(definitions, settings, tmp_path):
     market = generate_market(n_tickers=5, years=1, start="2010-01-04", seed=2)
     bars = market.bars.copy()
@@ -206,6 +208,7 @@ def test_a_range_with_no_bars_at_all_fails_naming_the_source(definitions, settin
     assert "from 2014-01-02 to 2014-01-31" in message
 
 
+@pytest.mark.slow
 def test_day_by_day_partitions_match_one_backfill(definitions, settings, tmp_path):
     defects = dict(synthetic_splits=2, synthetic_gaps=2)
     source = dict(synthetic_tickers=3, synthetic_years=1.6, synthetic_start="2010-01-04")

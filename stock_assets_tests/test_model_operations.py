@@ -54,6 +54,7 @@ def requested(definitions, instance, cursor=None):
     return keys, result.cursor
 
 
+@pytest.mark.slow
 def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decides(
     definitions, settings, tmp_path
 ):
@@ -165,6 +166,7 @@ def predictable_market(tickers: int = 5, sessions: int = 900, phi: float = -0.3)
     return pd.concat(frames, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_a_better_challenger_is_promoted_and_an_equal_one_is_refused(
     definitions, settings, tmp_path
 ):

@@ -22,23 +22,6 @@ BIN = Path(sys.executable).parent
 START = "2010-01-04"
 
 
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    """A RabbitMQ virtual host of the test's own: deleting it removes every queue and exchange
-    Celery declared (its task queue, reply queues, event and control exchanges)."""
-    name = f"stock_assets_test_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "add_vhost", name], check=True, capture_output=True)
-    try:
-        subprocess.run(
-            ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-        )
-        yield name
-    finally:
-        subprocess.run(["rabbitmqctl", "delete_vhost", name], check=True, capture_output=True)
-
-
 def home_env(home: Path, **extra: str) -> dict[str, str]:
     """A small synthetic market (5 tickers x 3 years) in its own home and Dagster instance."""
     (home / "dagster").mkdir(parents=True)
@@ -75,13 +58,14 @@ def processes_naming(text: str) -> list[int]:
 
 
 @pytest.fixture
-def workers(tmp_path: Path, vhost: str) -> Iterator[tuple[dict[str, str], str]]:
-    """`make workers N=2` as a user runs it, with the split home's settings; stopped by PID."""
+def workers(tmp_path: Path, rabbitmq_url: str) -> Iterator[tuple[dict[str, str], str]]:
+    """`make workers N=2` as a user runs it, with the split home's settings, on a vhost of the
+    test's own (deleting it removes every queue and exchange Celery declared); stopped by PID."""
     host = f"test-{uuid.uuid4().hex[:8]}"
     env = home_env(
         tmp_path / "split",
         STOCK_ASSETS_EXECUTOR="celery",
-        STOCK_ASSETS_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        STOCK_ASSETS_AMQP_URL=rabbitmq_url,
         WORKER_HOST=host,
     )
     script = [str(REPO / "deploy" / "workers.sh")]
@@ -118,6 +102,7 @@ def stored(home: Path, dataset: str) -> pd.DataFrame:
     return frame.sort_values(["date", "ticker"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_a_backfill_split_over_two_celery_workers_equals_one_run(tmp_path, workers):
     split_env, host = workers
     run([str(BIN / "stock-assets"), "backfill", "--runs", "2"], split_env, tmp_path)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from stock_assets.defs.resources import build_resources
 from stock_assets.features.indicators import build_features
@@ -29,6 +30,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, sample_bars):
     window = sample_bars[sample_bars["date"].between("2003-01-02", "2005-12-30")]
     cleaned = clean_bars(window, ["AAPL", "GOOG", "IBM", "MSFT"], "sample").cleaned

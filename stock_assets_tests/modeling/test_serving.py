@@ -31,6 +31,8 @@ from stock_assets_tests.graph import LAST, PREDICTIONS, materialize
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
+# MLflow's scoring server, started for real by `stock-assets serve`.
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 SWITCH_DEADLINE_SECONDS = 60
 
 

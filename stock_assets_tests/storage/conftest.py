@@ -22,7 +22,13 @@ S3_PREFIX = "team/stock-assets"
 TICKERS = ("AAPL", "MSFT", "NVDA")
 
 
-@pytest.fixture(params=["local", "s3", "s3-prefixed"])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("s3", marks=pytest.mark.services),
+        pytest.param("s3-prefixed", marks=pytest.mark.services),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """Each backend in turn; the local one laid out as in STOCK_ASSETS_HOME."""
     if request.param == "local":
@@ -65,7 +71,7 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
     """An empty warehouse: a SQLite file in tmp_path, or the module's PostgreSQL database."""
     if request.param == "sqlite":

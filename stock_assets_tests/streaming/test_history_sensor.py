@@ -62,6 +62,7 @@ def evaluate(definitions, resources):
         return sensor(context)
 
 
+@pytest.mark.slow
 def test_thousands_of_files_are_ingested_once_in_a_few_runs(files, bucket, settings):
     definitions = defs()
     resources = build_resources(settings)
@@ -128,6 +129,7 @@ def test_thousands_of_files_are_ingested_once_in_a_few_runs(files, bucket, setti
     assert "incoming/broken.csv" in set(store.read_frame(history.MANIFEST)["key"])
 
 
+@pytest.mark.slow
 def test_a_ticker_new_to_the_universe_gets_its_history_backfilled(settings):
     definitions = defs()
     resources = build_resources(settings)
