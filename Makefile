@@ -39,7 +39,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bu
 # Two processes on two cores (pytest-xdist; -n auto: one per core), each idle test's core
 # taken by the other's work. The README's "Test budget" holds this under 6 minutes here.
 test: install  ## run the whole test suite, services and browser included
-	$(BIN)/pytest -n auto --dist worksteal
+	$(BIN)/pytest -n auto --dist worksteal --durations=10
 
 test-fast: install  ## only the pure modules (no services, browser or slow tests), for quick loops
 	$(BIN)/pytest -m "not services and not browser and not slow"

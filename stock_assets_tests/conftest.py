@@ -3,7 +3,8 @@ once per session), a real S3 server, a private RabbitMQ vhost.
 
 Tiers (pyproject's markers): a test that asks for a service's fixture is marked `services`, one
 that asks for the trained sample `slow`, here at collection; other tests say so themselves.
-Under pytest-xdist every test of the trained sample goes to one worker, which builds it once.
+Slow tests run first. Under pytest-xdist the first worker to need the trained sample builds it
+for all.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
         if "trained_sample" in fixtures:
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("trained_sample"))
+    # Slow tests first: pytest-xdist's workers then share them out rather than one worker
+    # finishing a long test alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
