@@ -36,8 +36,8 @@ $(DAGSTER_HOME)/dagster.yaml: $(STOCK_ASSETS_DAGSTER_YAML)
 demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bundled sample, then summarise
 	$(BIN)/stock-assets demo
 
-# Two processes on two cores (pytest-xdist; -n auto: one per core), each idle test's core
-# taken by the other's work. The README's "Test budget" holds this under 6 minutes here.
+# One pytest-xdist worker per core (-n auto): while one waits on a server or a subprocess,
+# the other uses the core. The README's "Test budget" section sets how long this may take.
 test: install  ## run the whole test suite, services and browser included
 	$(BIN)/pytest -n auto --dist worksteal --durations=10
 

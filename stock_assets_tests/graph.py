@@ -13,6 +13,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from stock_assets.config import load_settings
+from stock_assets.config import Settings, load_settings
 from stock_assets.defs.partitions import range_tags
 
 FIRST, LAST = "2004-01-02", "2006-12-29"
@@ -31,6 +32,15 @@ PREDICTIONS = ["price_predictions"]
 DELIVERY = ["drift_checks", "prediction_report"]
 # Settings that would lead a test's state away from its temporary home.
 STATE_ELSEWHERE = ("MLFLOW_TRACKING_URI", "STOCK_ASSETS_WAREHOUSE_URL", "DAGSTER_HOME")
+
+
+def embedded_settings(home: Path) -> Settings:
+    """Embedded-default settings with all state under `home`, whatever the environment says."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in STATE_ELSEWHERE:
+            patch.delenv(name, raising=False)
+        patch.setenv("STOCK_ASSETS_HOME", str(home))
+        return load_settings()
 
 
 def materialize(
@@ -62,7 +72,7 @@ def materialize(
 def _relocate_sqlite(database: Path, old: str, new: str) -> None:
     """Rewrite every text value holding `old` (an absolute path) to `new`: MLflow keeps
     absolute artifact locations in its store."""
-    with sqlite3.connect(database) as connection:
+    with closing(sqlite3.connect(database)) as connection, connection:
         tables = [
             row[0]
             for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -76,7 +86,6 @@ def _relocate_sqlite(database: Path, old: str, new: str) -> None:
                         f'WHERE instr("{name}", ?) > 0',
                         (old, new, old),
                     )
-    connection.close()
 
 
 @dataclass(frozen=True)
@@ -123,11 +132,7 @@ def _build(root: Path) -> dict[str, dict]:
     from stock_assets.defs.resources import build_resources
 
     home = root / "home"
-    with pytest.MonkeyPatch.context() as patch:
-        for name in STATE_ELSEWHERE:
-            patch.delenv(name, raising=False)
-        patch.setenv("STOCK_ASSETS_HOME", str(home))
-        resources, definitions = build_resources(load_settings()), defs()
+    resources, definitions = build_resources(embedded_settings(home)), defs()
     metadata: dict[str, dict] = {}
     checks: dict[str, dict] = {}
     with dg.DagsterInstance.ephemeral() as instance:
@@ -138,9 +143,10 @@ def _build(root: Path) -> dict[str, dict]:
             (DELIVERY, ()),
         ):
             result = materialize(definitions, resources, selection, *span, instance=instance)
-            for event in result.get_asset_materialization_events():
-                values = {k: v.value for k, v in event.materialization.metadata.items()}
-                metadata[event.asset_key.to_user_string()] = values
+            # A range run records the same metadata on each of its partitions: keep one.
+            events = result.get_asset_materialization_events()
+            for asset, event in {e.asset_key.to_user_string(): e for e in events}.items():
+                metadata[asset] = {k: v.value for k, v in event.materialization.metadata.items()}
             for evaluation in result.get_asset_check_evaluations():
                 key = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 checks[key] = {k: v.value for k, v in evaluation.metadata.items()}

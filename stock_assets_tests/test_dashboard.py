@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stock_assets.config import load_settings
 from stock_assets.defs.resources import build_resources
-from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample
+from stock_assets_tests.graph import TrainedSample, embedded_settings
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
@@ -29,12 +28,7 @@ def demo_home(trained_sample: TrainedSample, tmp_path_factory):
     """A copy of the trained sample for this module's read-only dashboard, its resources,
     and the sample's metadata (which names the sample's own home)."""
     home = trained_sample.copy_to(tmp_path_factory.mktemp("dashboard") / "home")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in STATE_ELSEWHERE:
-            patch.delenv(name, raising=False)
-        patch.setenv("STOCK_ASSETS_HOME", str(home))
-        resources = build_resources(load_settings())
-    yield home, resources, trained_sample.metadata
+    yield home, build_resources(embedded_settings(home)), trained_sample.metadata
 
 
 def test_the_report_is_one_self_contained_html_file_linked_and_logged(
@@ -43,10 +37,8 @@ def test_the_report_is_one_self_contained_html_file_linked_and_logged(
     home, resources, metadata = demo_home
     path = Path(metadata["prediction_report"]["report"])
     assert path == trained_sample.home / "objects" / "reports" / "prediction_report.html"
-    assert (home / "objects" / "reports" / "prediction_report.html").read_text() == (
-        path.read_text()
-    )
     page = path.read_text()
+    assert (home / "objects" / "reports" / "prediction_report.html").read_text() == page
     # plotly.js inlined (megabytes of it), nothing fetched from a network
     assert len(page) > 1_000_000 and '<script src="http' not in page
     for ticker in ("AAPL", "GOOG", "IBM", "MSFT"):
