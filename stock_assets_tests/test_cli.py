@@ -1,6 +1,7 @@
 """End to end as a user runs it: the code location validates, `stock-assets demo` works."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+
+from stock_assets.instance import StockAssetsInstance
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,6 +53,8 @@ def test_help_explains_the_commands(tmp_path):
 @pytest.mark.slow
 def test_demo_on_a_synthetic_market(tmp_path):
     home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")  # as `make demo` does
     env = _env(
         home,
         STOCK_ASSETS_SOURCE="synthetic",
@@ -89,6 +94,7 @@ def test_demo_on_a_synthetic_market(tmp_path):
     assert tickers == 5
     assert live == 5
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert isinstance(instance, StockAssetsInstance)
         runs = instance.get_runs()
         assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 5
         planned = instance.get_materialized_partitions(dg.AssetKey("price_predictions"))
