@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 from dagster import DagsterInstance, Field, IntSource
-from dagster._core.events import ASSET_EVENTS, DagsterEventType
+from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log import SqliteEventLogStorage
@@ -36,7 +36,6 @@ DEFAULT_EVENT_BATCH_SIZE = 1000
 # and the same row, its indexed tags and the asset's latest entry in the index shard. Anything
 # else in a batch (planned events, check evaluations) is stored one by one, as Dagster does.
 _BATCHED = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION}
-assert _BATCHED <= ASSET_EVENTS
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -50,6 +49,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         by_run: dict[str, list[EventLogEntry]] = {}
         for event in events:
             by_run.setdefault(event.run_id, []).append(event)
+        # The run's shard first, as `store_event` does: if the index write fails, Dagster
+        # stores the batch again one event at a time, and the duplicates land in the run's log
+        # rather than in the asset's history.
         for run_id, run_events in by_run.items():
             statements = [self.prepare_insert_event(event) for event in run_events]
             with self.run_connection(run_id) as conn:

@@ -6,14 +6,15 @@ asset pages (GraphQL)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import pandas as pd
@@ -103,13 +104,15 @@ class Side:
         self.dagster_home = self.home / "dagster"
         self.dagster_home.mkdir(parents=True)
         (self.dagster_home / "dagster.yaml").write_text(dagster_yaml)
+        # What the work showed, as plain values (see `sides`).
         self.run_keys: list[str] = []
-        self.ticks: list[tuple] = []
+        self.ticks: list[list] = []
         self.cursor: str | None = None
-        self.backfill_status: BulkActionStatus | None = None
-        self.backfill_counts: dict[str, tuple] = {}
+        self.backfill_status: str | None = None
+        self.backfill_counts: dict[str, list] = {}
         self.asset_pages: list = []
-        self.check_keys: list[dg.AssetCheckKey] = []
+        self.check_keys: list[list] = []
+        self.batches: list[int] = []
 
     @contextmanager
     def workspace(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkspaceProcessContext]:
@@ -178,13 +181,13 @@ def _work(side: Side, monkeypatch: pytest.MonkeyPatch, batches: list[int]) -> No
         )
         instance.add_backfill(backfill)
         done = _backfill_until_done(context, backfill.backfill_id)
-        side.backfill_status = done.status
+        side.backfill_status = done.status.value
         status = done.get_backfill_status_per_asset_key(context.create_request_context())
         side.backfill_counts = {
-            entry.asset_key.to_user_string(): (
-                entry.partitions_counts_by_status,
+            entry.asset_key.to_user_string(): [
+                {state.value: n for state, n in entry.partitions_counts_by_status.items()},
                 entry.num_targeted_partitions,
-            )
+            ]
             for entry in status
         }
 
@@ -212,29 +215,28 @@ def _work(side: Side, monkeypatch: pytest.MonkeyPatch, batches: list[int]) -> No
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "s3_history_sensor"}))
         side.run_keys = [run.tags.get("dagster/run_key") for run in runs]
         side.ticks = [
-            (tick.status.value, tick.run_keys, len(tick.run_ids))
+            [tick.status.value, list(tick.run_keys), len(tick.run_ids)]
             for tick in instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
         ]
         assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), [
             run.status for run in runs
         ]
 
-        side.check_keys = sorted(asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
+        side.check_keys = sorted(
+            [key.asset_key.path, key.name] for key in asset_graph.asset_check_keys
+        )
         side.asset_pages = execute_dagster_graphql(request_context, ASSET_PAGES).data["assetNodes"]
         storage = instance.event_log_storage
         batches.extend(getattr(storage, "batch_sizes", []))
 
 
-@pytest.fixture(scope="module")
-def sides(trained_sample: TrainedSample, tmp_path_factory) -> dict[str, Side]:
-    """The same work done on Dagster's own SQLite instance and on ours."""
-    root = tmp_path_factory.mktemp("instances")
+def _do_the_work(root: Path, sample: TrainedSample) -> dict[str, dict]:
     ours = (REPO / "dagster.yaml").read_text()
     assert "StockAssetsInstance" in ours
     theirs = re.sub(r"(?m)^instance_class:\n(?:  .*\n)+", "", ours)
     assert "instance_class" not in theirs and "DefaultRunCoordinator" in theirs
     sides = {
-        name: Side(root, name, dagster_yaml, trained_sample)
+        name: Side(root, name, dagster_yaml, sample)
         for name, dagster_yaml in (("dagster", theirs), ("ours", ours))
     }
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -251,15 +253,34 @@ def sides(trained_sample: TrainedSample, tmp_path_factory) -> dict[str, Side]:
         for side in sides.values():
             _work(side, monkeypatch, batches)
         sides["ours"].batches = batches
-    yield sides
-    shutil.rmtree(root, ignore_errors=True)
+    return {name: {**vars(side), "home": str(side.home)} for name, side in sides.items()}
 
 
-def _instance(side: Side) -> dg.DagsterInstance:
+@pytest.fixture(scope="module")
+def sides(trained_sample: TrainedSample) -> dict[str, SimpleNamespace]:
+    """The same work done on Dagster's own SQLite instance and on ours, once for the session
+    (pytest-xdist workers share it, as they share the trained sample); read-only after."""
+    root = trained_sample.home.parent.parent / "instances"
+    root.mkdir(exist_ok=True)
+    summary = root / "sides.json"
+    with (root / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not summary.exists():
+            summary.write_text(json.dumps(_do_the_work(root, trained_sample), default=str))
+    found = json.loads(summary.read_text())
+    return {
+        name: SimpleNamespace(
+            **{**seen, "home": Path(seen["home"]), "dagster_home": Path(seen["home"]) / "dagster"}
+        )
+        for name, seen in found.items()
+    }
+
+
+def _instance(side: SimpleNamespace) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(side.dagster_home))
 
 
-def _plain(value, side: Side):
+def _plain(value, side: SimpleNamespace):
     """A value with this side's home and run ids replaced, so the two sides compare."""
     text = json.dumps(value, sort_keys=True).replace(str(side.home), "<home>")
     return json.loads(DATA_VERSION.sub("<version>", RUN_ID.sub("<run>", text)))
@@ -267,6 +288,11 @@ def _plain(value, side: Side):
 
 def _metadata(materialization: dg.AssetMaterialization) -> dict[str, str]:
     return {key: str(value.value) for key, value in materialization.metadata.items()}
+
+
+def _check_key(pair: list) -> dg.AssetCheckKey:
+    path, check = pair
+    return dg.AssetCheckKey(dg.AssetKey(path), check)
 
 
 def _passed(event) -> bool | None:
@@ -330,7 +356,7 @@ def test_asset_check_results_are_the_same(sides):
                     (record.status.value, record.partition, _passed(record.event))
                     for record in storage.get_asset_check_execution_history(key, limit=100)
                 ]
-                for key in side.check_keys
+                for key in map(_check_key, side.check_keys)
             }
     assert seen["ours"] == seen["dagster"]
     assert any(seen["ours"].values()), "no asset check ran"
@@ -339,7 +365,7 @@ def test_asset_check_results_are_the_same(sides):
 @pytest.mark.slow
 def test_backfill_status_is_the_same(sides):
     ours, theirs = sides["ours"], sides["dagster"]
-    assert ours.backfill_status == theirs.backfill_status == BulkActionStatus.COMPLETED_SUCCESS
+    assert ours.backfill_status == theirs.backfill_status == "COMPLETED_SUCCESS"
     assert ours.backfill_counts == theirs.backfill_counts
     assert set(ours.backfill_counts) == set(HISTORY)
 
@@ -353,7 +379,7 @@ def test_sensor_cursor_and_run_keys_are_the_same(sides):
     for side in (ours, theirs):
         (key,) = side.run_keys
         assert HISTORY_RUN_KEY.fullmatch(key), key
-        assert side.ticks == [("SUCCESS", [key], 1)]
+        assert side.ticks == [["SUCCESS", [key], 1]]
 
 
 @pytest.mark.slow
