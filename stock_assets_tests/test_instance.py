@@ -149,7 +149,7 @@ def _backfill_until_done(context: WorkspaceProcessContext, backfill_id: str) -> 
     )
 
 
-def _work(side: Side, monkeypatch: pytest.MonkeyPatch, batches: list[int]) -> None:
+def _work(side: Side, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same work on each side: a single-run backfill of the history over a quarter from the
     backfill daemon, then a tick of s3_history_sensor that ingests a dropped file."""
     with side.workspace(monkeypatch) as context:
@@ -226,8 +226,7 @@ def _work(side: Side, monkeypatch: pytest.MonkeyPatch, batches: list[int]) -> No
             [key.asset_key.path, key.name] for key in asset_graph.asset_check_keys
         )
         side.asset_pages = execute_dagster_graphql(request_context, ASSET_PAGES).data["assetNodes"]
-        storage = instance.event_log_storage
-        batches.extend(getattr(storage, "batch_sizes", []))
+        side.batches = list(getattr(instance.event_log_storage, "batch_sizes", []))
 
 
 def _do_the_work(root: Path, sample: TrainedSample) -> dict[str, dict]:
@@ -240,7 +239,6 @@ def _do_the_work(root: Path, sample: TrainedSample) -> dict[str, dict]:
         for name, dagster_yaml in (("dagster", theirs), ("ours", ours))
     }
     with pytest.MonkeyPatch.context() as monkeypatch:
-        batches: list[int] = []
         original = BatchingSqliteEventLogStorage.store_event_batch
 
         def counted(self, events):
@@ -251,8 +249,7 @@ def _do_the_work(root: Path, sample: TrainedSample) -> dict[str, dict]:
         monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
         monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
         for side in sides.values():
-            _work(side, monkeypatch, batches)
-        sides["ours"].batches = batches
+            _work(side, monkeypatch)
     return {name: {**vars(side), "home": str(side.home)} for name, side in sides.items()}
 
 
