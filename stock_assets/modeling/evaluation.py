@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from stock_assets.modeling.targets import daily_correlations
+
 MIN_TRAIN_SESSIONS = 504
 TEST_SESSIONS = 126
-MIN_TICKERS_FOR_IC = 3
 # The latest labelled sessions kept out of training, for the promotion gate to judge on.
 HOLDOUT_SESSIONS = 126
 
@@ -81,12 +82,5 @@ def baseline_scores(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def daily_ic(dates: pd.Series, predicted: np.ndarray, label: np.ndarray) -> float:
     """Mean over dates of the cross-sectional rank correlation of prediction and outcome."""
-    frame = pd.DataFrame({"date": dates.to_numpy(), "p": predicted, "y": label})
-    counts = frame.groupby("date")["p"].transform("size")
-    frame = frame[counts >= MIN_TICKERS_FOR_IC]
-    if frame.empty:
-        return float("nan")
-    ranks = frame.groupby("date")[["p", "y"]].rank()
-    ranks["date"] = frame["date"]
-    per_day = ranks.groupby("date").apply(lambda d: d["p"].corr(d["y"]), include_groups=False)
-    return float(per_day.mean())
+    per_day = daily_correlations(dates, predicted, label)
+    return float(per_day["rank"].mean()) if len(per_day) else float("nan")
