@@ -93,7 +93,9 @@ def train_champion(settings: Any, bars: Any) -> tuple[Any, str]:
     result = train_and_evaluate(build_features(cleaned), holdout_sessions=0)
     registry = build_resources(settings)["model_registry"]
     tags = {"train_end": f"{result.train_end:%Y-%m-%d}"}
-    version = registry.log_candidate(result.pipeline, "model", result.scores, tags, result.backtest)
+    version = registry.log_candidate(
+        result.forecaster, "model", result.scores, tags, result.backtest
+    )
     registry.set_champion(version.version)
     return registry, str(version.version)
 

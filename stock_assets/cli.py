@@ -19,17 +19,9 @@ import pandas as pd
 
 from stock_assets.config import Settings, load_settings
 
-SCORE_COLUMNS = [
-    "candidate",
-    "model_version",
-    "price_rmse",
-    "rmse_ratio_to_persistence",
-    "directional_accuracy",
-    "ic",
-    "rows",
-    "eval_start",
-    "eval_end",
-]
+# Shown for every target before its headline scores (modeling.targets.HEADLINE_SCORES).
+SCORE_ID_COLUMNS = ["candidate", "model_version"]
+SCORE_SPAN_COLUMNS = ["rows", "eval_start", "eval_end"]
 # The demo's runs, in order: (title, assets, whether the run spans every session).
 DEMO_STEPS = [
     ("history: raw → cleaned → features", ["raw_prices", "cleaned_prices", "price_features"], True),
@@ -192,6 +184,7 @@ def backfill(settings: Settings, runs: int) -> int:
 def summary(settings: Settings) -> str:
     """What the platform holds: tickers, dates, champion and its scores, prediction rows."""
     from stock_assets.defs.resources import build_resources
+    from stock_assets.modeling.targets import HEADLINE_SCORES, RETURN
     from stock_assets.reporting import queries
 
     resources = build_resources(settings)
@@ -212,17 +205,20 @@ def summary(settings: Settings) -> str:
     else:
         challenger = registry.challenger()
         challenger_version = str(challenger.version) if challenger is not None else ""
-        walk_forward = queries.walk_forward(warehouse, challenger_version)
-        gate = queries.latest_gate(warehouse)
         lines += [
             f"Champion: {registry.model_name} version {champion.version} "
             f"({champion.tags.get('candidate')}), trained on {champion.tags.get('data_window')}",
             "",
-            "Challenger's walk-forward scores beside the baselines (table 'model_scores'):",
-            walk_forward[SCORE_COLUMNS].round(5).to_string(index=False),
-            "",
+            "Challenger's walk-forward scores, each target beside its baselines "
+            "(table 'model_scores'):",
+        ]
+        for target, names in HEADLINE_SCORES.items():
+            scores = queries.walk_forward(warehouse, challenger_version, target)
+            lines += [f"  {target}:", _score_table(scores, names), ""]
+        gate = queries.latest_gate(warehouse)
+        lines += [
             "Latest promotion gate, after both models' training data:",
-            gate[[*SCORE_COLUMNS, "decision"]].round(5).to_string(index=False)
+            _score_table(gate, [*HEADLINE_SCORES[RETURN], "decision"])
             if len(gate)
             else "  (none yet)",
             "",
@@ -239,6 +235,13 @@ def summary(settings: Settings) -> str:
         ]
     lines.append(UI_HINT.format(experiment=settings.mlflow_experiment, model=settings.model_name))
     return "\n".join(lines)
+
+
+def _score_table(scores: pd.DataFrame, names: list[str]) -> str:
+    if scores.empty:
+        return "  (none)"
+    columns = [*SCORE_ID_COLUMNS, *names, *SCORE_SPAN_COLUMNS]
+    return scores[columns].round(5).to_string(index=False)
 
 
 def _latest_drift(warehouse) -> pd.DataFrame:

@@ -52,6 +52,7 @@ def materialize(
     *,
     instance: dg.DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` in process; with `first`, as one run over the sessions from
@@ -65,6 +66,7 @@ def materialize(
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags=tags,
+        run_config=run_config,
         raise_on_error=raise_on_error,
     )
 

@@ -11,6 +11,7 @@ from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.features.indicators import LABEL, attach_label
 from stock_assets.market.synthetic import Defects, generate_market
+from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import (
     CLEANED_PRICES,
@@ -60,26 +61,44 @@ def test_sample_history_to_predictions(
     train_end = pd.Timestamp(challenger.tags["train_end"])
     assert train_end < pd.Timestamp(last) - pd.Timedelta(days=150)  # the holdout is kept out
     scores = warehouse.read("SELECT * FROM model_scores")
-    walk_forward = scores[scores["evaluation"] == "walk_forward"].set_index("candidate")
-    assert set(walk_forward.index) == {"model", "persistence", "always_up"}
-    assert walk_forward.loc["model", "model_version"] == str(challenger.version)
-    gate = scores[scores["evaluation"] == "promotion_gate"].set_index("candidate")
-    assert set(gate.index) == {"challenger", "champion", "persistence", "always_up"}
-    assert pd.Timestamp(gate.loc["challenger", "eval_start"]) > train_end
-    decision = challenger.tags["promotion.decision"]
-    assert set(gate["decision"]) == {decision}
-    rmse = gate["price_rmse"]
-    beats = rmse["challenger"] < min(rmse["champion"], rmse["persistence"])
-    assert decision == ("promoted" if beats else "refused")
-    serving = "challenger" if beats else "champion"
-    assert gate.loc[gate["champion"].astype(bool)].index.tolist() == [serving]
-    assert str(champion.version) == gate.loc[serving, "model_version"]
-    if not beats:  # the bootstrap champion is the persistence baseline
+    walk_forward = scores[scores["evaluation"] == "walk_forward"]
+    assert set(zip(walk_forward["target"], walk_forward["candidate"], strict=True)) == {
+        ("return", "model"),
+        ("return", "persistence"),
+        ("return", "always_up"),
+        ("range", "model"),
+        ("range", "trailing_gaussian"),
+        ("range", "trailing_empirical"),
+        ("volatility", "model"),
+        ("volatility", "trailing_volatility"),
+    }
+    assert set(walk_forward["model_version"].dropna()) == {str(challenger.version)}
+    gate = scores[scores["evaluation"] == "promotion_gate"]
+    promoted = set()
+    for target, (loss, baseline) in GATE_LOSSES.items():
+        rows = gate[gate["target"] == target].set_index("candidate")
+        assert {"challenger", "champion", baseline} <= set(rows.index)
+        assert pd.Timestamp(rows.loc["challenger", "eval_start"]) > train_end
+        decision = challenger.tags[f"promotion.{target}.decision"]
+        assert set(rows["decision"]) == {decision}
+        score = rows[loss]
+        beats = score["challenger"] < min(score["champion"], score[baseline])
+        assert decision == ("promoted" if beats else "refused")
+        serving = "challenger" if beats else "champion"
+        assert rows.loc[rows["champion"].astype(bool)].index.tolist() == [serving]
+        if not beats:  # the bootstrap champion serves the baselines
+            assert score["champion"] == pytest.approx(score[baseline])
+        promoted |= {target} if beats else set()
+    if promoted == set(GATE_LOSSES):
+        assert champion.version == challenger.version
+    elif promoted:
+        assert champion.tags["candidate"] == "composite"
+    else:
         assert champion.tags["candidate"] == "persistence"
-        assert rmse["champion"] == pytest.approx(rmse["persistence"])
     assert challenger.tags["promotion.compared_with"] in {
         str(v.version) for v in registry.versions()
     }
+    returns = walk_forward[walk_forward["target"] == "return"].set_index("candidate")
 
     rows = warehouse.read("SELECT * FROM price_predictions")
     assert set(rows["model_version"]) == {str(champion.version)}
@@ -90,7 +109,7 @@ def test_sample_history_to_predictions(
     assert set(pd.to_datetime(latest["target_date"])) == {pd.Timestamp("2007-01-03")}
     backtest = rows[rows["kind"] == "backtest"]
     assert pd.to_datetime(backtest["as_of_date"]).max() <= train_end
-    assert len(backtest) == int(walk_forward.loc["model", "rows"])
+    assert len(backtest) == int(returns.loc["model", "rows"])
 
     again = materialize(definitions, resources, ["price_predictions"], "2006-12-01", last)
     assert again.success

@@ -13,6 +13,7 @@ from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
 from stock_assets.market.synthetic import generate_market, with_regime_change
+from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets_tests.graph import materialize
@@ -27,10 +28,12 @@ def definitions() -> dg.Definitions:
     return defs()
 
 
-def run(definitions, resources, instance, selection, first=None, last=None, tags=None):
+def run(
+    definitions, resources, instance, selection, first=None, last=None, tags=None, run_config=None
+):
     result = materialize(
         definitions, resources, selection, first, last,
-        instance=instance, tags=tags, raise_on_error=False,
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False,
     )  # fmt: skip
     assert result.success
     return result
@@ -68,6 +71,7 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
     run(definitions, resources, instance, HISTORY[:3], START, before)
     run(definitions, resources, instance, ["price_model", "champion_model"])
     first_champion = str(registry.champion().version)
+    sources = {target: serving_source(registry, target) for target in GATE_LOSSES}
     run(definitions, resources, instance, ["price_predictions"], START, before)
     run(definitions, resources, instance, ["drift_checks"])
     _, cursor = requested(definitions, instance)
@@ -112,52 +116,49 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
     assert retrained.success
     challenger = registry.challenger()
     assert str(challenger.version) != first_champion
-    decision = challenger.tags["promotion.decision"]
-    assert decision in {"promoted", "refused"}
     assert challenger.tags["promotion.compared_with"] == first_champion
-    assert challenger.description.startswith(f"Promotion gate {decision}")
-    gate = warehouse.read(
-        f"SELECT * FROM model_scores WHERE dagster_run_id = '{retrained.run_id}' "
-        "AND evaluation = 'promotion_gate'"
-    ).set_index("candidate")
-    assert set(gate["decision"]) == {decision}
-    assert pd.Timestamp(gate.loc["challenger", "eval_start"]) > pd.Timestamp(
-        challenger.tags["train_end"]
-    )
-    rmse = gate["price_rmse"]
-    beats = rmse["challenger"] < min(rmse["champion"], rmse["persistence"])
-    assert decision == ("promoted" if beats else "refused")
-    serving = str(registry.champion().version)
-    assert serving == (str(challenger.version) if beats else first_champion)
+    assert challenger.description.startswith(f"Promotion gate against version {first_champion}")
+    for target, (loss, base) in GATE_LOSSES.items():
+        gate = gate_rows(warehouse, retrained.run_id, target)
+        decision = challenger.tags[f"promotion.{target}.decision"]
+        assert set(gate["decision"]) == {decision}
+        assert pd.Timestamp(gate.loc["challenger", "eval_start"]) > pd.Timestamp(
+            challenger.tags["train_end"]
+        )
+        score = gate[loss]
+        beats = score["challenger"] < min(score["champion"], score[base])
+        assert decision == ("promoted" if beats else "refused")
+        source = serving_source(registry, target)
+        assert source == (str(challenger.version) if beats else sources[target]), target
     metadata = retrained.asset_materializations_for_node("champion_model")[0].metadata
-    assert metadata["decision"].value == decision
+    assert metadata["decision"].value == challenger.tags["promotion.decision"]
     # A retrain brings no new data: the drift checks are not due again, so no loop.
     keys, cursor = requested(definitions, instance, cursor)
     assert "drift_checks" not in keys
     assert request.run_key == f"drift-{END}"
 
 
-def predictable_market(tickers: int = 5, sessions: int = 900, phi: float = -0.3) -> pd.DataFrame:
-    """Bars whose next return is partly predictable from today's (AR(1) with coefficient phi):
-    a model that learns it has price RMSE about sqrt(1 - phi^2) = 0.954 of persistence's."""
-    rng = np.random.default_rng(11)
+def clustered_market(tickers: int = 5, sessions: int = 900, seed: int = 11) -> pd.DataFrame:
+    """Bars whose direction is unpredictable and whose volatility is not: each ticker switches
+    between a calm (0.8% a day) and a stormy (3%) regime, staying in one for about 33 sessions,
+    and each day's high and low reflect that day's volatility, as real ones do."""
+    rng = np.random.default_rng(seed)
     days = calendar.sessions_in_range(START, "2030-01-01")[:sessions]
     frames = []
     for i in range(tickers):
-        shocks = rng.normal(0, 0.015, sessions)
-        returns = np.zeros(sessions)
-        for t in range(1, sessions):
-            returns[t] = phi * returns[t - 1] + shocks[t]
-        close = 50.0 * np.exp(np.cumsum(returns))
+        stormy = np.cumsum(rng.random(sessions) < 0.03) % 2 == 1
+        volatility = np.where(stormy, 0.03, 0.008)
+        close = 50.0 * np.exp(np.cumsum(volatility * rng.standard_normal(sessions)))
         open_ = np.r_[close[0], close[:-1]]
+        reach = volatility * np.abs(rng.standard_normal((2, sessions)))
         frames.append(
             pd.DataFrame(
                 {
-                    "ticker": f"AR{i}",
+                    "ticker": f"V{i}",
                     "date": days,
                     "open": open_,
-                    "high": np.maximum(open_, close) * 1.003,
-                    "low": np.minimum(open_, close) * 0.997,
+                    "high": np.maximum(open_, close) * np.exp(reach[0]),
+                    "low": np.minimum(open_, close) * np.exp(-reach[1]),
                     "close": close,
                     "volume": rng.uniform(1e6, 2e6, sessions),
                 }
@@ -166,45 +167,83 @@ def predictable_market(tickers: int = 5, sessions: int = 900, phi: float = -0.3)
     return pd.concat(frames, ignore_index=True)
 
 
+def gate_rows(warehouse, run_id: str, target: str) -> pd.DataFrame:
+    return warehouse.read(
+        f"SELECT * FROM model_scores WHERE dagster_run_id = '{run_id}' "
+        f"AND evaluation = 'promotion_gate' AND target = '{target}'"
+    ).set_index("candidate")
+
+
+def serving_source(registry, target: str) -> str:
+    """The version whose part serves a target: a composite names it in a tag."""
+    champion = registry.champion()
+    return champion.tags.get(f"part.{target}.version", str(champion.version))
+
+
 @pytest.mark.slow
-def test_a_better_challenger_is_promoted_and_an_equal_one_is_refused(
+def test_the_gate_promotes_the_targets_a_challenger_wins_and_refuses_an_equal_one(
     definitions, settings, tmp_path
 ):
-    market = predictable_market()
+    market = clustered_market()
     resources = resources_on(market, settings, tmp_path)
     registry, warehouse = resources["model_registry"], resources["warehouse"]
     instance = dg.DagsterInstance.ephemeral()
     first, last = market["date"].min(), market["date"].max()
     run(definitions, resources, instance, HISTORY[:3], first, last)
 
-    gated = run(definitions, resources, instance, ["price_model", "champion_model"])
+    margin = {"ops": {"champion_model": {"config": {"promotion_margin": 0.02}}}}
+    gated = run(
+        definitions, resources, instance, ["price_model", "champion_model"], run_config=margin
+    )
     challenger, champion = registry.challenger(), registry.champion()
-    assert challenger.tags["promotion.decision"] == "promoted", challenger.tags["promotion.reason"]
-    assert champion.version == challenger.version
-    baseline = registry.version(challenger.tags["previous_champion"])
+    baseline = registry.version(champion.tags["previous_champion"])
     assert baseline.tags["candidate"] == "persistence"
-    gate = warehouse.read(
-        f"SELECT * FROM model_scores WHERE dagster_run_id = '{gated.run_id}'"
-    ).set_index("candidate")
-    assert gate.loc["challenger", "rmse_ratio_to_persistence"] < 1.0
-    assert gate.loc[gate["champion"].astype(bool)].index.tolist() == ["challenger"]
-    assert challenger.description.startswith("Promotion gate promoted against version")
+    # Volatility regimes the features can see: the volatility part wins by far more than the
+    # margin; the direction carries nothing, so the return stays with persistence.
+    tags = challenger.tags
+    assert tags["promotion.volatility.decision"] == "promoted", tags["promotion.volatility.reason"]
+    assert tags["promotion.return.decision"] == "refused", tags["promotion.return.reason"]
+    assert "does not beat" in tags["promotion.return.reason"]
+    for target, (loss, base) in GATE_LOSSES.items():
+        rows = gate_rows(warehouse, gated.run_id, target)
+        beats = rows.loc["challenger", loss] < 0.98 * min(
+            rows.loc["champion", loss], rows.loc[base, loss]
+        )
+        decision = tags[f"promotion.{target}.decision"]
+        assert decision == ("promoted" if beats else "refused"), target
+        assert set(rows["decision"]) == {decision}
+        serving = "challenger" if beats else "champion"
+        assert rows.loc[rows["champion"].astype(bool)].index.tolist() == [serving]
+        source = str(challenger.version) if beats else str(baseline.version)
+        assert serving_source(registry, target) == source, target
+    # Some targets promoted, not all: a new version composes the parts.
+    assert champion.tags["candidate"] == "composite"
+    assert champion.version not in (challenger.version, baseline.version)
+    served = registry.forecaster(str(champion.version))
+    assert served.part_name("return") == "persistence"
+    assert served.part_name("volatility") == "har"
+    metadata = gated.asset_materializations_for_node("champion_model")[0].metadata
+    assert metadata["champion_version"].value == str(champion.version)
+    assert "volatility" in metadata["promoted_targets"].value
 
-    # Trained again on the same data, the next challenger is the same model: a tie keeps
-    # the champion, and the refusal is recorded with its numbers.
-    again = run(definitions, resources, instance, ["price_model", "champion_model"])
+    # Trained again on the same data, the next challenger is the same model: a tie on every
+    # target keeps the champion, and the refusals are recorded with their numbers.
+    again = run(
+        definitions, resources, instance, ["price_model", "champion_model"], run_config=margin
+    )
     refused = registry.challenger()
     assert refused.version != challenger.version
     assert refused.tags["promotion.decision"] == "refused"
-    assert "does not beat the champion" in refused.tags["promotion.reason"]
-    assert registry.champion().version == challenger.version
-    rows = warehouse.read(
-        f"SELECT * FROM model_scores WHERE dagster_run_id = '{again.run_id}' "
-        "AND evaluation = 'promotion_gate'"
-    ).set_index("candidate")
-    assert set(rows["decision"]) == {"refused"}
-    assert rows.loc["challenger", "price_rmse"] == pytest.approx(rows.loc["champion", "price_rmse"])
-    assert rows.loc[rows["champion"].astype(bool)].index.tolist() == ["champion"]
+    assert registry.champion().version == champion.version
+    for target, (loss, _) in GATE_LOSSES.items():
+        rows = gate_rows(warehouse, again.run_id, target)
+        assert set(rows["decision"]) == {"refused"}
+        before = gate_rows(warehouse, gated.run_id, target)
+        # Same window, same model: the challenger scores as the first one did, and ties with
+        # the champion where the champion's part is the first challenger's.
+        assert rows.loc["challenger", loss] == pytest.approx(before.loc["challenger", loss])
+        if tags[f"promotion.{target}.decision"] == "promoted":
+            assert rows.loc["challenger", loss] == pytest.approx(rows.loc["champion", loss])
 
 
 def daily_tick(definitions, resources, when: datetime):

@@ -18,6 +18,9 @@ VOL_WINDOWS = (5, 20, 60)
 RSI_WINDOW = 14
 BOLLINGER_WINDOW = 20
 VOLUME_WINDOW = 20
+# Parkinson's range-based variance, today's and its weekly and monthly means: far less noisy
+# than squared returns, so the volatility models lean on them.
+PARKINSON_WINDOWS = (1, 5, 20)
 
 FEATURE_COLUMNS = [
     *(f"ret_{h}d" for h in RETURN_HORIZONS),
@@ -30,6 +33,7 @@ FEATURE_COLUMNS = [
     f"volume_z_{VOLUME_WINDOW}",
     "range_ratio",
     "body_ratio",
+    *(f"parkinson_{w}" for w in PARKINSON_WINDOWS),
 ]
 LABEL = "label"
 # Bars a feature row needs behind it: the longest window, plus time for the MACD's
@@ -112,6 +116,10 @@ def _block_features(bars: pd.DataFrame, grid: _BarGrid) -> np.ndarray:
     )
     features["range_ratio"] = (grid.wide(bars["high"]) - grid.wide(bars["low"])) / close
     features["body_ratio"] = (close - grid.wide(bars["open"])) / close
+    log_range = np.log(grid.wide(bars["high"]) / grid.wide(bars["low"]))
+    parkinson = log_range**2 / (4 * np.log(2))
+    for w in PARKINSON_WINDOWS:
+        features[f"parkinson_{w}"] = parkinson.rolling(w).mean()
 
     values = np.empty((len(FEATURE_COLUMNS), len(bars)))
     for row, name in zip(values, FEATURE_COLUMNS, strict=True):

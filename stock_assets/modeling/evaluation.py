@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from stock_assets.modeling import targets
+from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, Forecaster
 from stock_assets.modeling.targets import daily_correlations
 
 MIN_TRAIN_SESSIONS = 504
@@ -84,3 +86,53 @@ def daily_ic(dates: pd.Series, predicted: np.ndarray, label: np.ndarray) -> floa
     """Mean over dates of the cross-sectional rank correlation of prediction and outcome."""
     per_day = daily_correlations(dates, predicted, label)
     return float(per_day["rank"].mean()) if len(per_day) else float("nan")
+
+
+def score_forecasts(
+    rows: pd.DataFrame, forecasts: dict[str, pd.DataFrame]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each target's scores, by candidate: every named forecast beside the target's baselines,
+    on the same rows.
+
+    `rows` has ticker, date, close, label, ret_1d and vol_20, with each ticker's earlier rows
+    for the trailing empirical baseline (rows flagged `scored` False are history only); each
+    forecast has FORECAST_COLUMNS for the scored rows, in their order.
+    """
+    empirical = targets.trailing_quantiles(rows)
+    scored = rows["scored"].to_numpy() if "scored" in rows else np.ones(len(rows), dtype=bool)
+    frame = rows[scored].reset_index(drop=True)
+    label = frame["label"].to_numpy(dtype="float64")
+    baseline = Forecaster().predict(frame)
+    gaussian = baseline[RETURN_QUANTILE_COLUMNS].to_numpy()
+    empirical = empirical[scored]
+    # Too short a history for the empirical quantiles: the Gaussian ones stand in.
+    empirical = np.where(np.isnan(empirical).any(axis=1)[:, None], gaussian, empirical)
+
+    returns = {
+        name: score_predictions(frame, f["predicted_return"]) for name, f in forecasts.items()
+    }
+    returns.update(baseline_scores(frame))
+    ranges = {
+        name: targets.range_scores(label, f[RETURN_QUANTILE_COLUMNS].to_numpy())
+        for name, f in forecasts.items()
+    }
+    ranges[targets.TRAILING_GAUSSIAN] = targets.range_scores(label, gaussian)
+    ranges[targets.TRAILING_EMPIRICAL] = targets.range_scores(label, empirical)
+    variances = {
+        name: targets.volatility_scores(label, f["predicted_volatility"].to_numpy() ** 2)
+        for name, f in forecasts.items()
+    }
+    variances[targets.TRAILING_VOLATILITY] = targets.volatility_scores(
+        label, baseline["predicted_volatility"].to_numpy() ** 2
+    )
+    return {
+        targets.RETURN: returns,
+        targets.RANGE: targets.add_ratios(
+            ranges, targets.TRAILING_GAUSSIAN, {"pinball": "pinball_ratio"}
+        ),
+        targets.VOLATILITY: targets.add_ratios(
+            variances,
+            targets.TRAILING_VOLATILITY,
+            {"qlike": "qlike_ratio", "variance_rmse": "variance_rmse_ratio"},
+        ),
+    }

@@ -1,7 +1,9 @@
-"""The promotion gate: whether a challenger replaces the champion, and why.
+"""The promotion gate: for each target, whether the challenger's part replaces the
+champion's, and why.
 
-Both are scored on the same sessions, after both models' training data, beside the
-persistence baseline: a challenger that does not beat both by the margin is refused.
+Both are scored on the same sessions, after both models' training data, beside the target's
+baseline: a part that does not beat both by the margin is refused, and the champion's part
+for that target stays (the baseline, where no model ever won).
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.features.indicators import LABEL
-from stock_assets.modeling.evaluation import baseline_scores, score_predictions
+from stock_assets.modeling.evaluation import score_forecasts
+from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
+from stock_assets.modeling.targets import (
+    RANGE,
+    RETURN,
+    TRAILING_GAUSSIAN,
+    TRAILING_VOLATILITY,
+    VOLATILITY,
+)
 
 PROMOTED = "promoted"
 REFUSED = "refused"
@@ -37,53 +47,84 @@ def evaluation_sessions(labelled: pd.DataFrame, after: pd.Timestamp) -> pd.Datet
     return pd.DatetimeIndex(np.sort(dates[dates > after].unique()))
 
 
-def score_on_window(labelled: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, float]:
-    """Scores of predictions (ticker, as_of_date, predicted_return) against realised labels.
-
-    Rows are the labelled (ticker, date) pairs; a pair the model gave no prediction for
-    counts as no change, so a model cannot look better by skipping hard rows.
-    """
-    predicted = predictions.assign(date=pd.to_datetime(predictions["as_of_date"]))
-    frame = labelled.merge(
-        predicted[["ticker", "date", "predicted_return"]], on=["ticker", "date"], how="left"
-    )
-    return score_predictions(frame, frame["predicted_return"].fillna(0.0))
-
-
 def window_scores(
     labelled: pd.DataFrame, challenger: pd.DataFrame, champion: pd.DataFrame
-) -> dict[str, dict[str, float]]:
-    """Challenger, champion, persistence and "always up" on the same labelled rows."""
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Challenger and champion beside every target's baselines, on the same labelled rows.
+
+    `labelled` holds feature rows with their label; each version's predictions have
+    ticker, as_of_date and the FORECAST_COLUMNS.
+    """
     rows = labelled.dropna(subset=[LABEL]).sort_values(["date", "ticker"]).reset_index(drop=True)
-    scores = {
-        "challenger": score_on_window(rows, challenger),
-        "champion": score_on_window(rows, champion),
+    forecasts = {
+        name: aligned_forecast(rows, predictions)
+        for name, predictions in (("challenger", challenger), ("champion", champion))
     }
-    scores.update(baseline_scores(rows))
-    return scores
+    return score_forecasts(rows, forecasts)
+
+
+def aligned_forecast(rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """A version's forecasts in the order of `rows`. A row the version gave no forecast for
+    gets the baselines' (persistence for the return), so no version can look better by
+    skipping hard rows."""
+    baseline = Forecaster().predict(rows)
+    if predictions.empty:
+        return baseline
+    given = predictions.assign(date=pd.to_datetime(predictions["as_of_date"]))
+    merged = rows[["ticker", "date"]].merge(
+        given[["ticker", "date", *FORECAST_COLUMNS]], on=["ticker", "date"], how="left"
+    )
+    return merged[FORECAST_COLUMNS].fillna(baseline)
+
+
+# What the gate judges each target on: its loss, and the baseline a model must also beat.
+GATE_LOSSES = {
+    RETURN: ("price_rmse", "persistence"),
+    RANGE: ("pinball", TRAILING_GAUSSIAN),
+    VOLATILITY: ("qlike", TRAILING_VOLATILITY),
+}
+
+
+def decide_targets(
+    scores: dict[str, dict[str, dict[str, float]]],
+    margin: float,
+    sessions: int,
+    min_sessions: int,
+) -> dict[str, Decision]:
+    """The gate's decision for each target, each by `decide` on that target's loss."""
+    return {
+        target: decide(scores[target], margin, sessions, min_sessions, loss, baseline)
+        for target, (loss, baseline) in GATE_LOSSES.items()
+    }
 
 
 def decide(
-    scores: dict[str, dict[str, float]], margin: float, sessions: int, min_sessions: int
+    scores: dict[str, dict[str, float]],
+    margin: float,
+    sessions: int,
+    min_sessions: int,
+    loss: str = "price_rmse",
+    baseline: str = "persistence",
 ) -> Decision:
-    """Promote only when the challenger's price error beats the champion's and persistence's
-    by `margin` (a fraction), on at least `min_sessions` sessions."""
+    """Promote only when the challenger's loss beats the champion's and the baseline's by
+    `margin` (a fraction), on at least `min_sessions` sessions."""
     if sessions < min_sessions:
         return Decision(
             False,
             f"evaluation window has {sessions} sessions after both models' training data; "
             f"the gate needs {min_sessions}: wait for more data or lower min_evaluation_sessions",
         )
-    challenger = scores["challenger"]["price_rmse"]
-    champion = scores["champion"]["price_rmse"]
-    persistence = scores["persistence"]["price_rmse"]
+    challenger = scores["challenger"][loss]
+    champion = scores["champion"][loss]
+    base = scores[baseline][loss]
     bar = 1.0 - margin
+    label = loss.replace("_", " ").replace("rmse", "RMSE").replace("qlike", "QLIKE")
     numbers = (
-        f"price RMSE challenger {challenger:.6g}, champion {champion:.6g}, "
-        f"persistence {persistence:.6g} over {sessions} sessions, margin {margin:.2%}"
+        f"{label} challenger {challenger:.6g}, champion {champion:.6g}, "
+        f"{baseline} {base:.6g} over {sessions} sessions, margin {margin:.2%}"
     )
     if not challenger < champion * bar:
         return Decision(False, f"challenger does not beat the champion: {numbers}")
-    if not challenger < persistence * bar:
-        return Decision(False, f"challenger does not beat persistence: {numbers}")
-    return Decision(True, f"challenger beats the champion and persistence: {numbers}")
+    if not challenger < base * bar:
+        return Decision(False, f"challenger does not beat {baseline}: {numbers}")
+    return Decision(True, f"challenger beats the champion and {baseline}: {numbers}")

@@ -11,26 +11,28 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, WARMUP_SESSIONS, build_features
 from stock_assets.market import calendar
 from stock_assets.market.bars import StructuralError, parse_bars
 from stock_assets.market.cleaning import UnusablePartitionError, clean_bars
+from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster, as_forecaster
 
-PREDICTION_COLUMNS = ["ticker", "as_of_date", "target_date", "predicted_return", "predicted_close"]
+PREDICTION_COLUMNS = ["ticker", "as_of_date", "target_date", *FORECAST_COLUMNS]
 
 
 class InvalidBarsError(ValueError):
     """The request's bars cannot be predicted from; the message says why."""
 
 
-def predict_from_bars(pipeline: Any, bars: pd.DataFrame, all_dates: bool = False) -> pd.DataFrame:
-    """Next-day predictions for bars (ticker, date, open, high, low, close, volume).
+def predict_from_bars(
+    forecaster: Forecaster, bars: pd.DataFrame, all_dates: bool = False
+) -> pd.DataFrame:
+    """Next-session forecasts for bars (ticker, date, open, high, low, close, volume).
 
     One row per ticker for its last bar, or, with all_dates, for every bar with enough history
-    behind it. A pipeline of None is the persistence baseline: tomorrow's close is today's.
+    behind it: the return and close, the volatility, the return quantiles and the price ranges.
     """
     try:
         typed, rejected = parse_bars(bars, "request")
@@ -46,42 +48,33 @@ def predict_from_bars(pipeline: Any, bars: pd.DataFrame, all_dates: bool = False
             f"no ticker has enough history: each needs more than {WARMUP_SESSIONS} bars "
             f"of daily history up to the date to predict from ({len(rejected)} rows unreadable)"
         )
-    if pipeline is None:
-        predicted = np.zeros(len(features))
-    else:
-        predicted = pipeline.predict(features[FEATURE_COLUMNS])
-    return pd.DataFrame(
-        {
-            "ticker": features["ticker"].to_numpy(),
-            "as_of_date": features["date"].dt.strftime("%Y-%m-%d").to_numpy(),
-            "target_date": calendar.next_sessions(features["date"])
-            .dt.strftime("%Y-%m-%d")
-            .to_numpy(),
-            "predicted_return": predicted,
-            "predicted_close": features["close"].to_numpy() * (1 + predicted),
-        }
-    )
+    forecast = forecaster.predict(features.reset_index(drop=True))
+    forecast.insert(0, "ticker", features["ticker"].to_numpy())
+    forecast.insert(1, "as_of_date", features["date"].dt.strftime("%Y-%m-%d").to_numpy())
+    target = calendar.next_sessions(features["date"]).dt.strftime("%Y-%m-%d").to_numpy()
+    forecast.insert(2, "target_date", target)
+    return forecast
 
 
 PIPELINE_ARTIFACT = "pipeline"
 
 
 class StockPriceModel(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc around a fitted pipeline, or none: the persistence baseline.
+    """MLflow pyfunc around a Forecaster; with no artifact, every target's baseline.
 
-    Logged as models-from-code (`served_model.py`), with the fitted pipeline as a joblib
-    artifact: nothing of this package is pickled, only scikit-learn objects.
+    Logged as models-from-code (`served_model.py`), with the fitted forecaster as a joblib
+    artifact: it loads wherever the pure modules logged as code with it are importable.
     """
 
-    def __init__(self, pipeline: Any = None) -> None:
-        self.pipeline = pipeline
+    def __init__(self, forecaster: Forecaster | None = None) -> None:
+        self.forecaster = forecaster or Forecaster()
 
     def load_context(self, context: Any) -> None:
         path = context.artifacts.get(PIPELINE_ARTIFACT)
         if path:
             import joblib
 
-            self.pipeline = joblib.load(path)
+            self.forecaster = as_forecaster(joblib.load(path))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -91,7 +84,7 @@ class StockPriceModel(mlflow.pyfunc.PythonModel):
 
         all_dates = bool((params or {}).get("all_dates", False))
         try:
-            return predict_from_bars(self.pipeline, model_input, all_dates=all_dates)
+            return predict_from_bars(self.forecaster, model_input, all_dates=all_dates)
         except InvalidBarsError as error:
             # INVALID_PARAMETER_VALUE is what the scoring server answers with a 400.
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error

@@ -202,6 +202,8 @@ def add_ratios(
     }
 
 
+VOLATILITY_SCORES = ["qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio"]
+RANKING_SCORES = ["ic", "pearson_ic", "icir", "ic_t_stat"]
 RANGE_SCORES = [
     "coverage_80",
     "coverage_90",
@@ -210,3 +212,9 @@ RANGE_SCORES = [
     "winkler_80",
     "winkler_90",
 ]
+# The scores a person reads first for each target, in the order tables show them.
+HEADLINE_SCORES = {
+    RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
+    RANGE: ["coverage_80", "coverage_90", "pinball", "pinball_ratio", "winkler_80", "winkler_90"],
+    VOLATILITY: ["qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio"],
+}

@@ -1,4 +1,4 @@
-"""Training a next-day return model with walk-forward evaluation against the baselines."""
+"""Training the forecaster, each target's part walk-forward against that target's baselines."""
 
 from __future__ import annotations
 
@@ -14,10 +14,22 @@ from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
     HOLDOUT_SESSIONS,
     MIN_TRAIN_SESSIONS,
-    baseline_scores,
-    score_predictions,
+    score_forecasts,
     walk_forward_folds,
 )
+from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
+from stock_assets.modeling.targets import RANGE, RETURN, VOLATILITY, range_scores
+from stock_assets.modeling.volatility import (
+    HAR_CONFIGS,
+    FilteredQuantiles,
+    HarVolatility,
+    choose,
+    har_qlike,
+)
+
+# What the walk-forward backtest keeps per row besides the forecasts: enough to score them
+# and to rebuild the baselines' forecasts.
+BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "vol_20"]
 
 
 class NotEnoughHistoryError(ValueError):
@@ -26,9 +38,9 @@ class NotEnoughHistoryError(ValueError):
 
 @dataclass
 class TrainingResult:
-    pipeline: Pipeline
-    backtest: pd.DataFrame  # ticker, date, close, label, predicted_return (out of sample)
-    scores: dict[str, dict[str, float]]  # "model", "persistence", "always_up"
+    forecaster: Forecaster
+    backtest: pd.DataFrame  # BACKTEST_COLUMNS and the FORECAST_COLUMNS, out of sample
+    scores: dict[str, dict[str, dict[str, float]]]  # target -> candidate -> score
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     rows: int
@@ -61,22 +73,43 @@ def train_and_evaluate(
             f"{MIN_TRAIN_SESSIONS} before the holdout: materialize price_features over a longer "
             "range"
         )
-    predicted = pd.Series(np.nan, index=usable.index)
+    forecasts = []
     for train, test in walk_forward_folds(usable["date"]):
-        model = make_pipeline_().fit(usable.loc[train, FEATURE_COLUMNS], usable.loc[train, LABEL])
-        predicted[test] = model.predict(usable.loc[test, FEATURE_COLUMNS])
-    tested = predicted.notna()
-    backtest = usable.loc[tested, ["ticker", "date", "close", LABEL]].assign(
-        predicted_return=predicted[tested]
+        model = fit_forecaster(usable[train])
+        forecasts.append(model.predict(usable[test]).set_index(usable.index[test]))
+    forecast = pd.concat(forecasts)
+    tested = usable.index.isin(forecast.index)
+    backtest = pd.concat(
+        [usable.loc[tested, BACKTEST_COLUMNS], forecast.loc[usable.index[tested]]], axis=1
     )
-    scores = {"model": score_predictions(backtest, backtest["predicted_return"])}
-    scores.update(baseline_scores(backtest))
-    final = make_pipeline_().fit(usable[FEATURE_COLUMNS], usable[LABEL])
+    history = usable[BACKTEST_COLUMNS].assign(scored=tested)
+    scores = score_forecasts(history, {"model": backtest[FORECAST_COLUMNS].reset_index(drop=True)})
     return TrainingResult(
-        pipeline=final,
+        forecaster=fit_forecaster(usable),
         backtest=backtest.reset_index(drop=True),
         scores=scores,
         train_start=usable["date"].min(),
         train_end=usable["date"].max(),
         rows=len(usable),
     )
+
+
+def fit_forecaster(rows: pd.DataFrame) -> Forecaster:
+    """Every target's model fitted on labelled feature rows; hyperparameters are chosen on
+    the rows' own latest sessions, never on anything after them."""
+    label = rows[LABEL]
+    har, _ = choose(HarVolatility, HAR_CONFIGS, har_qlike, rows, label)
+    quantile_inputs, _ = choose(
+        lambda inputs: FilteredQuantiles(HarVolatility(inputs)), HAR_CONFIGS, _pinball, rows, label
+    )
+    parts = {
+        RETURN: make_pipeline_().fit(rows[FEATURE_COLUMNS], label),
+        VOLATILITY: HarVolatility(har).fit(rows, label),
+        RANGE: FilteredQuantiles(HarVolatility(quantile_inputs)).fit(rows, label),
+    }
+    names = {RETURN: "ridge", VOLATILITY: "har", RANGE: "har_filtered_quantiles"}
+    return Forecaster(parts, names)
+
+
+def _pinball(model: FilteredQuantiles, rows: pd.DataFrame, label: pd.Series) -> float:
+    return range_scores(label.to_numpy(), model.predict_quantiles(rows))["pinball"]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from stock_assets.modeling import drift
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
+from stock_assets.modeling.targets import RETURN
 from stock_assets.storage.warehouse import Warehouse, drift_checks, model_scores, prices
 from stock_assets.storage.warehouse import price_predictions as predictions_table
 
@@ -76,8 +77,8 @@ def predictions(
     return frame
 
 
-def latest_gate(warehouse: Warehouse) -> pd.DataFrame:
-    """The latest promotion gate's rows: challenger, champion and the baselines."""
+def latest_gate(warehouse: Warehouse, target: str = RETURN) -> pd.DataFrame:
+    """The latest promotion gate's rows for a target: challenger, champion and baselines."""
     t = model_scores
     latest = (
         sa.select(t.c.dagster_run_id)
@@ -90,12 +91,13 @@ def latest_gate(warehouse: Warehouse) -> pd.DataFrame:
         sa.select(t)
         .where(t.c.evaluation == PROMOTION_GATE)
         .where(t.c.dagster_run_id == latest)
+        .where(t.c.target == target)
         .order_by(t.c.id)
     )
 
 
-def walk_forward(warehouse: Warehouse, model_version: str) -> pd.DataFrame:
-    """A version's walk-forward scores beside the baselines on the same rows."""
+def walk_forward(warehouse: Warehouse, model_version: str, target: str = RETURN) -> pd.DataFrame:
+    """A version's walk-forward scores for a target beside its baselines on the same rows."""
     t = model_scores
     run = (
         sa.select(t.c.dagster_run_id)
@@ -108,6 +110,7 @@ def walk_forward(warehouse: Warehouse, model_version: str) -> pd.DataFrame:
         sa.select(t)
         .where(t.c.evaluation == WALK_FORWARD)
         .where(t.c.dagster_run_id == run)
+        .where(t.c.target == target)
         .order_by(t.c.id)
     )
 

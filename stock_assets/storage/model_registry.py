@@ -52,29 +52,26 @@ def _code_paths(workdir: Path) -> list[str]:
 
 
 def _signature() -> Any:
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
-    example = pd.DataFrame(
-        {
-            "ticker": ["AAPL"],
-            "date": ["2013-03-01"],
-            "open": [1.0],
-            "high": [1.0],
-            "low": [1.0],
-            "close": [1.0],
-            "volume": [1.0],
-        }
+    from stock_assets.modeling.pyfunc import PREDICTION_COLUMNS
+
+    prices = [ColSpec("double", name) for name in ("open", "high", "low", "close")]
+    # Volumes as read_csv gives them (int64) or as floats: the model checks them itself, and
+    # a double here would make in-process predict refuse integers the HTTP server accepts.
+    inputs = Schema(
+        [
+            ColSpec("string", "ticker"),
+            ColSpec("string", "date"),
+            *prices,
+            ColSpec(AnyType(), "volume"),
+        ]
     )
-    output = pd.DataFrame(
-        {
-            "ticker": ["AAPL"],
-            "as_of_date": ["2013-03-01"],
-            "target_date": ["2013-03-04"],
-            "predicted_return": [0.0],
-            "predicted_close": [1.0],
-        }
-    )
-    return infer_signature(example, output, params={"all_dates": False})
+    dates = {"ticker", "as_of_date", "target_date"}
+    outputs = Schema([ColSpec("string" if c in dates else "double", c) for c in PREDICTION_COLUMNS])
+    params = ParamSchema([ParamSpec("all_dates", "boolean", False)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 def training_window(version: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -108,13 +105,14 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def log_candidate(
         self,
-        pipeline: Any,
+        forecaster: Any,
         candidate: str,
-        scores: dict[str, dict[str, float]],
+        scores: dict[str, dict[str, dict[str, float]]],
         tags: dict[str, str],
         backtest: pd.DataFrame,
     ) -> Any:
-        """Log a pyfunc (pipeline None = persistence) as a new registered version."""
+        """Log a pyfunc around a Forecaster as a new registered version, with its scores
+        (target -> candidate -> score) as metrics."""
         import joblib
         import mlflow
 
@@ -127,15 +125,17 @@ class ModelRegistry(dg.ConfigurableResource):
             tempfile.TemporaryDirectory() as workdir,
             mlflow.start_run(run_name=f"{candidate}", tags=run_tags),
         ):
-            for name, values in scores.items():
-                mlflow.log_metrics({f"{name}.{k}": v for k, v in _finite(values).items()})
+            for target, by_candidate in scores.items():
+                for name, values in by_candidate.items():
+                    metrics = {f"{target}.{name}.{k}": v for k, v in _finite(values).items()}
+                    mlflow.log_metrics(metrics)
             path = Path(workdir) / "backtest.parquet"
             backtest.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path="backtest")
             artifacts = {}
-            if pipeline is not None:
-                artifacts[PIPELINE_ARTIFACT] = str(Path(workdir) / "pipeline.joblib")
-                joblib.dump(pipeline, artifacts[PIPELINE_ARTIFACT])
+            if forecaster.parts:
+                artifacts[PIPELINE_ARTIFACT] = str(Path(workdir) / "forecaster.joblib")
+                joblib.dump(forecaster, artifacts[PIPELINE_ARTIFACT])
             with warnings.catch_warnings():
                 # Its only advice is an input example; ours needs 60+ bars of history to run.
                 warnings.filterwarnings("ignore", message=".*input example was not provided.*")
@@ -197,6 +197,10 @@ class ModelRegistry(dg.ConfigurableResource):
 
         self.client()
         return mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
+
+    def forecaster(self, version: str) -> Any:
+        """The Forecaster a version serves (its parts, or the baselines)."""
+        return self.load(version).unwrap_python_model().forecaster
 
     def log_report(self, version: Any, name: str, page: str) -> None:
         """Attach an HTML report to the MLflow run that produced a version."""

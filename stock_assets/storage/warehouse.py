@@ -40,6 +40,15 @@ price_predictions = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("ticker", "as_of_date", "model_version", "kind"),
+    # The next session's volatility (std of its return), return quantiles, and the 80% and
+    # 90% price ranges they give (modeling.forecast.FORECAST_COLUMNS).
+    sa.Column("predicted_volatility", sa.Float),
+    *(sa.Column(f"return_q{q}", sa.Float) for q in ("05", "10", "50", "90", "95")),
+    *(
+        sa.Column(f"close_{side}_{level}", sa.Float)
+        for level in (80, 90)
+        for side in ("low", "high")
+    ),
 )
 
 model_scores = sa.Table(
@@ -63,6 +72,32 @@ model_scores = sa.Table(
     sa.Column("evaluation", sa.String(32)),
     # The gate's outcome ("promoted" or "refused") on every row of its evaluation.
     sa.Column("decision", sa.String(16)),
+    # What the row scores (modeling.targets.TARGETS); rows from before targets are "return".
+    sa.Column("target", sa.String(16), server_default="return"),
+    # Ranges (target "range"): realised coverage, pinball loss (mean and per quantile, and
+    # as a ratio to the trailing Gaussian baseline's) and Winkler interval scores.
+    *(
+        sa.Column(name, sa.Float)
+        for name in (
+            "coverage_80",
+            "coverage_90",
+            "pinball",
+            "pinball_ratio",
+            "pinball_05",
+            "pinball_10",
+            "pinball_50",
+            "pinball_90",
+            "pinball_95",
+            "winkler_80",
+            "winkler_90",
+        )
+    ),
+    # Volatility (target "volatility"), on the squared-return proxy; ratios to trailing
+    # 20-session volatility.
+    *(
+        sa.Column(name, sa.Float)
+        for name in ("qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio")
+    ),
 )
 
 drift_checks = sa.Table(
@@ -132,6 +167,8 @@ def _add_new_columns(engine: sa.Engine) -> None:
             if column.name in present:
                 continue
             kind = column.type.compile(dialect=engine.dialect)
+            if column.server_default is not None:
+                kind += f" DEFAULT '{column.server_default.arg}'"
             statement = f'ALTER TABLE {table.name} ADD COLUMN {guard}"{column.name}" {kind}'
             try:
                 with engine.begin() as connection:

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.modeling import promotion
+from stock_assets.modeling.forecast import Forecaster
 
 
 def scores(challenger: float, champion: float, persistence: float) -> dict:
@@ -46,28 +47,76 @@ def test_an_empty_window_scores_as_nothing_and_is_refused():
         {
             "ticker": pd.Series(dtype="str"),
             "date": pd.Series(dtype="datetime64[ns]"),
-            "close": pd.Series(dtype="float64"),
-            "label": pd.Series(dtype="float64"),
+            **{c: pd.Series(dtype="float64") for c in ("close", "label", "ret_1d", "vol_20")},
         }
     )
-    empty = pd.DataFrame(columns=["ticker", "as_of_date", "predicted_return"])
-    result = promotion.window_scores(labelled, empty, empty)
-    assert np.isnan(result["challenger"]["price_rmse"]) and result["challenger"]["rows"] == 0
-    assert not promotion.decide(result, 0.0, 0, 20).promote
+    result = promotion.window_scores(labelled, pd.DataFrame(), pd.DataFrame())
+    returns = result["return"]
+    assert np.isnan(returns["challenger"]["price_rmse"]) and returns["challenger"]["rows"] == 0
+    assert not promotion.decide(returns, 0.0, 0, 20).promote
 
 
-def test_a_missing_prediction_counts_as_no_change():
+def test_a_missing_forecast_counts_as_the_baselines():
     labelled = pd.DataFrame(
         {
             "ticker": ["A", "A"],
             "date": pd.to_datetime(["2024-01-02", "2024-01-03"]),
             "close": [100.0, 100.0],
             "label": [0.01, -0.01],
+            "ret_1d": [0.0, 0.01],
+            "vol_20": [0.02, 0.02],
         }
     )
-    perfect_once = pd.DataFrame(
-        {"ticker": ["A"], "as_of_date": ["2024-01-02"], "predicted_return": [0.01]}
+    perfect_once = (
+        Forecaster()
+        .predict(labelled.head(1))
+        .assign(
+            ticker="A", as_of_date="2024-01-02", predicted_return=0.01, predicted_volatility=0.5
+        )
     )
-    result = promotion.score_on_window(labelled, perfect_once)
+    forecast = promotion.aligned_forecast(labelled, perfect_once)
+    assert forecast["predicted_return"].tolist() == [0.01, 0.0]
+    assert forecast["predicted_volatility"].tolist() == [0.5, 0.02]
+    result = promotion.window_scores(labelled, perfect_once, pd.DataFrame())["return"]
     # Row 2 scores as persistence (error 1.0), row 1 is exact: RMSE sqrt(1/2).
-    assert result["price_rmse"] == pytest.approx(np.sqrt(0.5))
+    assert result["challenger"]["price_rmse"] == pytest.approx(np.sqrt(0.5))
+    assert result["champion"]["price_rmse"] == pytest.approx(1.0)
+
+
+def test_each_target_is_judged_on_its_own_loss_and_baseline():
+    def target(challenger: float, champion: float, baseline: str, base: float, loss: str):
+        return {
+            "challenger": {loss: challenger},
+            "champion": {loss: champion},
+            baseline: {loss: base},
+        }
+
+    scores = {
+        "return": target(1.01, 1.0, "persistence", 1.0, "price_rmse"),
+        "range": target(0.95, 1.0, "trailing_gaussian", 1.0, "pinball"),
+        # Beats the champion, not the baseline the champion never beat either.
+        "volatility": target(0.95, 1.0, "trailing_volatility", 0.9, "qlike"),
+    }
+    decisions = promotion.decide_targets(scores, 0.0, 60, 20)
+    assert {t: d.promote for t, d in decisions.items()} == {
+        "return": False,
+        "range": True,
+        "volatility": False,
+    }
+    assert "pinball challenger 0.95" in decisions["range"].reason
+    assert "does not beat trailing_volatility" in decisions["volatility"].reason
+
+
+def test_a_composed_forecaster_takes_the_promoted_parts_and_keeps_the_rest():
+    champion = Forecaster({"volatility": "old-har"}, {"volatility": "har"})
+    challenger = Forecaster(
+        {"return": "ridge-fit", "volatility": "new-har", "range": "quantiles"},
+        {"return": "ridge", "volatility": "har", "range": "har_filtered_quantiles"},
+    )
+    composed = champion.with_parts_of(challenger, ["volatility", "range"])
+    assert composed.parts == {"volatility": "new-har", "range": "quantiles"}
+    assert composed.part_name("return") == "persistence"
+    assert composed.part_name("range") == "har_filtered_quantiles"
+    back = composed.with_parts_of(Forecaster(), ["range"])
+    assert back.part_name("range") == "trailing_gaussian"
+    assert "range" not in back.parts

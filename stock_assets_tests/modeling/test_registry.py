@@ -37,7 +37,9 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
     result = train_and_evaluate(build_features(cleaned))
     registry = build_resources(settings)["model_registry"]
     tags = {"train_end": f"{result.train_end:%Y-%m-%d}"}
-    version = registry.log_candidate(result.pipeline, "model", result.scores, tags, result.backtest)
+    version = registry.log_candidate(
+        result.forecaster, "model", result.scores, tags, result.backtest
+    )
     registry.set_champion(version.version)
     assert registry.champion().version == version.version
     assert registry.champion().tags["candidate"] == "model"
@@ -65,7 +67,7 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
     answer = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert "/code/stock_assets/" in answer["package"], answer["package"]
     assert answer["dagster"] is False
-    expected = predict_from_bars(result.pipeline, request)
+    expected = predict_from_bars(result.forecaster, request)
     pd.testing.assert_frame_equal(
         pd.DataFrame(answer["predictions"]), expected, check_dtype=False, rtol=1e-9
     )

@@ -76,18 +76,21 @@ def _backtest_rows(
     registry: ModelRegistry, champion: object, dates: pd.DatetimeIndex
 ) -> pd.DataFrame:
     """The champion's walk-forward out-of-sample predictions on these dates."""
+    from stock_assets.modeling.forecast import FORECAST_COLUMNS
+
     backtest = registry.backtest(champion)
     backtest = backtest[backtest["date"].isin(dates)]
-    return pd.DataFrame(
+    rows = pd.DataFrame(
         {
             "ticker": backtest["ticker"],
             "as_of_date": backtest["date"],
             "target_date": calendar.next_sessions(backtest["date"]),
-            "predicted_return": backtest["predicted_return"],
             "predicted_close": backtest["close"] * (1 + backtest["predicted_return"]),
-            "kind": "backtest",
         }
     )
+    # Versions logged before the other targets existed forecast the return alone.
+    forecasts = backtest.reindex(columns=[c for c in FORECAST_COLUMNS if c != "predicted_close"])
+    return pd.concat([rows, forecasts], axis=1).assign(kind="backtest")
 
 
 REPORT_KEY = f"{REPORTS}/prediction_report.html"

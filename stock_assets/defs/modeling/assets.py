@@ -8,55 +8,81 @@ import pandas as pd
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.evaluation import HOLDOUT_SESSIONS
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
+from stock_assets.modeling.targets import RANGE, RETURN, VOLATILITY
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
 from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
 
-SCORE_NAMES = ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"]
+Scores = dict[str, dict[str, dict[str, float]]]  # target -> candidate -> score name -> value
 
 
-def _scores_table(scores: dict[str, dict[str, float]]) -> str:
-    frame = pd.DataFrame(scores).T.reindex(columns=SCORE_NAMES)
-    return frame.round(5).to_markdown()
+def _scores_table(scores: Scores) -> str:
+    """One markdown table per target: each candidate beside the target's baselines."""
+    from stock_assets.modeling.targets import HEADLINE_SCORES
+
+    tables = []
+    for target, by_candidate in scores.items():
+        frame = pd.DataFrame(by_candidate).T.reindex(columns=HEADLINE_SCORES[target])
+        tables.append(f"**{target}**\n\n{frame.round(5).to_markdown()}")
+    return "\n\n".join(tables)
 
 
-def _score_tags(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, str]:
+# The scores copied onto a version's tags, by target: what the gate judges, and how the
+# ranges cover. Every score is in model_scores and in the MLflow run's metrics.
+TAGGED_SCORES = {
+    RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
+    RANGE: ["pinball", "coverage_80", "coverage_90"],
+    VOLATILITY: ["qlike"],
+}
+
+
+def _score_tags(prefix: str, scores: Scores) -> dict[str, str]:
     return {
-        f"{prefix}.{candidate}.{name}": f"{values[name]:.6g}"
-        for candidate, values in scores.items()
-        for name in SCORE_NAMES
-        if pd.notna(values[name])
+        # The return target's tags keep the names they had before there were other targets.
+        ".".join(
+            p for p in (prefix, None if target == RETURN else target, candidate, name) if p
+        ): f"{values[name]:.6g}"
+        for target, by_candidate in scores.items()
+        for candidate, values in by_candidate.items()
+        for name in TAGGED_SCORES[target]
+        if pd.notna(values.get(name))
     }
 
 
 def _score_rows(
     context: dg.AssetExecutionContext,
     registry: ModelRegistry,
-    scores: dict[str, dict[str, float]],
+    scores: Scores,
     versions: dict[str, str],
     evaluation: str,
     window: pd.DatetimeIndex,
-    champion: str | None = None,
-    decision: str | None = None,
+    decisions: dict | None = None,
 ) -> pd.DataFrame:
+    """model_scores rows; with the gate's decisions, each target's rows carry its outcome and
+    mark the candidate whose part serves."""
     now = datetime.now(UTC)
+    decisions = decisions or {}
+    columns = set(model_scores.c.keys())
     return pd.DataFrame(
         [
             {
                 "model_name": registry.model_name,
                 "model_version": versions.get(candidate),
                 "candidate": candidate,
-                **{name: values[name] for name in SCORE_NAMES},
+                "target": target,
+                **{name: value for name, value in values.items() if name in columns},
                 "rows": int(values["rows"]),
                 "eval_start": window.min(),
                 "eval_end": window.max(),
-                "champion": candidate == champion,
+                "champion": target in decisions
+                and candidate == ("challenger" if decisions[target].promote else "champion"),
                 "dagster_run_id": context.run.run_id,
                 "created_at": now,
                 "evaluation": evaluation,
-                "decision": decision,
+                "decision": decisions[target].outcome if target in decisions else None,
             }
-            for candidate, values in scores.items()
+            for target, by_candidate in scores.items()
+            for candidate, values in by_candidate.items()
         ]
     )
 
@@ -78,8 +104,8 @@ def price_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
-    """Next-day return model, walk-forward scored against persistence and "always up", registered
-    as the `challenger`."""
+    """Next-session forecaster (return, volatility, 80% and 90% ranges), each target walk-forward
+    scored against its own baselines, registered as the `challenger`."""
     # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
     # other assets do not pay for it.
     from stock_assets.modeling.training import train_and_evaluate
@@ -102,7 +128,7 @@ def price_model(
         **_score_tags(WALK_FORWARD, result.scores),
     }
     challenger = model_registry.log_candidate(
-        result.pipeline, "model", result.scores, tags, result.backtest
+        result.forecaster, "model", result.scores, tags, result.backtest
     )
     version = str(challenger.version)
     model_registry.set_alias(CHALLENGER, version)
@@ -113,6 +139,7 @@ def price_model(
         model_scores,
         _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested),
     )
+    returns, ranges = result.scores[RETURN], result.scores[RANGE]
     return dg.MaterializeResult(
         metadata={
             "challenger_version": dg.MetadataValue.text(version),
@@ -120,10 +147,17 @@ def price_model(
             "training_rows": result.rows,
             "data_window": window,
             "evaluation_window": evaluated,
-            "model_rmse_ratio_to_persistence": result.scores["model"]["rmse_ratio_to_persistence"],
-            "model_directional_accuracy": result.scores["model"]["directional_accuracy"],
-            "always_up_directional_accuracy": result.scores["always_up"]["directional_accuracy"],
-            "model_ic": result.scores["model"]["ic"],
+            "model_rmse_ratio_to_persistence": returns["model"]["rmse_ratio_to_persistence"],
+            "model_directional_accuracy": returns["model"]["directional_accuracy"],
+            "always_up_directional_accuracy": returns["always_up"]["directional_accuracy"],
+            "model_ic": returns["model"]["ic"],
+            "model_coverage_80": ranges["model"]["coverage_80"],
+            "model_coverage_90": ranges["model"]["coverage_90"],
+            "model_pinball_ratio": ranges["model"]["pinball_ratio"],
+            "model_qlike_ratio": result.scores[VOLATILITY]["model"]["qlike_ratio"],
+            "parts": dg.MetadataValue.json(
+                {t: result.forecaster.part_name(t) for t in (RETURN, RANGE, VOLATILITY)}
+            ),
             "walk_forward_chart": dg.MetadataValue.md(previews.walk_forward_chart(result.backtest)),
         }
     )
@@ -181,12 +215,12 @@ def champion_model(
         )
 
     # Persistence learns nothing, so only a trained model's data bounds the window.
-    trained = [v for v in (champion, challenger) if v.tags.get("candidate") != "persistence"]
+    trained = [v for v in (champion, challenger) if _trained(v)]
     after = max(training_window(v)[1] for v in trained)
     labelled = attach_label(object_store.read_partitions(PRICE_FEATURES, start=after))
     sessions = promotion.evaluation_sessions(labelled, after)
     labelled = labelled[labelled["date"].isin(sessions)]
-    empty = pd.DataFrame(columns=["ticker", "as_of_date", "predicted_return"])
+    empty = pd.DataFrame()
     predictions = {
         name: model_registry.predict_sessions(str(v.version), object_store, sessions)
         if len(sessions) >= config.min_evaluation_sessions
@@ -194,50 +228,67 @@ def champion_model(
         for name, v in (("challenger", challenger), ("champion", champion))
     }
     scores = promotion.window_scores(labelled, predictions["challenger"], predictions["champion"])
-    decision = promotion.decide(
+    decisions = promotion.decide_targets(
         scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
     )
+    promoted = [target for target, decision in decisions.items() if decision.promote]
+    outcome = promotion.PROMOTED if promoted else promotion.REFUSED
+    reason = "; ".join(f"{target}: {d.reason}" for target, d in decisions.items())
     window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
     previous = str(champion.version)
-    serving = str(challenger.version) if decision.promote else previous
     tags = {
-        "promotion.decision": decision.outcome,
-        "promotion.reason": decision.reason,
+        "promotion.decision": outcome,
+        "promotion.promoted_targets": ",".join(promoted),
+        "promotion.reason": reason,
         "promotion.evaluation_window": window,
         "promotion.compared_with": previous,
         "promotion.dagster_run_id": context.run.run_id,
+        **{f"promotion.{t}.decision": d.outcome for t, d in decisions.items()},
+        **{f"promotion.{t}.reason": d.reason for t, d in decisions.items()},
         **_score_tags("promotion", scores),
     }
-    if decision.promote:
+    if len(promoted) == len(decisions):
         tags["previous_champion"] = previous
+        serving = str(challenger.version)
+    elif promoted:
+        serving = _register_composite(
+            context, model_registry, champion, challenger, promoted, scores, window
+        )
+    else:
+        serving = previous
     model_registry.tag_version(str(challenger.version), tags)
     model_registry.describe_version(
         str(challenger.version),
-        f"Promotion gate {decision.outcome} against version {previous} on {window}: "
-        f"{decision.reason}.",
+        f"Promotion gate against version {previous} on {window}: {reason}.",
     )
-    if decision.promote:
-        model_registry.set_champion(str(challenger.version))
-    context.log.info(f"gate {decision.outcome} version {challenger.version}: {decision.reason}")
+    if serving != previous:
+        model_registry.set_champion(serving)
+    context.log.info(
+        f"gate {outcome} version {challenger.version} for "
+        f"{', '.join(promoted) or 'no target'}; version {serving} serves: {reason}"
+    )
 
     versions = {"challenger": str(challenger.version), "champion": previous}
     warehouse.append(
         model_scores,
-        _score_rows(
-            context,
-            model_registry,
-            scores,
-            versions,
-            PROMOTION_GATE,
-            sessions,
-            champion="challenger" if decision.promote else "champion",
-            decision=decision.outcome,
-        ),
+        _score_rows(context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions),
+    )
+    decision_table = pd.DataFrame(
+        {
+            "decision": {t: d.outcome for t, d in decisions.items()},
+            "serving part from": {
+                t: f"version {str(challenger.version) if d.promote else previous}"
+                for t, d in decisions.items()
+            },
+            "reason": {t: d.reason for t, d in decisions.items()},
+        }
     )
     return dg.MaterializeResult(
         metadata={
-            "decision": decision.outcome,
-            "reason": decision.reason,
+            "decision": outcome,
+            "promoted_targets": ",".join(promoted) or "none",
+            "reason": reason,
+            "decisions": dg.MetadataValue.md(decision_table.to_markdown()),
             "champion_version": dg.MetadataValue.text(serving),
             "challenger_version": dg.MetadataValue.text(str(challenger.version)),
             "previous_champion_version": dg.MetadataValue.text(previous),
@@ -248,21 +299,92 @@ def champion_model(
     )
 
 
+def _register_composite(
+    context: dg.AssetExecutionContext,
+    registry: ModelRegistry,
+    champion: object,
+    challenger: object,
+    promoted: list[str],
+    scores: Scores,
+    window: str,
+) -> str:
+    """Register the champion with the challenger's parts for the promoted targets; its
+    version number."""
+    from stock_assets.modeling.forecast import TARGET_COLUMNS
+
+    forecaster = registry.forecaster(str(champion.version)).with_parts_of(
+        registry.forecaster(str(challenger.version)), promoted
+    )
+    backtest = registry.backtest(challenger)
+    kept = [c for t in TARGET_COLUMNS if t not in promoted for c in TARGET_COLUMNS[t]]
+    theirs = registry.backtest(champion)[["ticker", "date", *kept]]
+    # The champion's parts keep their own walk-forward forecasts, where they made one.
+    backtest = backtest.drop(columns=kept).merge(theirs, on=["ticker", "date"], how="left")
+    windows = [training_window(v) for v in (champion, challenger) if _trained(v)]
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    # Each part's own version: a part kept from a composite names the version it came from.
+    sources = {
+        t: str(challenger.version)
+        if t in promoted
+        else champion.tags.get(f"part.{t}.version", str(champion.version))
+        for t in TARGET_COLUMNS
+    }
+    tags = {
+        "data_window": f"{start:%Y-%m-%d}..{end:%Y-%m-%d}",
+        "train_start": f"{start:%Y-%m-%d}",
+        "train_end": f"{end:%Y-%m-%d}",
+        "feature_set": challenger.tags.get("feature_set", ""),
+        "code_version": _code_version(),
+        "dagster_run_id": context.run.run_id,
+        "previous_champion": str(champion.version),
+        "promotion.evaluation_window": window,
+        **{f"part.{t}.version": v for t, v in sources.items()},
+        **{f"part.{t}.model": forecaster.part_name(t) for t in sources},
+    }
+    composite_scores = {
+        target: {
+            "model": by_candidate["challenger" if target in promoted else "champion"],
+            **{n: v for n, v in by_candidate.items() if n not in ("challenger", "champion")},
+        }
+        for target, by_candidate in scores.items()
+    }
+    version = registry.log_candidate(forecaster, "composite", composite_scores, tags, backtest)
+    registry.describe_version(
+        str(version.version),
+        f"Version {champion.version} with version {challenger.version}'s parts for "
+        f"{', '.join(promoted)}, promoted by the gate on {window}.",
+    )
+    context.log.info(
+        f"registered version {version.version}: version {champion.version} with version "
+        f"{challenger.version}'s {', '.join(promoted)}"
+    )
+    return str(version.version)
+
+
+def _trained(version: object) -> bool:
+    """Whether a version learned from data (the baselines alone learn nothing)."""
+    return version.tags.get("candidate") != "persistence"
+
+
 def _register_persistence(
     context: dg.AssetExecutionContext, registry: ModelRegistry, challenger: object
 ) -> object:
-    """Bootstrap: register "tomorrow = today" as the first champion, so something serves."""
-    from stock_assets.modeling.evaluation import baseline_scores
+    """Bootstrap: register every target's baseline ("tomorrow = today" for the return) as the
+    first champion, so something serves."""
+    from stock_assets.modeling.evaluation import score_forecasts
+    from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
 
-    backtest = registry.backtest(challenger).assign(predicted_return=0.0)
+    backtest = registry.backtest(challenger)
+    baseline = Forecaster()
+    backtest[FORECAST_COLUMNS] = baseline.predict(backtest).to_numpy()
     keep = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
     tags = {k: v for k, v in challenger.tags.items() if k in keep}
     tags.update(code_version=_code_version(), dagster_run_id=context.run.run_id)
-    scores = baseline_scores(backtest)
-    baseline = registry.log_candidate(None, "persistence", scores, tags, backtest)
-    registry.set_champion(str(baseline.version))
-    context.log.info(f"no champion yet: persistence registered as version {baseline.version}")
-    return registry.version(str(baseline.version))
+    scores = score_forecasts(backtest, {})
+    version = registry.log_candidate(baseline, "persistence", scores, tags, backtest)
+    registry.set_champion(str(version.version))
+    context.log.info(f"no champion yet: the baselines registered as version {version.version}")
+    return registry.version(str(version.version))
 
 
 def _code_version() -> str:

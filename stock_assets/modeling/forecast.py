@@ -1,0 +1,113 @@
+"""The forecaster a model version serves: one fitted part per target, or that target's naive
+baseline where no model has earned the place.
+
+Every part reads per-ticker features only, so a one-ticker request gets exactly what the
+same ticker gets in a request for the whole universe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.features.indicators import FEATURE_COLUMNS
+from stock_assets.modeling.targets import (
+    QUANTILE_COLUMNS,
+    RANGE,
+    RANGES,
+    RETURN,
+    VOLATILITY,
+    VOLATILITY_WINDOW,
+    gaussian_quantiles,
+)
+
+# What each target's part is when no model won it (model_scores.candidate of its baseline).
+BASELINES = {RETURN: "persistence", VOLATILITY: "trailing_volatility", RANGE: "trailing_gaussian"}
+RETURN_QUANTILE_COLUMNS = [f"return_{q}" for q in QUANTILE_COLUMNS]
+PRICE_RANGE_COLUMNS = [f"close_{side}_{level}" for level in RANGES for side in ("low", "high")]
+FORECAST_COLUMNS = [
+    "predicted_return",
+    "predicted_close",
+    "predicted_volatility",
+    *RETURN_QUANTILE_COLUMNS,
+    *PRICE_RANGE_COLUMNS,
+]
+# The forecast columns each target's part gives.
+TARGET_COLUMNS = {
+    RETURN: ["predicted_return", "predicted_close"],
+    VOLATILITY: ["predicted_volatility"],
+    RANGE: [*RETURN_QUANTILE_COLUMNS, *PRICE_RANGE_COLUMNS],
+}
+_TRAILING = f"vol_{VOLATILITY_WINDOW}"
+
+
+@dataclass
+class Forecaster:
+    """Fitted parts by target (absent: the baseline) and the name of each part's model."""
+
+    parts: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def with_parts_of(self, other: Forecaster, targets: list[str]) -> Forecaster:
+        """This forecaster with `other`'s parts (or baselines) for the given targets."""
+        parts, names = dict(self.parts), dict(self.names)
+        for target in targets:
+            parts.pop(target, None)
+            names.pop(target, None)
+            if target in other.parts:
+                parts[target] = other.parts[target]
+                names[target] = other.part_name(target)
+        return Forecaster(parts, names)
+
+    def part_name(self, target: str) -> str:
+        return self.names.get(target, "model") if target in self.parts else BASELINES[target]
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Every target's forecast for feature rows (which need FEATURE_COLUMNS and close)."""
+        parts = self.parts
+        if RETURN in parts:
+            predicted = parts[RETURN].predict(features[FEATURE_COLUMNS])
+        else:
+            predicted = np.zeros(len(features))
+        if VOLATILITY in parts:
+            variance = parts[VOLATILITY].predict_variance(features)
+        else:
+            variance = features[_TRAILING].to_numpy(dtype="float64") ** 2
+        if RANGE in parts:
+            quantiles = parts[RANGE].predict_quantiles(features)
+        else:
+            quantiles = gaussian_quantiles(features[_TRAILING])
+        return price_forecast(features["close"], predicted, np.sqrt(variance), quantiles)
+
+
+def price_forecast(
+    close: pd.Series, predicted: np.ndarray, volatility: np.ndarray, quantiles: np.ndarray
+) -> pd.DataFrame:
+    """Forecasts of returns as FORECAST_COLUMNS, with the closes and price ranges they imply."""
+    close = close.to_numpy(dtype="float64")
+    frame = pd.DataFrame(
+        {
+            "predicted_return": predicted,
+            "predicted_close": close * (1 + predicted),
+            "predicted_volatility": volatility,
+        }
+    )
+    for i, name in enumerate(RETURN_QUANTILE_COLUMNS):
+        frame[name] = quantiles[:, i]
+    for level, bounds in RANGES.items():
+        for side, q in zip(("low", "high"), bounds, strict=True):
+            frame[f"close_{side}_{level}"] = close * (1 + frame[f"return_q{round(q * 100):02d}"])
+    return frame
+
+
+def as_forecaster(loaded: Any) -> Forecaster:
+    """What a version's artifact holds as a Forecaster: versions logged before the other
+    targets existed hold the return model's pipeline alone."""
+    if loaded is None:
+        return Forecaster()
+    if isinstance(loaded, Forecaster):
+        return loaded
+    return Forecaster({RETURN: loaded}, {RETURN: "ridge"})
