@@ -184,7 +184,7 @@ def backfill(settings: Settings, runs: int) -> int:
 def summary(settings: Settings) -> str:
     """What the platform holds: tickers, dates, champion and its scores, prediction rows."""
     from stock_assets.defs.resources import build_resources
-    from stock_assets.modeling.targets import HEADLINE_SCORES, RETURN
+    from stock_assets.modeling.targets import HEADLINE_SCORES
     from stock_assets.reporting import queries
 
     resources = build_resources(settings)
@@ -208,6 +208,11 @@ def summary(settings: Settings) -> str:
         lines += [
             f"Champion: {registry.model_name} version {champion.version} "
             f"({champion.tags.get('candidate')}), trained on {champion.tags.get('data_window')}",
+            *(
+                [f"No model trained, the baselines serve: {champion.tags['no_model_reason']}"]
+                if "no_model_reason" in champion.tags
+                else []
+            ),
             "",
             "Challenger's walk-forward scores, each target beside its baselines "
             "(table 'model_scores'):",
@@ -215,16 +220,11 @@ def summary(settings: Settings) -> str:
         for target, names in HEADLINE_SCORES.items():
             scores = queries.walk_forward(warehouse, challenger_version, target)
             lines += [f"  {target}:", _score_table(scores, names), ""]
-        gate = queries.latest_gate(warehouse)
-        lines += [
-            "Latest promotion gate, after both models' training data:",
-            _score_table(gate, [*HEADLINE_SCORES[RETURN], "decision"])
-            if len(gate)
-            else "  (none yet)",
-            "",
-            "Roll back: stock-assets rollback [--to VERSION]",
-            "",
-        ]
+        lines.append("Latest promotion gate, each target on sessions after both models' data:")
+        for target, names in HEADLINE_SCORES.items():
+            gate = queries.latest_gate(warehouse, target)
+            lines += [f"  {target}:", _score_table(gate, [*names, "decision"]), ""]
+        lines += ["Roll back: stock-assets rollback [--to VERSION]", ""]
     lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
     drift = _latest_drift(warehouse)
     if len(drift):
@@ -239,7 +239,7 @@ def summary(settings: Settings) -> str:
 
 def _score_table(scores: pd.DataFrame, names: list[str]) -> str:
     if scores.empty:
-        return "  (none)"
+        return "  (none yet)"
     columns = [*SCORE_ID_COLUMNS, *names, *SCORE_SPAN_COLUMNS]
     return scores[columns].round(5).to_string(index=False)
 

@@ -246,6 +246,38 @@ def test_the_gate_promotes_the_targets_a_challenger_wins_and_refuses_an_equal_on
             assert rows.loc["challenger", loss] == pytest.approx(rows.loc["champion", loss])
 
 
+@pytest.mark.slow
+def test_a_history_too_short_for_a_model_is_served_by_the_baselines(
+    definitions, settings, tmp_path
+):
+    market = generate_market(n_tickers=3, years=0.6, start=START, seed=3).bars
+    resources = resources_on(market, settings, tmp_path)
+    registry, warehouse = resources["model_registry"], resources["warehouse"]
+    instance = dg.DagsterInstance.ephemeral()
+    first, last = market["date"].min(), market["date"].max()
+    run(definitions, resources, instance, HISTORY[:3], first, last)
+    trained = run(definitions, resources, instance, ["price_model", "champion_model"])
+
+    champion = registry.champion()
+    assert champion.tags["candidate"] == "persistence"
+    assert "labelled sessions" in champion.tags["no_model_reason"]
+    metadata = trained.asset_materializations_for_node("price_model")[0].metadata
+    assert "at least 120" in metadata["no_model_reason"].value
+    run(definitions, resources, instance, ["price_predictions"], first, last)
+    rows = warehouse.read("SELECT * FROM price_predictions")
+    latest = rows[pd.to_datetime(rows["as_of_date"]) == last]
+    assert sorted(latest["ticker"]) == sorted(market["ticker"].unique())
+    assert (latest["predicted_return"] == 0).all()
+    assert (latest["close_low_90"] < latest["close_low_80"]).all()
+    assert (latest["close_high_80"] < latest["close_high_90"]).all()
+    scores = warehouse.read("SELECT target, candidate FROM model_scores")
+    assert {"return", "range", "volatility"} <= set(scores["target"])
+
+    from stock_assets.cli import summary
+
+    assert "No model trained, the baselines serve" in summary(settings)
+
+
 def daily_tick(definitions, resources, when: datetime):
     schedule = definitions.resolve_schedule_def("daily_refresh_schedule")
     with dg.build_schedule_context(

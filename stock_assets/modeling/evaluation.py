@@ -7,6 +7,7 @@ Next-day prices are close to a random walk, so a model earns its place only by b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,37 @@ from stock_assets.modeling import targets
 from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, Forecaster
 from stock_assets.modeling.targets import daily_correlations
 
+# The walk-forward frame on a long history: an expanding training window of at least two
+# years, tested half a year at a time, and the latest half year held out of training for the
+# promotion gate to judge on. A shorter history gets the same shape, scaled down.
 MIN_TRAIN_SESSIONS = 504
 TEST_SESSIONS = 126
-# The latest labelled sessions kept out of training, for the promotion gate to judge on.
 HOLDOUT_SESSIONS = 126
+# The fewest labelled sessions a model is trained on: 60 to train, two tests of 20, and 20
+# held out for the gate (its min_evaluation_sessions). With fewer, the baselines serve.
+MIN_LABELLED_SESSIONS = 120
+_MIN_TEST = 20
+
+
+@dataclass(frozen=True)
+class Frame:
+    min_train: int
+    test_size: int
+    holdout: int
+
+
+def scaled_frame(sessions: int, holdout: int | None = None) -> Frame:
+    """The walk-forward frame for `sessions` labelled sessions: the full frame where there is
+    room for it, else a sixth held out, and the rest split into a first training window and
+    two test folds of a fifth each. `holdout` overrides the held-out count."""
+    if holdout is None:
+        full = MIN_TRAIN_SESSIONS + TEST_SESSIONS + HOLDOUT_SESSIONS
+        holdout = HOLDOUT_SESSIONS if sessions >= full else max(sessions // 6, _MIN_TEST)
+    rest = sessions - holdout
+    if rest >= MIN_TRAIN_SESSIONS + TEST_SESSIONS:
+        return Frame(MIN_TRAIN_SESSIONS, TEST_SESSIONS, holdout)
+    test = max(rest // 5, _MIN_TEST)
+    return Frame(rest - 2 * test, test, holdout)
 
 
 def walk_forward_folds(

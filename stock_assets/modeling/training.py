@@ -12,8 +12,8 @@ from sklearn.preprocessing import StandardScaler
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
-    HOLDOUT_SESSIONS,
-    MIN_TRAIN_SESSIONS,
+    MIN_LABELLED_SESSIONS,
+    scaled_frame,
     score_forecasts,
     walk_forward_folds,
 )
@@ -30,6 +30,10 @@ from stock_assets.modeling.volatility import (
 # What the walk-forward backtest keeps per row besides the forecasts: enough to score them
 # and to rebuild the baselines' forecasts.
 BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "vol_20"]
+
+
+# The smallest first training window: a quarter of sessions.
+_MIN_TRAIN = 60
 
 
 class NotEnoughHistoryError(ValueError):
@@ -53,28 +57,29 @@ def make_pipeline_() -> Pipeline:
 
 
 def train_and_evaluate(
-    features: pd.DataFrame, holdout_sessions: int = HOLDOUT_SESSIONS
+    features: pd.DataFrame, holdout_sessions: int | None = None
 ) -> TrainingResult:
     """Walk-forward (expanding window) evaluation, then a final fit, all before the holdout.
 
-    The last `holdout_sessions` labelled sessions are left out of training altogether: the
-    promotion gate compares this model with the champion on them, after both models' data.
+    The latest labelled sessions (`holdout_sessions`, by default as `scaled_frame` sets them
+    for the history there is) are left out of training altogether: the promotion gate
+    compares this model with the champion on them, after both models' data.
     """
     usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL]).sort_values(["date", "ticker"])
     sessions = np.sort(usable["date"].unique())
-    if holdout_sessions > 0:
-        cutoff = sessions[-holdout_sessions - 1] if len(sessions) > holdout_sessions else None
-        usable = usable[usable["date"] <= cutoff] if cutoff is not None else usable.iloc[:0]
-    usable = usable.reset_index(drop=True)
-    if usable.empty or not any(walk_forward_folds(usable["date"])):
+    frame = scaled_frame(len(sessions), holdout_sessions)
+    if len(sessions) < MIN_LABELLED_SESSIONS or frame.min_train < _MIN_TRAIN:
         raise NotEnoughHistoryError(
-            f"{len(sessions)} labelled sessions of features, {holdout_sessions} of them held out "
-            f"for the promotion gate; walk-forward evaluation needs more than "
-            f"{MIN_TRAIN_SESSIONS} before the holdout: materialize price_features over a longer "
-            "range"
+            f"{len(sessions)} labelled sessions of features; a model needs at least "
+            f"{MIN_LABELLED_SESSIONS} (train, test twice, and hold out for the promotion gate): "
+            "the baselines serve until then; materialize price_features over a longer range"
         )
+    if frame.holdout > 0:
+        usable = usable[usable["date"] <= sessions[-frame.holdout - 1]]
+    usable = usable.reset_index(drop=True)
+    folds = list(walk_forward_folds(usable["date"], frame.min_train, frame.test_size))
     forecasts = []
-    for train, test in walk_forward_folds(usable["date"]):
+    for train, test in folds:
         model = fit_forecaster(usable[train])
         forecasts.append(model.predict(usable[test]).set_index(usable.index[test]))
     forecast = pd.concat(forecasts)

@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.modeling.evaluation import baseline_scores, score_predictions, walk_forward_folds
+from stock_assets.modeling.evaluation import (
+    baseline_scores,
+    scaled_frame,
+    score_predictions,
+    walk_forward_folds,
+)
 
 
 @pytest.fixture
@@ -54,3 +59,38 @@ def test_noise_does_not_beat_persistence(frame):
     scores = score_predictions(frame, noise)
     assert scores["rmse_ratio_to_persistence"] > 1.2
     assert abs(scores["ic"]) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("sessions", "expected", "tests"),
+    [
+        (2000, (504, 126, 126), 11),  # room for the full frame
+        (756, (504, 126, 126), 1),
+        (190, (97, 31, 31), 2),  # a year of bars: a sixth held out, two tests of a fifth
+        (120, (60, 20, 20), 2),  # the documented minimum
+    ],
+)
+def test_the_walk_forward_frame_scales_to_the_history_there_is(sessions, expected, tests):
+    frame = scaled_frame(sessions)
+    assert (frame.min_train, frame.test_size, frame.holdout) == expected
+    dates = pd.Series(pd.bdate_range("2010-01-04", periods=sessions - frame.holdout))
+    folds = list(walk_forward_folds(dates, frame.min_train, frame.test_size))
+    assert len(folds) == tests
+    assert sum(test.sum() for _, test in folds) == sessions - frame.holdout - frame.min_train
+
+
+def test_a_year_of_bars_trains_on_a_scaled_frame():
+    from stock_assets.features.indicators import build_features
+    from stock_assets.market.cleaning import clean_bars
+    from stock_assets.market.synthetic import generate_market
+    from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
+
+    raw = generate_market(n_tickers=4, years=1.0, seed=5).bars
+    bars = clean_bars(raw, sorted(raw["ticker"].unique()), "synthetic").cleaned
+    result = train_and_evaluate(build_features(bars))
+    labelled = np.sort(build_features(bars).dropna()["date"].unique())
+    frame = scaled_frame(len(labelled))
+    assert result.train_end == labelled[-frame.holdout - 1]
+    assert result.backtest["date"].nunique() == len(labelled) - frame.holdout - frame.min_train
+    with pytest.raises(NotEnoughHistoryError, match="at least 120"):
+        train_and_evaluate(build_features(bars[bars["date"] < bars["date"].unique()[150]]))

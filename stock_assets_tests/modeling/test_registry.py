@@ -10,7 +10,7 @@ import pytest
 from stock_assets.defs.resources import build_resources
 from stock_assets.features.indicators import build_features
 from stock_assets.market.cleaning import clean_bars
-from stock_assets.modeling.pyfunc import predict_from_bars
+from stock_assets.modeling.pyfunc import PREDICTION_COLUMNS, predict_from_bars
 from stock_assets.modeling.requests import to_model_input
 from stock_assets.modeling.training import train_and_evaluate
 
@@ -68,6 +68,16 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
     assert "/code/stock_assets/" in answer["package"], answer["package"]
     assert answer["dagster"] is False
     expected = predict_from_bars(result.forecaster, request)
+    assert list(expected.columns) == PREDICTION_COLUMNS
+    assert expected[PREDICTION_COLUMNS].notna().all().all()
     pd.testing.assert_frame_equal(
         pd.DataFrame(answer["predictions"]), expected, check_dtype=False, rtol=1e-9
     )
+
+    # Volumes as read_csv gives them (int64) work in process as they do over HTTP.
+    model = registry.load(str(version.version))
+    whole = request.assign(volume=request["volume"].round().astype("int64"))
+    as_ints = model.predict(whole)
+    as_floats = model.predict(whole.astype({"volume": "float64"}))
+    pd.testing.assert_frame_equal(as_ints, as_floats)
+    assert list(as_ints.columns) == PREDICTION_COLUMNS

@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
-from stock_assets.modeling.evaluation import HOLDOUT_SESSIONS
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
 from stock_assets.modeling.targets import RANGE, RETURN, VOLATILITY
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
@@ -88,8 +87,9 @@ def _score_rows(
 
 
 class PriceModelConfig(dg.Config):
-    holdout_sessions: int = HOLDOUT_SESSIONS
-    """Latest labelled sessions kept out of training, for the promotion gate to judge on."""
+    holdout_sessions: int | None = None
+    """Latest labelled sessions kept out of training, for the promotion gate to judge on;
+    by default half a year, or a sixth of a shorter history."""
 
 
 @dg.asset(
@@ -108,12 +108,16 @@ def price_model(
     scored against its own baselines, registered as the `challenger`."""
     # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
     # other assets do not pay for it.
-    from stock_assets.modeling.training import train_and_evaluate
+    from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
     from stock_assets.reporting import previews
 
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     context.log.info(f"training on {len(features)} feature rows")
-    result = train_and_evaluate(features, holdout_sessions=config.holdout_sessions)
+    try:
+        result = train_and_evaluate(features, holdout_sessions=config.holdout_sessions)
+    except NotEnoughHistoryError as error:
+        context.log.warning(f"no model trained: {error}")
+        return _register_baselines(context, model_registry, warehouse, features, str(error))
     window = f"{result.train_start:%Y-%m-%d}..{result.train_end:%Y-%m-%d}"
     tested = pd.DatetimeIndex(result.backtest["date"])
     evaluated = f"{tested.min():%Y-%m-%d}..{tested.max():%Y-%m-%d}"
@@ -194,6 +198,9 @@ def champion_model(
             "materialize price_model first"
         )
     champion = model_registry.champion()
+    if champion is None and not _trained(challenger):
+        model_registry.set_champion(str(challenger.version))
+        champion = challenger
     if champion is None:
         champion = _register_persistence(context, model_registry, challenger)
     unchanged = None
@@ -364,6 +371,53 @@ def _register_composite(
 def _trained(version: object) -> bool:
     """Whether a version learned from data (the baselines alone learn nothing)."""
     return version.tags.get("candidate") != "persistence"
+
+
+def _register_baselines(
+    context: dg.AssetExecutionContext,
+    registry: ModelRegistry,
+    warehouse: Warehouse,
+    features: pd.DataFrame,
+    reason: str,
+) -> dg.MaterializeResult:
+    """Too short a history for a model: register the baselines as the challenger, scored on
+    what there is, with the reason on the version for the summary to show."""
+    from stock_assets.modeling.evaluation import score_forecasts
+    from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
+    from stock_assets.modeling.training import BACKTEST_COLUMNS
+
+    rows = features.dropna(subset=[*FEATURE_COLUMNS, "label"]).sort_values(["date", "ticker"])
+    backtest = rows[BACKTEST_COLUMNS].reset_index(drop=True)
+    backtest[FORECAST_COLUMNS] = Forecaster().predict(backtest).to_numpy()
+    scores = score_forecasts(backtest, {})
+    if len(backtest):
+        start, end = backtest["date"].min(), backtest["date"].max()
+    else:  # nothing labelled yet: the window is empty, and every prediction will be live
+        start = end = features["date"].min() - pd.Timedelta(days=1)
+    tags = {
+        "data_window": f"{start:%Y-%m-%d}..{end:%Y-%m-%d}",
+        "train_start": f"{start:%Y-%m-%d}",
+        "train_end": f"{end:%Y-%m-%d}",
+        "feature_set": ",".join(FEATURE_COLUMNS),
+        "code_version": _code_version(),
+        "dagster_run_id": context.run.run_id,
+        "no_model_reason": reason,
+    }
+    version = registry.log_candidate(Forecaster(), "persistence", scores, tags, backtest)
+    registry.set_alias(CHALLENGER, str(version.version))
+    window = pd.DatetimeIndex(backtest["date"])
+    warehouse.append(
+        model_scores,
+        _score_rows(context, registry, scores, {}, WALK_FORWARD, window),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "challenger_version": dg.MetadataValue.text(str(version.version)),
+            "no_model_reason": reason,
+            "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "labelled_rows": len(backtest),
+        }
+    )
 
 
 def _register_persistence(
