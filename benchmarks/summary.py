@@ -21,6 +21,7 @@ BENCHMARKS = {
     "ingestion": "market_bars_sensor drain rate vs a bare pika consumer",
     "latency": "Publish-to-prediction latency through the Dagster daemon",
     "serving": "MLflow scoring server vs in-process prediction",
+    "forecast": "Forecast skill of each target vs its own naive baselines",
 }
 
 
@@ -49,6 +50,14 @@ def headline(name: str, report: dict) -> str:
             for r in report["results"]
         ]
         return "HTTP / in-process: " + ", ".join(parts)
+    if name == "forecast":
+        volatility = report["sample"]["scores"]["volatility"]["model"]
+        ranges = report["sample"]["scores"]["range"]["model"]
+        return (
+            f"sample: QLIKE {volatility['qlike_ratio']:.3f}x trailing volatility, pinball "
+            f"{ranges['pinball_ratio']:.3f}x trailing Gaussian, 80%/90% ranges cover "
+            f"{ranges['coverage_80']:.1%}/{ranges['coverage_90']:.1%}"
+        )
     return ""
 
 
