@@ -1,6 +1,7 @@
 """The predictions dashboard (Dash: Flask + Plotly), read-only over the warehouse.
 
-Per ticker: actual vs predicted close with backtest and live predictions told apart, the
+Per ticker: actual vs predicted close with backtest and live predictions told apart, the 80%
+and 90% predicted price ranges around it and how often the close fell inside them, the
 realised error over time; the champion and its scores beside the baselines; the latest drift
 checks; data freshness against the NYSE calendar. `?ticker=MSFT&start=2012-01-03&end=...` in
 the address selects a view.
@@ -100,6 +101,7 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 ),
                 html.P(id="message", style={"color": "#b00020"}),
                 dcc.Graph(id="price-chart"),
+                html.P(id="coverage"),
                 dcc.Graph(id="error-chart"),
                 html.H2("Champion and baselines (latest promotion gate)"),
                 _table("scores", charts.scores_frame(queries.latest_gate(warehouse))),
@@ -132,6 +134,7 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
         Output("price-chart", "figure"),
         Output("error-chart", "figure"),
         Output("status", "children"),
+        Output("coverage", "children"),
         Input("ticker", "value"),
         Input("dates", "start_date"),
         Input("dates", "end_date"),
@@ -144,13 +147,14 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
             ticker, first, last = parse_view(query, known, span)
         except BadRequest as error:
             empty = charts.go.Figure(layout={"title": str(error)})
-            return empty, empty, str(error)
+            return empty, empty, str(error), ""
         closes = queries.closes(warehouse, ticker, first, last)
         made = queries.predictions(warehouse, ticker, first, last)
         return (
             charts.actual_vs_predicted(ticker, closes, made),
             charts.realised_error(ticker, made),
             _status(warehouse, now),
+            charts.coverage_text(charts.coverage(made)) or "No price ranges to judge yet.",
         )
 
     return app

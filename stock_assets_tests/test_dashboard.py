@@ -150,6 +150,34 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     assert [x[:10] for x in live["x"]] == [str(d)[:10] for d in made["target_date"]]
     assert live["y"] == pytest.approx(made["predicted_close"].tolist())
     assert str(made["target_date"].iloc[-1])[:10] == "2007-01-03"
+    # The 80% and 90% ranges as bands around the live predictions, nested, with the share of
+    # realised closes inside each.
+    bands = {
+        (level, side): next(t for t in traces if t["name"].startswith(f"MSFT {level}% {side}(live"))
+        for level in (80, 90)
+        for side in ("range ", "range low ")
+    }
+    ranges = resources["warehouse"].read(
+        "SELECT p.target_date, close_low_80, close_high_80, close_low_90, close_high_90, "
+        "c.close FROM price_predictions p LEFT JOIN prices c "
+        "ON c.ticker = p.ticker AND c.date = p.target_date WHERE p.ticker = 'MSFT' "
+        "AND kind = 'live' AND as_of_date >= '2005-12-29' ORDER BY p.target_date"
+    )
+    for level in (80, 90):
+        high, low = bands[level, "range "], bands[level, "range low "]
+        assert high["y"] == pytest.approx(ranges[f"close_high_{level}"].tolist())
+        assert low["y"] == pytest.approx(ranges[f"close_low_{level}"].tolist())
+    assert (ranges["close_low_90"] < ranges["close_low_80"]).all()
+    assert (ranges["close_high_80"] < ranges["close_high_90"]).all()
+    shown = resources["warehouse"].read(
+        "SELECT close_low_80, close_high_80, c.close FROM price_predictions p JOIN prices c "
+        "ON c.ticker = p.ticker AND c.date = p.target_date WHERE p.ticker = 'MSFT' "
+        "AND as_of_date >= '2005-12-29'"
+    )
+    inside = shown["close"].between(shown["close_low_80"], shown["close_high_80"])
+    covered = page.text_content("#coverage")
+    assert f"80% range {inside.mean():.1%}" in covered, covered
+    assert f"of {len(shown)} predictions" in covered, covered
     assert page.text_content("#status").startswith("champion: version")
     assert "NYSE sessions behind" in page.text_content("#status")
     scores = page.locator("#scores").inner_text()

@@ -64,6 +64,9 @@ def test_sample_history_to_predictions(
     walk_forward = scores[scores["evaluation"] == "walk_forward"]
     assert set(zip(walk_forward["target"], walk_forward["candidate"], strict=True)) == {
         ("return", "model"),
+        ("return", "ridge"),
+        ("range", "har_filtered_quantiles"),
+        ("volatility", "har"),
         ("return", "persistence"),
         ("return", "always_up"),
         ("range", "model"),

@@ -69,7 +69,7 @@ class Forecaster:
         """Every target's forecast for feature rows (which need FEATURE_COLUMNS and close)."""
         parts = self.parts
         if RETURN in parts:
-            predicted = parts[RETURN].predict(features[FEATURE_COLUMNS])
+            predicted = parts[RETURN].predict_return(features)
         else:
             predicted = np.zeros(len(features))
         if VOLATILITY in parts:
@@ -104,10 +104,23 @@ def price_forecast(
 
 
 def as_forecaster(loaded: Any) -> Forecaster:
-    """What a version's artifact holds as a Forecaster: versions logged before the other
-    targets existed hold the return model's pipeline alone."""
+    """What a version's artifact holds, as a Forecaster: versions logged before the zoo hold a
+    bare scikit-learn pipeline as their return model, or only that pipeline."""
     if loaded is None:
         return Forecaster()
-    if isinstance(loaded, Forecaster):
-        return loaded
-    return Forecaster({RETURN: loaded}, {RETURN: "ridge"})
+    if not isinstance(loaded, Forecaster):
+        loaded = Forecaster({RETURN: loaded}, {RETURN: "ridge"})
+    part = loaded.parts.get(RETURN)
+    if part is not None and not hasattr(part, "predict_return"):
+        loaded.parts[RETURN] = _PipelineReturn(part)
+    return loaded
+
+
+class _PipelineReturn:
+    """A bare scikit-learn pipeline of the features, as a return model."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+
+    def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict(rows[FEATURE_COLUMNS])

@@ -1,14 +1,13 @@
-"""Training the forecaster, each target's part walk-forward against that target's baselines."""
+"""Training the forecaster: every member of the zoo walk-forward, each target's best member
+becoming the challenger's part, all scored against each target's own baselines."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
@@ -17,21 +16,13 @@ from stock_assets.modeling.evaluation import (
     score_forecasts,
     walk_forward_folds,
 )
-from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
-from stock_assets.modeling.targets import RANGE, RETURN, VOLATILITY, range_scores
-from stock_assets.modeling.volatility import (
-    HAR_CONFIGS,
-    FilteredQuantiles,
-    HarVolatility,
-    choose,
-    har_qlike,
-)
+from stock_assets.modeling.forecast import TARGET_COLUMNS, Forecaster
+from stock_assets.modeling.promotion import GATE_LOSSES
+from stock_assets.modeling.zoo import ZOO, Member, fit
 
 # What the walk-forward backtest keeps per row besides the forecasts: enough to score them
 # and to rebuild the baselines' forecasts.
 BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "vol_20"]
-
-
 # The smallest first training window: a quarter of sessions.
 _MIN_TRAIN = 60
 
@@ -41,19 +32,26 @@ class NotEnoughHistoryError(ValueError):
 
 
 @dataclass
+class MemberResult:
+    """How one zoo member did: the configuration each fold chose, then the final fit's."""
+
+    member: Member
+    fold_configs: list[Any]
+    final_config: Any | None
+    scores: dict[str, float]  # its target's walk-forward scores
+    chosen: bool  # whether it is the challenger's part for its target
+
+
+@dataclass
 class TrainingResult:
     forecaster: Forecaster
     backtest: pd.DataFrame  # BACKTEST_COLUMNS and the FORECAST_COLUMNS, out of sample
-    scores: dict[str, dict[str, dict[str, float]]]  # target -> candidate -> score
+    # target -> candidate -> score: "model" (the challenger), each member, the baselines.
+    scores: dict[str, dict[str, dict[str, float]]]
+    members: list[MemberResult]
     train_start: pd.Timestamp
     train_end: pd.Timestamp
     rows: int
-
-
-def make_pipeline_() -> Pipeline:
-    # Ridge on standardised, unit-free features: next-day returns leave little signal to
-    # fit, and a heavily regularised linear model does not invent any.
-    return make_pipeline(StandardScaler(), Ridge(alpha=100.0))
 
 
 def train_and_evaluate(
@@ -78,43 +76,63 @@ def train_and_evaluate(
         usable = usable[usable["date"] <= sessions[-frame.holdout - 1]]
     usable = usable.reset_index(drop=True)
     folds = list(walk_forward_folds(usable["date"], frame.min_train, frame.test_size))
-    forecasts = []
+    label = usable[LABEL]
+    tested = np.zeros(len(usable), dtype=bool)
+    forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in ZOO}
+    configs: dict[str, list[Any]] = {m.name: [] for m in ZOO}
     for train, test in folds:
-        model = fit_forecaster(usable[train])
-        forecasts.append(model.predict(usable[test]).set_index(usable.index[test]))
-    forecast = pd.concat(forecasts)
-    tested = usable.index.isin(forecast.index)
-    backtest = pd.concat(
-        [usable.loc[tested, BACKTEST_COLUMNS], forecast.loc[usable.index[tested]]], axis=1
-    )
+        tested |= test
+        for member in ZOO:
+            config, model = fit(member, usable[train], label[train])
+            configs[member.name].append(config)
+            alone = Forecaster({member.target: model}, {member.target: member.name})
+            forecasts[member.name].append(alone.predict(usable[test]))
+    by_member = {name: pd.concat(frames, ignore_index=True) for name, frames in forecasts.items()}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
-    scores = score_forecasts(history, {"model": backtest[FORECAST_COLUMNS].reset_index(drop=True)})
+    member_scores = score_forecasts(history, by_member)
+    best = {
+        target: min(
+            (m for m in ZOO if m.target == target),
+            key=lambda m: _loss(member_scores[target][m.name], GATE_LOSSES[target][0]),
+        )
+        for target in TARGET_COLUMNS
+    }
+    combined = by_member[best[next(iter(best))].name].copy()
+    for target, member in best.items():
+        combined[TARGET_COLUMNS[target]] = by_member[member.name][TARGET_COLUMNS[target]]
+    scores = score_forecasts(history, {"model": combined})
+    for target in scores:
+        scores[target].update(
+            {m.name: member_scores[target][m.name] for m in ZOO if m.target == target}
+        )
+    parts, names, finals = {}, {}, {}
+    for target, member in best.items():
+        finals[member.name], parts[target] = fit(member, usable, label)
+        names[target] = member.name
+    members = [
+        MemberResult(
+            member=m,
+            fold_configs=configs[m.name],
+            final_config=finals.get(m.name),
+            scores=member_scores[m.target][m.name],
+            chosen=best[m.target] is m,
+        )
+        for m in ZOO
+    ]
+    backtest = pd.concat(
+        [usable.loc[tested, BACKTEST_COLUMNS].reset_index(drop=True), combined], axis=1
+    )
     return TrainingResult(
-        forecaster=fit_forecaster(usable),
-        backtest=backtest.reset_index(drop=True),
+        forecaster=Forecaster(parts, names),
+        backtest=backtest,
         scores=scores,
+        members=members,
         train_start=usable["date"].min(),
         train_end=usable["date"].max(),
         rows=len(usable),
     )
 
 
-def fit_forecaster(rows: pd.DataFrame) -> Forecaster:
-    """Every target's model fitted on labelled feature rows; hyperparameters are chosen on
-    the rows' own latest sessions, never on anything after them."""
-    label = rows[LABEL]
-    har, _ = choose(HarVolatility, HAR_CONFIGS, har_qlike, rows, label)
-    quantile_inputs, _ = choose(
-        lambda inputs: FilteredQuantiles(HarVolatility(inputs)), HAR_CONFIGS, _pinball, rows, label
-    )
-    parts = {
-        RETURN: make_pipeline_().fit(rows[FEATURE_COLUMNS], label),
-        VOLATILITY: HarVolatility(har).fit(rows, label),
-        RANGE: FilteredQuantiles(HarVolatility(quantile_inputs)).fit(rows, label),
-    }
-    names = {RETURN: "ridge", VOLATILITY: "har", RANGE: "har_filtered_quantiles"}
-    return Forecaster(parts, names)
-
-
-def _pinball(model: FilteredQuantiles, rows: pd.DataFrame, label: pd.Series) -> float:
-    return range_scores(label.to_numpy(), model.predict_quantiles(rows))["pinball"]
+def _loss(scores: dict[str, float], name: str) -> float:
+    value = scores[name]
+    return value if np.isfinite(value) else float("inf")

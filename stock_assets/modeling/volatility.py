@@ -9,12 +9,11 @@ information with far less noise than squared returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from stock_assets.modeling.targets import QUANTILES, variance_proxy, volatility_scores
+from stock_assets.modeling.targets import QUANTILES, variance_proxy
 
 # Each input is a variance (squared returns, squared volatilities, range estimators), built
 # from per-ticker features only.
@@ -40,8 +39,6 @@ HAR_CONFIGS: tuple[tuple[str, ...], ...] = (
 _SCALE = "monthly"
 _MAX_RATIO = 50.0
 _MIN_RATIO = 0.05
-# The share of a training window's latest sessions the search validates on.
-VALIDATION_SHARE = 0.2
 
 
 class HarVolatility:
@@ -96,35 +93,3 @@ class FilteredQuantiles:
 
     def __repr__(self) -> str:
         return f"FilteredQuantiles({self.volatility!r})"
-
-
-class _Fittable(Protocol):
-    def fit(self, features: pd.DataFrame, label: pd.Series) -> object: ...
-
-
-def choose(
-    make: Callable[[object], _Fittable],
-    configs: Sequence[object],
-    loss: Callable[[_Fittable, pd.DataFrame, pd.Series], float],
-    features: pd.DataFrame,
-    label: pd.Series,
-) -> tuple[object, dict[str, float]]:
-    """The config whose model, fitted on a training window's earlier sessions, has the lowest
-    loss on its latest VALIDATION_SHARE: nothing outside the window is looked at.
-
-    Returns the chosen config and every config's validation loss (by its repr).
-    """
-    sessions = np.sort(features["date"].unique())
-    split = sessions[int(len(sessions) * (1 - VALIDATION_SHARE))]
-    early, late = features["date"] < split, features["date"] >= split
-    losses = {}
-    for config in configs:
-        model = make(config)
-        model.fit(features[early], label[early])
-        losses[repr(config)] = loss(model, features[late], label[late])
-    best = min(configs, key=lambda c: losses[repr(c)])
-    return best, losses
-
-
-def har_qlike(model: HarVolatility, features: pd.DataFrame, label: pd.Series) -> float:
-    return volatility_scores(label.to_numpy(), model.predict_variance(features))["qlike"]

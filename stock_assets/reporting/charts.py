@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 ERROR_WINDOW = 21  # sessions in the rolling error: about a month
+# The predicted price ranges' shading, by nominal coverage.
+RANGE_SHADE = {80: "rgba(31, 119, 180, 0.25)", 90: "rgba(31, 119, 180, 0.12)"}
 KIND_STYLE = {
     "backtest": {"color": "#1f77b4", "dash": "dot"},
     "live": {"color": "#d62728", "dash": "solid"},
@@ -26,6 +28,8 @@ def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataF
         )
     )
     for (kind, version), rows in _by_kind_and_version(predictions):
+        for level in sorted(RANGE_SHADE, reverse=True):
+            _add_band(figure, rows, level, ticker, f"{kind}, version {version}")
         figure.add_trace(
             go.Scatter(
                 x=rows["target_date"],
@@ -35,14 +39,52 @@ def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataF
                 line={**KIND_STYLE[kind], "width": 1.2},
             )
         )
+    covered = coverage_text(coverage(predictions))
     figure.update_layout(
-        title=f"{ticker}: actual vs predicted close",
+        title=f"{ticker}: actual vs predicted close"
+        + (f"<br><sub>{covered}</sub>" if covered else ""),
         xaxis_title="session",
         yaxis_title="close (as traded)",
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 50, "l": 60, "r": 20, "b": 40},
     )
     return figure
+
+
+def _add_band(figure: go.Figure, rows: pd.DataFrame, level: int, ticker: str, detail: str) -> None:
+    """The predicted range as a shaded band: its low bound, then its high bound filled down
+    to it. Predictions made before there were ranges draw no band."""
+    low, high = rows[f"close_low_{level}"], rows[f"close_high_{level}"]
+    if low.isna().all():
+        return
+    common = {"x": rows["target_date"], "mode": "lines", "line": {"width": 0}, "hoverinfo": "skip"}
+    low_name = f"{ticker} {level}% range low ({detail})"
+    figure.add_trace(go.Scatter(y=low, name=low_name, showlegend=False, **common))
+    name = f"{ticker} {level}% range ({detail})"
+    figure.add_trace(
+        go.Scatter(y=high, name=name, fill="tonexty", fillcolor=RANGE_SHADE[level], **common)
+    )
+
+
+def coverage(predictions: pd.DataFrame) -> dict[int, tuple[float, int]]:
+    """Per range: the share of realised closes that fell inside it, and how many were judged."""
+    result = {}
+    for level in RANGE_SHADE:
+        low, high = predictions[f"close_low_{level}"], predictions[f"close_high_{level}"]
+        judged = low.notna() & high.notna() & predictions["actual_close"].notna()
+        actual = predictions.loc[judged, "actual_close"]
+        inside = (actual >= low[judged]) & (actual <= high[judged])
+        result[level] = (float(inside.mean()) if judged.any() else float("nan"), int(judged.sum()))
+    return result
+
+
+def coverage_text(covered: dict[int, tuple[float, int]]) -> str:
+    """ "realised coverage: 80% range 79.1%, 90% range 89.5% (of 250 sessions)", or ""."""
+    judged = max((n for _, n in covered.values()), default=0)
+    if judged == 0:
+        return ""
+    parts = [f"{level}% range {share:.1%}" for level, (share, _) in sorted(covered.items())]
+    return f"realised coverage: {', '.join(parts)} (of {judged} predictions)"
 
 
 def _by_kind_and_version(predictions: pd.DataFrame):

@@ -11,9 +11,12 @@ import sqlalchemy as sa
 
 from stock_assets.modeling import drift
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
-from stock_assets.modeling.targets import RETURN
+from stock_assets.modeling.targets import RANGES, RETURN
 from stock_assets.storage.warehouse import Warehouse, drift_checks, model_scores, prices
 from stock_assets.storage.warehouse import price_predictions as predictions_table
+
+# The price ranges' bounds in price_predictions, by nominal coverage.
+RANGE_BOUNDS = [f"close_{side}_{level}" for level in RANGES for side in ("low", "high")]
 
 
 def tickers(warehouse: Warehouse) -> list[str]:
@@ -58,6 +61,7 @@ def predictions(
             p.c.target_date,
             p.c.predicted_close,
             p.c.predicted_return,
+            *(p.c[name] for name in RANGE_BOUNDS),
             p.c.model_version,
             p.c.kind,
             actual.c.close.label("actual_close"),

@@ -80,6 +80,22 @@ def training_window(version: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(first), pd.Timestamp(last)
 
 
+def _log_member(member: dict[str, Any], dagster_run_id: str) -> None:
+    """One zoo member's walk-forward as a run nested under the candidate's: its parameters,
+    scores and the configuration each fold chose (artifact `member.json`)."""
+    import mlflow
+
+    tags = {
+        "target": member["target"],
+        "chosen": str(member["chosen"]).lower(),
+        "dagster_run_id": dagster_run_id,
+    }
+    with mlflow.start_run(run_name=member["name"], nested=True, tags=tags):
+        mlflow.log_params(member["params"])
+        mlflow.log_metrics(_finite(member["scores"]))
+        mlflow.log_dict(member, "member.json")
+
+
 def _finite(scores: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in scores.items() if v is not None and not math.isnan(v)}
 
@@ -110,9 +126,11 @@ class ModelRegistry(dg.ConfigurableResource):
         scores: dict[str, dict[str, dict[str, float]]],
         tags: dict[str, str],
         backtest: pd.DataFrame,
+        members: list[dict[str, Any]] | None = None,
     ) -> Any:
         """Log a pyfunc around a Forecaster as a new registered version, with its scores
-        (target -> candidate -> score) as metrics."""
+        (target -> candidate -> score) as metrics and each zoo member's walk-forward as a
+        nested run."""
         import joblib
         import mlflow
 
@@ -132,6 +150,8 @@ class ModelRegistry(dg.ConfigurableResource):
             path = Path(workdir) / "backtest.parquet"
             backtest.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path="backtest")
+            for member in members or []:
+                _log_member(member, tags.get("dagster_run_id", ""))
             artifacts = {}
             if forecaster.parts:
                 artifacts[PIPELINE_ARTIFACT] = str(Path(workdir) / "forecaster.joblib")

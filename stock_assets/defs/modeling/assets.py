@@ -35,6 +35,24 @@ TAGGED_SCORES = {
 }
 
 
+def _zoo_table(members: list) -> str:
+    """Every zoo member's walk-forward loss on its target, and which one each target chose."""
+    from stock_assets.modeling.promotion import GATE_LOSSES
+
+    rows = [
+        {
+            "target": m.member.target,
+            "member": m.member.name,
+            "loss": GATE_LOSSES[m.member.target][0],
+            "walk-forward": m.scores[GATE_LOSSES[m.member.target][0]],
+            "configurations tried per window": len(m.member.configs),
+            "chosen": "yes" if m.chosen else "",
+        }
+        for m in members
+    ]
+    return pd.DataFrame(rows).round(6).to_markdown(index=False)
+
+
 def _score_tags(prefix: str, scores: Scores) -> dict[str, str]:
     return {
         # The return target's tags keep the names they had before there were other targets.
@@ -95,7 +113,7 @@ class PriceModelConfig(dg.Config):
 @dg.asset(
     deps=["price_features"],
     group_name="modeling",
-    kinds={"scikitlearn", "mlflow"},
+    kinds={"numpy", "mlflow"},
 )
 def price_model(
     context: dg.AssetExecutionContext,
@@ -106,8 +124,8 @@ def price_model(
 ) -> dg.MaterializeResult:
     """Next-session forecaster (return, volatility, 80% and 90% ranges), each target walk-forward
     scored against its own baselines, registered as the `challenger`."""
-    # scikit-learn loads here, not when the code location loads: sensor ticks and runs of
-    # other assets do not pay for it.
+    # The modeling code loads here, not when the code location loads: sensor ticks and runs
+    # of other assets do not pay for it.
     from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
     from stock_assets.reporting import previews
 
@@ -131,14 +149,29 @@ def price_model(
         "dagster_run_id": context.run.run_id,
         **_score_tags(WALK_FORWARD, result.scores),
     }
+    members = [
+        {
+            "name": m.member.name,
+            "target": m.member.target,
+            "chosen": m.chosen,
+            "params": {
+                "configurations": len(m.member.configs),
+                "final_config": repr(m.final_config) if m.chosen else "",
+                "folds": len(m.fold_configs),
+            },
+            "fold_configs": [repr(c) for c in m.fold_configs],
+            "scores": m.scores,
+        }
+        for m in result.members
+    ]
     challenger = model_registry.log_candidate(
-        result.forecaster, "model", result.scores, tags, result.backtest
+        result.forecaster, "model", result.scores, tags, result.backtest, members
     )
     version = str(challenger.version)
     model_registry.set_alias(CHALLENGER, version)
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
-    versions = {"model": version}
+    versions = {"model": version, **{m.member.name: version for m in result.members}}
     warehouse.append(
         model_scores,
         _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested),
@@ -162,6 +195,7 @@ def price_model(
             "parts": dg.MetadataValue.json(
                 {t: result.forecaster.part_name(t) for t in (RETURN, RANGE, VOLATILITY)}
             ),
+            "zoo": dg.MetadataValue.md(_zoo_table(result.members)),
             "walk_forward_chart": dg.MetadataValue.md(previews.walk_forward_chart(result.backtest)),
         }
     )

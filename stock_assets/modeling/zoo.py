@@ -1,0 +1,138 @@
+"""The model zoo: every model the walk-forward frame tries for each target, the configurations
+its search may choose from, and the loss it is chosen on.
+
+Adding a model is one `Member`: a name, its target, at most MAX_CONFIGS configurations, and a
+builder returning an object with `fit(rows, label)` and the target's predict method
+(`predict_return`, `predict_variance` or `predict_quantiles`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.features.indicators import FEATURE_COLUMNS
+from stock_assets.modeling.targets import (
+    RANGE,
+    RETURN,
+    VOLATILITY,
+    range_scores,
+    volatility_scores,
+)
+from stock_assets.modeling.volatility import HAR_CONFIGS, FilteredQuantiles, HarVolatility
+
+MAX_CONFIGS = 8
+# The share of a training window's latest sessions the search validates on.
+VALIDATION_SHARE = 0.2
+
+
+class RidgeReturn:
+    """Ridge regression of the next-session return on standardised, unit-free features: next-day
+    returns leave little signal to fit, and a regularised linear model does not invent any.
+
+    The closed form on standardised features with an unpenalised intercept, as scikit-learn's
+    StandardScaler + Ridge computes it, in a few NumPy calls: the search fits it dozens of
+    times per training.
+    """
+
+    def __init__(self, alpha: float = 100.0) -> None:
+        self.alpha = alpha
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.coefficients: np.ndarray | None = None
+        self.intercept = 0.0
+
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> RidgeReturn:
+        x = rows[FEATURE_COLUMNS].to_numpy(dtype="float64")
+        y = label.to_numpy(dtype="float64")
+        self.mean, std = x.mean(axis=0), x.std(axis=0)
+        self.scale = np.where(std > 0, std, 1.0)
+        z = (x - self.mean) / self.scale
+        self.intercept = float(y.mean())
+        gram = z.T @ z + self.alpha * np.eye(z.shape[1])
+        self.coefficients = np.linalg.solve(gram, z.T @ (y - self.intercept))
+        return self
+
+    def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+        if self.coefficients is None:
+            raise ValueError("RidgeReturn is not fitted: call fit first")
+        x = rows[FEATURE_COLUMNS].to_numpy(dtype="float64")
+        return ((x - self.mean) / self.scale) @ self.coefficients + self.intercept
+
+    def __repr__(self) -> str:
+        return f"RidgeReturn(alpha={self.alpha!r})"
+
+
+def return_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
+    """Squared error of the return, in price terms (as the gate's price RMSE weighs it)."""
+    error = rows["close"].to_numpy() * (model.predict_return(rows) - label.to_numpy())
+    return float(np.mean(error**2))
+
+
+def variance_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
+    return volatility_scores(label.to_numpy(), model.predict_variance(rows))["qlike"]
+
+
+def quantile_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
+    return range_scores(label.to_numpy(), model.predict_quantiles(rows))["pinball"]
+
+
+# What the search and the choice between members minimise, per target: the gate's loss.
+LOSSES: dict[str, Callable[[Any, pd.DataFrame, pd.Series], float]] = {
+    RETURN: return_loss,
+    VOLATILITY: variance_loss,
+    RANGE: quantile_loss,
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    target: str
+    configs: tuple[Any, ...]
+    build: Callable[[Any], Any]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.configs) <= MAX_CONFIGS:
+            raise ValueError(
+                f"zoo member {self.name!r}: {len(self.configs)} configurations; the search "
+                f"tries between 1 and {MAX_CONFIGS} per target and window"
+            )
+
+
+ZOO: tuple[Member, ...] = (
+    Member("ridge", RETURN, (1.0, 10.0, 100.0, 1000.0), RidgeReturn),
+    Member("har", VOLATILITY, HAR_CONFIGS, HarVolatility),
+    Member(
+        "har_filtered_quantiles",
+        RANGE,
+        HAR_CONFIGS,
+        lambda inputs: FilteredQuantiles(HarVolatility(inputs)),
+    ),
+)
+
+
+def choose(member: Member, rows: pd.DataFrame, label: pd.Series) -> Any:
+    """The configuration whose model, fitted on a training window's earlier sessions, has the
+    lowest loss on its latest VALIDATION_SHARE: nothing outside the window is looked at."""
+    if len(member.configs) == 1:
+        return member.configs[0]
+    sessions = np.sort(rows["date"].unique())
+    split = sessions[int(len(sessions) * (1 - VALIDATION_SHARE))]
+    early, late = rows["date"] < split, rows["date"] >= split
+    loss = LOSSES[member.target]
+    losses = [
+        loss(member.build(config).fit(rows[early], label[early]), rows[late], label[late])
+        for config in member.configs
+    ]
+    return member.configs[int(np.nanargmin(losses))]
+
+
+def fit(member: Member, rows: pd.DataFrame, label: pd.Series) -> tuple[Any, Any]:
+    """The member's configuration chosen inside these rows, and its model fitted on them all."""
+    config = choose(member, rows, label)
+    return config, member.build(config).fit(rows, label)
