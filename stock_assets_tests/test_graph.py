@@ -102,6 +102,21 @@ def test_sample_history_to_predictions(
         str(v.version) for v in registry.versions()
     }
     returns = walk_forward[walk_forward["target"] == "return"].set_index("candidate")
+    # Every zoo member's walk-forward is a run nested under the challenger's.
+    challenger_run = registry.client().get_run(challenger.run_id)
+    alpha = registry.forecaster(str(challenger.version)).parts["return"].alpha
+    nested = registry.client().search_runs(
+        [challenger_run.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{challenger.run_id}'",
+    )
+    members = {run.info.run_name: run for run in nested}
+    assert set(members) == {"ridge", "har", "har_filtered_quantiles"}
+    assert {m.data.tags["target"] for m in members.values()} == {"return", "volatility", "range"}
+    assert members["har"].data.metrics["qlike"] == pytest.approx(
+        walk_forward.set_index(["target", "candidate"]).loc[("volatility", "har"), "qlike"]
+    )
+    assert members["ridge"].data.params["final_config"] == repr(alpha)
+    assert members["ridge"].data.tags["chosen"] == "true"
 
     rows = warehouse.read("SELECT * FROM price_predictions")
     assert set(rows["model_version"]) == {str(champion.version)}
