@@ -131,6 +131,8 @@ def test_sample_history_to_predictions(
 
     again = materialize(definitions, resources, ["price_predictions"], "2006-12-01", last)
     assert again.success
+    metadata = again.asset_materializations_for_node("price_predictions")[0].metadata
+    assert metadata["realised_coverage"].value.startswith("realised coverage: 80% range")
     assert len(warehouse.read("SELECT * FROM price_predictions")) == len(rows)
 
 

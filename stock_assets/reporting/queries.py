@@ -49,6 +49,14 @@ def closes(warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Times
     return _dates(warehouse.read(query), "date")
 
 
+def all_closes(warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Every ticker's stored closes (as traded) from start to end."""
+    query = sa.select(prices.c.ticker, prices.c.date, prices.c.close).where(
+        prices.c.date.between(start.date(), end.date())
+    )
+    return _dates(warehouse.read(query), "date")
+
+
 def predictions(
     warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.DataFrame:

@@ -57,6 +57,7 @@ def price_predictions(
     warehouse.upsert(predictions_table, rows, UNIQUE_KEY)
     kinds = rows["kind"].value_counts().to_dict()
     latest = rows[rows["as_of_date"] == rows["as_of_date"].max()]
+    covered = _coverage(warehouse, rows)
     yield dg.MaterializeResult(
         metadata={
             "model_version": dg.MetadataValue.text(version),
@@ -65,11 +66,27 @@ def price_predictions(
             "backtest_rows": int(kinds.get("backtest", 0)),
             "live_rows": int(kinds.get("live", 0)),
             "warehouse_table": predictions_table.name,
+            "realised_coverage": covered or "no outcomes known yet",
             "latest": dg.MetadataValue.md(
                 latest.drop(columns="created_at").to_markdown(index=False)
             ),
         }
     )
+
+
+def _coverage(warehouse: Warehouse, rows: pd.DataFrame) -> str:
+    """How often the realised close fell inside each predicted range, over these rows."""
+    from stock_assets.reporting import charts, queries
+
+    closes = queries.all_closes(
+        warehouse, pd.Timestamp(rows["target_date"].min()), pd.Timestamp(rows["target_date"].max())
+    )
+    judged = rows.assign(target_date=pd.to_datetime(rows["target_date"])).merge(
+        closes.rename(columns={"date": "target_date", "close": "actual_close"}),
+        on=["ticker", "target_date"],
+        how="left",
+    )
+    return charts.coverage_text(charts.coverage(judged))
 
 
 def _backtest_rows(
