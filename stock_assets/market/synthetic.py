@@ -329,3 +329,44 @@ def with_regime_change(
     out["close"] = out["close"].where(~after, close)
     out["volume"] = out["volume"].where(~after, out["volume"] * volume)
     return out
+
+
+def planted_signal_market(
+    n_tickers: int = 500,
+    sessions: int = 756,
+    ic: float = 0.05,
+    start: str = "2010-01-04",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A universe whose next-session returns carry a cross-sectional signal of known strength.
+
+    Each session, every ticker's return is `ic` times its short-term reversal signal (minus its
+    last 5 returns' sum, standardised across the universe that day) plus independent noise, so
+    the signal's correlation with the next return is `ic`. The signal is a function of past
+    prices the features see (their 5-session return), never a column handed to a model; with
+    `ic` 0 there is nothing to find.
+    """
+    rng = np.random.default_rng(seed)
+    volatility = 0.015
+    returns = np.zeros((sessions, n_tickers))
+    for t in range(sessions - 1):
+        past = returns[max(t - 4, 0) : t + 1].sum(axis=0)
+        spread = past.std()
+        signal = -(past - past.mean()) / spread if spread > 0 else np.zeros(n_tickers)
+        noise = rng.standard_normal(n_tickers)
+        returns[t + 1] = volatility * (ic * signal + np.sqrt(1 - ic**2) * noise)
+    close = 50.0 * np.cumprod(1 + returns, axis=0)
+    open_ = np.vstack([close[:1], close[:-1]])
+    dates = _sessions(pd.Timestamp(start), sessions)
+    frame = pd.DataFrame(
+        {
+            "ticker": np.tile(ticker_names(n_tickers), sessions),
+            "date": np.repeat(dates, n_tickers),
+            "open": open_.ravel(),
+            "high": np.maximum(open_, close).ravel() * 1.002,
+            "low": np.minimum(open_, close).ravel() * 0.998,
+            "close": close.ravel(),
+            "volume": rng.uniform(1e6, 2e6, sessions * n_tickers),
+        }
+    )
+    return frame.sort_values(["ticker", "date"], ignore_index=True)

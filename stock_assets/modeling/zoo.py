@@ -19,8 +19,10 @@ from stock_assets.features.indicators import FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
     RANGE,
     RETURN,
+    SCORE,
     VOLATILITY,
     range_scores,
+    ranking_scores,
     volatility_scores,
 )
 from stock_assets.modeling.volatility import HAR_CONFIGS, FilteredQuantiles, HarVolatility
@@ -30,14 +32,12 @@ MAX_CONFIGS = 8
 VALIDATION_SHARE = 0.2
 
 
-class RidgeReturn:
-    """Ridge regression of the next-session return on standardised, unit-free features: next-day
-    returns leave little signal to fit, and a regularised linear model does not invent any.
+class LinearRidge:
+    """Ridge regression on standardised columns with an unpenalised intercept, as
+    scikit-learn's StandardScaler + Ridge computes it, in a few NumPy calls: the search fits it
+    dozens of times per training."""
 
-    The closed form on standardised features with an unpenalised intercept, as scikit-learn's
-    StandardScaler + Ridge computes it, in a few NumPy calls: the search fits it dozens of
-    times per training.
-    """
+    columns: list[str] = []
 
     def __init__(self, alpha: float = 100.0) -> None:
         self.alpha = alpha
@@ -46,12 +46,12 @@ class RidgeReturn:
         self.coefficients: np.ndarray | None = None
         self.intercept = 0.0
 
-    def fit(self, rows: pd.DataFrame, label: pd.Series) -> RidgeReturn:
-        x = rows[FEATURE_COLUMNS].to_numpy(dtype="float64")
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> LinearRidge:
+        x = rows[self.columns].to_numpy(dtype="float64")
         y = label.to_numpy(dtype="float64")
         self.mean = x.mean(axis=0)
         centred = x - self.mean
-        # The standardised features' Gram matrix, from the centred one: one pass over the rows.
+        # The standardised columns' Gram matrix, from the centred one: one pass over the rows.
         gram = centred.T @ centred
         std = np.sqrt(np.diag(gram) / len(x))
         self.scale = np.where(std > 0, std, 1.0)
@@ -61,14 +61,24 @@ class RidgeReturn:
         self.coefficients = np.linalg.solve(gram + self.alpha * np.eye(len(gram)), moment)
         return self
 
-    def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
         if self.coefficients is None:
-            raise ValueError("RidgeReturn is not fitted: call fit first")
-        x = rows[FEATURE_COLUMNS].to_numpy(dtype="float64")
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit first")
+        x = rows[self.columns].to_numpy(dtype="float64")
         return ((x - self.mean) / self.scale) @ self.coefficients + self.intercept
 
     def __repr__(self) -> str:
-        return f"RidgeReturn(alpha={self.alpha!r})"
+        return f"{type(self).__name__}(alpha={self.alpha!r})"
+
+
+class RidgeReturn(LinearRidge):
+    """The next-session return from the unit-free features: next-day returns leave little
+    signal to fit, and a regularised linear model does not invent any."""
+
+    columns = FEATURE_COLUMNS
+
+    def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.predict(rows)
 
 
 def return_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
@@ -85,11 +95,18 @@ def quantile_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
     return range_scores(label.to_numpy(), model.predict_quantiles(rows))["pinball"]
 
 
+def score_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
+    """Minus the mean daily rank IC: the higher the IC, the lower the loss."""
+    ic = ranking_scores(rows["date"], model.predict_score(rows), label.to_numpy())["ic"]
+    return -ic if np.isfinite(ic) else float("inf")
+
+
 # What the search and the choice between members minimise, per target: the gate's loss.
 LOSSES: dict[str, Callable[[Any, pd.DataFrame, pd.Series], float]] = {
     RETURN: return_loss,
     VOLATILITY: variance_loss,
     RANGE: quantile_loss,
+    SCORE: score_loss,
 }
 
 
