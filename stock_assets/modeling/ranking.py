@@ -14,49 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.cross_section import (
+    SCORE_COLUMNS,
+    cross_sectional_features,
+    momentum_score,
+    no_skill_score,
+)
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
-from stock_assets.modeling.evaluation import walk_forward_folds
 from stock_assets.modeling.targets import SCORE, ranking_scores
-from stock_assets.modeling.zoo import LinearRidge, Member, choose
+from stock_assets.modeling.zoo import Member, RidgeScore, choose
 
-RANK_COLUMNS = [f"rank_{name}" for name in FEATURE_COLUMNS]
-MARKET_COLUMNS = ["market_ret_1d", "market_vol_20"]
-SCORE_COLUMNS = [*RANK_COLUMNS, *MARKET_COLUMNS]
-# Fewest tickers on a date for a ranking to mean anything: below it no score is given.
-MIN_SCORE_TICKERS = 10
 MOMENTUM = "momentum_20"
 NO_SKILL = "no_skill"
 TRADING_DAYS = 252
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 
 
-def cross_sectional_features(features: pd.DataFrame) -> pd.DataFrame:
-    """Each feature's rank in its date's universe (centred on 0, from -0.5 to 0.5) and the
-    market features; rows keep their order. Dates with fewer than MIN_SCORE_TICKERS tickers get
-    NaN ranks."""
-    by_date = features.groupby("date", sort=False)
-    counts = by_date["ticker"].transform("size")
-    ranks = by_date[FEATURE_COLUMNS].rank(pct=True) - 0.5
-    ranks.columns = RANK_COLUMNS
-    ranks[counts < MIN_SCORE_TICKERS] = np.nan
-    market = pd.DataFrame(index=features.index)
-    market["market_ret_1d"] = by_date["ret_1d"].transform("mean")
-    market["market_vol_20"] = by_date["vol_20"].transform("mean")
-    return pd.concat([ranks, market], axis=1)
-
-
 def rank_label(frame: pd.DataFrame) -> pd.Series:
     """The next session's return as a centred rank in its date's universe: what the score fits."""
     return frame.groupby("date")[LABEL].rank(pct=True) - 0.5
-
-
-class RidgeScore(LinearRidge):
-    """Ridge regression of the next-session return rank on the cross-sectional features."""
-
-    columns = SCORE_COLUMNS
-
-    def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
-        return self.predict(rows)
 
 
 @dataclass(frozen=True)
@@ -135,6 +111,8 @@ def evaluate_score(
 ) -> ScoreEvaluation:
     """Walk-forward evaluation of the ridge score beside no skill and momentum, on labelled
     feature rows of a universe: rank ICs, and the long-short backtest of each."""
+    from stock_assets.modeling.evaluation import walk_forward_folds
+
     rows = features.dropna(subset=[*FEATURE_COLUMNS, LABEL]).sort_values(["date", "ticker"])
     rows = rows.reset_index(drop=True)
     rows = pd.concat([rows, cross_sectional_features(rows)], axis=1)
@@ -150,11 +128,10 @@ def evaluate_score(
         predicted[test] = model.predict_score(rows[test])
     tested = ~np.isnan(predicted)
     frame = rows[tested].reset_index(drop=True)
-    rng = np.random.default_rng(seed)
     candidates = {
         "model": predicted[tested],
-        MOMENTUM: frame["ret_20d"].to_numpy(),
-        NO_SKILL: rng.permutation(len(frame)).astype("float64"),
+        MOMENTUM: momentum_score(frame),
+        NO_SKILL: no_skill_score(frame, seed),
     }
     scores = {
         name: ranking_scores(frame["date"], values, frame[LABEL].to_numpy())

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.cross_section import SCORE_COLUMNS
 from stock_assets.features.indicators import FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
     RANGE,
@@ -78,6 +79,15 @@ class RidgeReturn(LinearRidge):
     columns = FEATURE_COLUMNS
 
     def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.predict(rows)
+
+
+class RidgeScore(LinearRidge):
+    """The next-session return's rank in the universe from the cross-sectional features."""
+
+    columns = SCORE_COLUMNS
+
+    def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
 
 

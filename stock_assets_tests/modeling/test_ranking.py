@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stock_assets.features import cross_section
 from stock_assets.features.indicators import FEATURE_COLUMNS, build_features
 from stock_assets.market.cleaning import clean_bars
 from stock_assets.market.synthetic import planted_signal_market
@@ -27,12 +28,14 @@ def test_the_score_finds_a_planted_signal_and_nothing_where_there_is_none():
 
 def test_ranks_need_enough_tickers_and_are_centred():
     rows = features_of(0.0, tickers=12, sessions=120).dropna(subset=FEATURE_COLUMNS)
-    ranks = ranking.cross_sectional_features(rows)
-    assert ranks[ranking.RANK_COLUMNS].abs().max().max() <= 0.5
+    ranks = cross_section.cross_sectional_features(rows)
+    assert ranks[cross_section.RANK_COLUMNS].abs().max().max() <= 0.5
     few = rows[
-        rows["ticker"].isin(sorted(rows["ticker"].unique())[: ranking.MIN_SCORE_TICKERS - 1])
+        rows["ticker"].isin(sorted(rows["ticker"].unique())[: cross_section.MIN_SCORE_TICKERS - 1])
     ]
-    assert ranking.cross_sectional_features(few)[ranking.RANK_COLUMNS].isna().all().all()
+    assert (
+        cross_section.cross_sectional_features(few)[cross_section.RANK_COLUMNS].isna().all().all()
+    )
     market = ranks.groupby(rows["date"])["market_ret_1d"].nunique()
     assert (market == 1).all()  # one market figure per date
 
