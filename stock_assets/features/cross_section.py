@@ -41,5 +41,8 @@ def momentum_score(features: pd.DataFrame) -> np.ndarray:
 
 
 def no_skill_score(features: pd.DataFrame, seed: int = 0) -> np.ndarray:
-    """The no-skill baseline: a random ranking (seeded, so a rerun scores the same)."""
-    return np.random.default_rng(seed).permutation(len(features)).astype("float64")
+    """The no-skill baseline: a random ranking (seeded, so a rerun scores the same); NaN on
+    dates with fewer than MIN_SCORE_TICKERS tickers, as every score."""
+    score = np.random.default_rng(seed).permutation(len(features)).astype("float64")
+    counts = features.groupby("date", sort=False)["ticker"].transform("size").to_numpy()
+    return np.where(counts >= MIN_SCORE_TICKERS, score, np.nan)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.cross_section import no_skill_score
 from stock_assets.modeling import targets
 from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, Forecaster
+from stock_assets.modeling.ranking import COST_BPS, MOMENTUM, NO_SKILL, long_short
 from stock_assets.modeling.targets import daily_correlations
 
 # The walk-forward frame on a long history: an expanding training window of at least two
@@ -153,6 +155,17 @@ def score_forecasts(
     variances[targets.TRAILING_VOLATILITY] = targets.volatility_scores(
         label, baseline["predicted_volatility"].to_numpy() ** 2
     )
+    ranked = {name: f["score"].to_numpy() for name, f in forecasts.items()}
+    ranked[MOMENTUM] = baseline["score"].to_numpy()
+    ranked[NO_SKILL] = no_skill_score(frame)
+    tickers = frame.groupby("date")["ticker"].size()
+    k = max(1, int(tickers.median()) // 10) if len(tickers) else 1
+    rankings = {
+        name: targets.ranking_scores(frame["date"], values, label)
+        | vars(long_short(frame, values, k, COST_BPS)[0])
+        | {"rows": float(len(frame))}
+        for name, values in ranked.items()
+    }
     return {
         targets.RETURN: returns,
         targets.RANGE: targets.add_ratios(
@@ -163,4 +176,5 @@ def score_forecasts(
             targets.TRAILING_VOLATILITY,
             {"qlike": "qlike_ratio", "variance_rmse": "variance_rmse_ratio"},
         ),
+        targets.SCORE: rankings,
     }

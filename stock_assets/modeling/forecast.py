@@ -13,19 +13,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.cross_section import (
+    MIN_SCORE_TICKERS,
+    cross_sectional_features,
+    momentum_score,
+)
 from stock_assets.features.indicators import FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
     QUANTILE_COLUMNS,
     RANGE,
     RANGES,
     RETURN,
+    SCORE,
     VOLATILITY,
     VOLATILITY_WINDOW,
     gaussian_quantiles,
 )
 
 # What each target's part is when no model won it (model_scores.candidate of its baseline).
-BASELINES = {RETURN: "persistence", VOLATILITY: "trailing_volatility", RANGE: "trailing_gaussian"}
+BASELINES = {
+    RETURN: "persistence",
+    VOLATILITY: "trailing_volatility",
+    RANGE: "trailing_gaussian",
+    SCORE: "momentum_20",
+}
 RETURN_QUANTILE_COLUMNS = [f"return_{q}" for q in QUANTILE_COLUMNS]
 PRICE_RANGE_COLUMNS = [f"close_{side}_{level}" for level in RANGES for side in ("low", "high")]
 FORECAST_COLUMNS = [
@@ -34,12 +45,14 @@ FORECAST_COLUMNS = [
     "predicted_volatility",
     *RETURN_QUANTILE_COLUMNS,
     *PRICE_RANGE_COLUMNS,
+    "score",
 ]
 # The forecast columns each target's part gives.
 TARGET_COLUMNS = {
     RETURN: ["predicted_return", "predicted_close"],
     VOLATILITY: ["predicted_volatility"],
     RANGE: [*RETURN_QUANTILE_COLUMNS, *PRICE_RANGE_COLUMNS],
+    SCORE: ["score"],
 }
 _TRAILING = f"vol_{VOLATILITY_WINDOW}"
 
@@ -80,7 +93,30 @@ class Forecaster:
             quantiles = parts[RANGE].predict_quantiles(features)
         else:
             quantiles = gaussian_quantiles(features[_TRAILING])
-        return price_forecast(features["close"], predicted, np.sqrt(variance), quantiles)
+        forecast = price_forecast(features["close"], predicted, np.sqrt(variance), quantiles)
+        forecast["score"], forecast["score_note"] = self._score(features)
+        return forecast
+
+    def _score(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The cross-sectional score where a date has enough tickers to rank, and why not."""
+        counts = features.groupby("date")["ticker"].transform("size").to_numpy()
+        if SCORE in self.parts:
+            ranked = pd.concat([features, cross_sectional_features(features)], axis=1)
+            score = self.parts[SCORE].predict_score(ranked)
+        else:
+            score = momentum_score(features)
+        enough = counts >= MIN_SCORE_TICKERS
+        note = np.full(len(features), "", dtype=object)
+        if not enough.all():
+            short = features.loc[~enough, "date"]
+            sizes = short.groupby(short).size()
+            said = {
+                day: f"a score ranks at least {MIN_SCORE_TICKERS} tickers on a date; this "
+                f"request has {n} on {day:%Y-%m-%d}"
+                for day, n in sizes.items()
+            }
+            note[~enough] = short.map(said).to_numpy()
+        return np.where(enough, score, np.nan), note
 
 
 def price_forecast(

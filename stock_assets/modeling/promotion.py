@@ -19,6 +19,7 @@ from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
 from stock_assets.modeling.targets import (
     RANGE,
     RETURN,
+    SCORE,
     TRAILING_GAUSSIAN,
     TRAILING_VOLATILITY,
     VOLATILITY,
@@ -82,6 +83,7 @@ GATE_LOSSES = {
     RETURN: ("price_rmse", "persistence"),
     RANGE: ("pinball", TRAILING_GAUSSIAN),
     VOLATILITY: ("qlike", TRAILING_VOLATILITY),
+    SCORE: ("ic_loss", "momentum_20"),
 }
 
 

@@ -19,7 +19,8 @@ from stock_assets.market.bars import StructuralError, parse_bars
 from stock_assets.market.cleaning import UnusablePartitionError, clean_bars
 from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster, as_forecaster
 
-PREDICTION_COLUMNS = ["ticker", "as_of_date", "target_date", *FORECAST_COLUMNS]
+# score_note says why a row has no score (too few tickers on its date to rank), else "".
+PREDICTION_COLUMNS = ["ticker", "as_of_date", "target_date", *FORECAST_COLUMNS, "score_note"]
 
 
 class InvalidBarsError(ValueError):

@@ -22,12 +22,13 @@ from stock_assets.features.cross_section import (
 )
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.targets import SCORE, ranking_scores
-from stock_assets.modeling.zoo import Member, RidgeScore, choose
+from stock_assets.modeling.zoo import RIDGE_ALPHAS, Member, RidgeScore, choose
 
 MOMENTUM = "momentum_20"
 NO_SKILL = "no_skill"
 TRADING_DAYS = 252
-RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
+# What trading costs, in basis points of each unit of weight bought or sold.
+COST_BPS = 5.0
 
 
 def rank_label(frame: pd.DataFrame) -> pd.Series:
@@ -106,7 +107,7 @@ def evaluate_score(
     min_train: int,
     test_size: int,
     k: int = 10,
-    cost_bps: float = 5.0,
+    cost_bps: float = COST_BPS,
     seed: int = 0,
 ) -> ScoreEvaluation:
     """Walk-forward evaluation of the ridge score beside no skill and momentum, on labelled

@@ -139,12 +139,15 @@ def ranking_scores(dates: pd.Series, score: np.ndarray, label: np.ndarray) -> di
         "icir": float("nan"),
         "ic_t_stat": float("nan"),
         "ic_days": float(days),
+        "ic_loss": float("nan"),
     }
     if days == 0:
         return scores
     rank = per_day["rank"]
     scores["ic"] = float(rank.mean())
     scores["pearson_ic"] = float(per_day["pearson"].mean())
+    # What the gate minimises, like every other target's loss: 1 - IC.
+    scores["ic_loss"] = 1.0 - scores["ic"]
     if days > 1 and rank.std() > 0:
         scores["icir"] = float(rank.mean() / rank.std())
         scores["ic_t_stat"] = scores["icir"] * float(np.sqrt(days))
@@ -217,4 +220,5 @@ HEADLINE_SCORES = {
     RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
     RANGE: ["coverage_80", "coverage_90", "pinball", "pinball_ratio", "winkler_80", "winkler_90"],
     VOLATILITY: ["qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio"],
+    SCORE: ["ic", "icir", "ic_t_stat", "annual_return", "sharpe", "max_drawdown", "turnover"],
 }

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.cross_section import cross_sectional_features
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
     MIN_LABELLED_SESSIONS,
@@ -16,13 +17,13 @@ from stock_assets.modeling.evaluation import (
     score_forecasts,
     walk_forward_folds,
 )
-from stock_assets.modeling.forecast import TARGET_COLUMNS, Forecaster
+from stock_assets.modeling.forecast import FORECAST_COLUMNS, TARGET_COLUMNS, Forecaster
 from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.modeling.zoo import ZOO, Member, fit
 
 # What the walk-forward backtest keeps per row besides the forecasts: enough to score them
 # and to rebuild the baselines' forecasts.
-BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "vol_20"]
+BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "ret_20d", "vol_20"]
 # The smallest first training window: a quarter of sessions.
 _MIN_TRAIN = 60
 
@@ -40,6 +41,7 @@ class MemberResult:
     final_config: Any | None
     scores: dict[str, float]  # its target's walk-forward scores
     chosen: bool  # whether it is the challenger's part for its target
+    failure: str = ""  # why it could not be trained, if it could not
 
 
 @dataclass
@@ -77,50 +79,69 @@ def train_and_evaluate(
     usable = usable.reset_index(drop=True)
     folds = list(walk_forward_folds(usable["date"], frame.min_train, frame.test_size))
     label = usable[LABEL]
+    # The score's members learn from each feature's rank in its date's universe.
+    ranked = pd.concat([usable, cross_sectional_features(usable)], axis=1)
     tested = np.zeros(len(usable), dtype=bool)
     forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in ZOO}
     configs: dict[str, list[Any]] = {m.name: [] for m in ZOO}
+    failed: dict[str, str] = {}
     for train, test in folds:
         tested |= test
         for member in ZOO:
-            config, model = fit(member, usable[train], label[train])
+            if member.name in failed:
+                continue
+            try:
+                config, model = fit(member, ranked[train], label[train])
+            except ValueError as error:  # e.g. a universe too small to rank
+                failed[member.name] = str(error)
+                continue
             configs[member.name].append(config)
             alone = Forecaster({member.target: model}, {member.target: member.name})
             forecasts[member.name].append(alone.predict(usable[test]))
-    by_member = {name: pd.concat(frames, ignore_index=True) for name, frames in forecasts.items()}
+    trained = [m for m in ZOO if m.name not in failed]
+    by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
     member_scores = score_forecasts(history, by_member)
     best = {
         target: min(
-            (m for m in ZOO if m.target == target),
+            (m for m in trained if m.target == target),
             key=lambda m: _loss(member_scores[target][m.name], GATE_LOSSES[target][0]),
         )
         for target in TARGET_COLUMNS
+        if any(m.target == target for m in trained)
     }
-    combined = by_member[best[next(iter(best))].name].copy()
+    # A target no member could be scored on (a universe too small to rank) keeps its baseline.
+    best = {
+        t: m
+        for t, m in best.items()
+        if np.isfinite(_loss(member_scores[t][m.name], GATE_LOSSES[t][0]))
+    }
+    combined = Forecaster().predict(usable[tested])
     for target, member in best.items():
         combined[TARGET_COLUMNS[target]] = by_member[member.name][TARGET_COLUMNS[target]]
     scores = score_forecasts(history, {"model": combined})
     for target in scores:
         scores[target].update(
-            {m.name: member_scores[target][m.name] for m in ZOO if m.target == target}
+            {m.name: member_scores[target][m.name] for m in trained if m.target == target}
         )
     parts, names, finals = {}, {}, {}
     for target, member in best.items():
-        finals[member.name], parts[target] = fit(member, usable, label)
+        finals[member.name], parts[target] = fit(member, ranked, label)
         names[target] = member.name
     members = [
         MemberResult(
             member=m,
             fold_configs=configs[m.name],
             final_config=finals.get(m.name),
-            scores=member_scores[m.target][m.name],
-            chosen=best[m.target] is m,
+            scores=member_scores[m.target].get(m.name, {}),
+            chosen=best.get(m.target) is m,
+            failure=failed.get(m.name, ""),
         )
         for m in ZOO
     ]
     backtest = pd.concat(
-        [usable.loc[tested, BACKTEST_COLUMNS].reset_index(drop=True), combined], axis=1
+        [usable.loc[tested, BACKTEST_COLUMNS].reset_index(drop=True), combined[FORECAST_COLUMNS]],
+        axis=1,
     )
     return TrainingResult(
         forecaster=Forecaster(parts, names),

@@ -50,6 +50,13 @@ class LinearRidge:
     def fit(self, rows: pd.DataFrame, label: pd.Series) -> LinearRidge:
         x = rows[self.columns].to_numpy(dtype="float64")
         y = label.to_numpy(dtype="float64")
+        # Rows a column cannot describe (a universe too small to rank) teach nothing.
+        usable = np.isfinite(x).all(axis=1) & np.isfinite(y)
+        x, y = x[usable], y[usable]
+        if len(y) <= x.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}: {len(y)} usable rows for {x.shape[1]} columns"
+            )
         self.mean = x.mean(axis=0)
         centred = x - self.mean
         # The standardised columns' Gram matrix, from the centred one: one pass over the rows.
@@ -86,6 +93,12 @@ class RidgeScore(LinearRidge):
     """The next-session return's rank in the universe from the cross-sectional features."""
 
     columns = SCORE_COLUMNS
+
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> RidgeScore:
+        # Ranks, not returns: a few extreme days must not decide the ranking.
+        ranked = label.groupby(rows["date"].to_numpy()).rank(pct=True) - 0.5
+        super().fit(rows, ranked)
+        return self
 
     def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
@@ -135,8 +148,10 @@ class Member:
             )
 
 
+RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 ZOO: tuple[Member, ...] = (
-    Member("ridge", RETURN, (1.0, 10.0, 100.0, 1000.0), RidgeReturn),
+    Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn),
+    Member("ridge_score", SCORE, RIDGE_ALPHAS, RidgeScore),
     Member("har", VOLATILITY, HAR_CONFIGS, HarVolatility),
     Member(
         "har_filtered_quantiles",

@@ -68,9 +68,10 @@ def _signature() -> Any:
             ColSpec(AnyType(), "volume"),
         ]
     )
-    dates = {"ticker", "as_of_date", "target_date"}
+    dates = {"ticker", "as_of_date", "target_date", "score_note"}
     outputs = Schema([ColSpec("string" if c in dates else "double", c) for c in PREDICTION_COLUMNS])
     params = ParamSchema([ParamSpec("all_dates", "boolean", False)])
+    # A row without a score holds NaN there: a double column that may be empty.
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 

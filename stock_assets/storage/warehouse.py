@@ -49,6 +49,10 @@ price_predictions = sa.Table(
         for level in (80, 90)
         for side in ("low", "high")
     ),
+    # The cross-sectional score (higher: likely to do better than the others that session),
+    # or NULL with the reason in score_note when too few tickers were ranked together.
+    sa.Column("score", sa.Float),
+    sa.Column("score_note", sa.String(200)),
 )
 
 model_scores = sa.Table(
@@ -97,6 +101,23 @@ model_scores = sa.Table(
     *(
         sa.Column(name, sa.Float)
         for name in ("qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio")
+    ),
+    # The score (target "score"): mean daily rank IC is `ic` (the gate judges 1 - ic,
+    # `ic_loss`); the linear IC, the rank IC's
+    # mean over its spread (ICIR) and t-statistic; the daily long-short backtest after costs.
+    *(
+        sa.Column(name, sa.Float)
+        for name in (
+            "ic_loss",
+            "pearson_ic",
+            "icir",
+            "ic_t_stat",
+            "annual_return",
+            "annual_volatility",
+            "sharpe",
+            "max_drawdown",
+            "turnover",
+        )
     ),
 )
 

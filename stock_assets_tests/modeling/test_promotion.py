@@ -47,7 +47,10 @@ def test_an_empty_window_scores_as_nothing_and_is_refused():
         {
             "ticker": pd.Series(dtype="str"),
             "date": pd.Series(dtype="datetime64[ns]"),
-            **{c: pd.Series(dtype="float64") for c in ("close", "label", "ret_1d", "vol_20")},
+            **{
+                c: pd.Series(dtype="float64")
+                for c in ("close", "label", "ret_1d", "ret_20d", "vol_20")
+            },
         }
     )
     result = promotion.window_scores(labelled, pd.DataFrame(), pd.DataFrame())
@@ -64,6 +67,7 @@ def test_a_missing_forecast_counts_as_the_baselines():
             "close": [100.0, 100.0],
             "label": [0.01, -0.01],
             "ret_1d": [0.0, 0.01],
+            "ret_20d": [0.0, 0.01],
             "vol_20": [0.02, 0.02],
         }
     )
@@ -96,12 +100,15 @@ def test_each_target_is_judged_on_its_own_loss_and_baseline():
         "range": target(0.95, 1.0, "trailing_gaussian", 1.0, "pinball"),
         # Beats the champion, not the baseline the champion never beat either.
         "volatility": target(0.95, 1.0, "trailing_volatility", 0.9, "qlike"),
+        # The score's loss is 1 - IC: 0.97 is an IC of 0.03 against the champion's 0.01.
+        "score": target(0.97, 0.99, "momentum_20", 1.0, "ic_loss"),
     }
     decisions = promotion.decide_targets(scores, 0.0, 60, 20)
     assert {t: d.promote for t, d in decisions.items()} == {
         "return": False,
         "range": True,
         "volatility": False,
+        "score": True,
     }
     assert "pinball challenger 0.95" in decisions["range"].reason
     assert "does not beat trailing_volatility" in decisions["volatility"].reason

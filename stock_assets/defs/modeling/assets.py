@@ -7,7 +7,7 @@ import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
-from stock_assets.modeling.targets import RANGE, RETURN, VOLATILITY
+from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
 from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
@@ -32,6 +32,7 @@ TAGGED_SCORES = {
     RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
     RANGE: ["pinball", "coverage_80", "coverage_90"],
     VOLATILITY: ["qlike"],
+    SCORE: ["ic", "ic_t_stat", "sharpe"],
 }
 
 
@@ -44,9 +45,9 @@ def _zoo_table(members: list) -> str:
             "target": m.member.target,
             "member": m.member.name,
             "loss": GATE_LOSSES[m.member.target][0],
-            "walk-forward": m.scores[GATE_LOSSES[m.member.target][0]],
+            "walk-forward": m.scores.get(GATE_LOSSES[m.member.target][0], float("nan")),
             "configurations tried per window": len(m.member.configs),
-            "chosen": "yes" if m.chosen else "",
+            "chosen": "yes" if m.chosen else m.failure,
         }
         for m in members
     ]
@@ -161,6 +162,7 @@ def price_model(
             },
             "fold_configs": [repr(c) for c in m.fold_configs],
             "scores": m.scores,
+            "failure": m.failure,
         }
         for m in result.members
     ]
@@ -422,7 +424,7 @@ def _register_baselines(
 
     rows = features.dropna(subset=[*FEATURE_COLUMNS, "label"]).sort_values(["date", "ticker"])
     backtest = rows[BACKTEST_COLUMNS].reset_index(drop=True)
-    backtest[FORECAST_COLUMNS] = Forecaster().predict(backtest).to_numpy()
+    backtest[FORECAST_COLUMNS] = Forecaster().predict(backtest)[FORECAST_COLUMNS].to_numpy()
     scores = score_forecasts(backtest, {})
     if len(backtest):
         start, end = backtest["date"].min(), backtest["date"].max()
@@ -464,7 +466,7 @@ def _register_persistence(
 
     backtest = registry.backtest(challenger)
     baseline = Forecaster()
-    backtest[FORECAST_COLUMNS] = baseline.predict(backtest).to_numpy()
+    backtest[FORECAST_COLUMNS] = baseline.predict(backtest)[FORECAST_COLUMNS].to_numpy()
     keep = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
     tags = {k: v for k, v in challenger.tags.items() if k in keep}
     tags.update(code_version=_code_version(), dagster_run_id=context.run.run_id)
