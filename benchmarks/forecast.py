@@ -127,16 +127,7 @@ def universe_table(universes: dict[float, dict]) -> list[str]:
         for name, values in result["scores"].items():
             rows[name] = {**values, **result["backtests"][name]}
         rows["equal_weighted"] = result["backtests"]["equal_weighted"]
-        columns = [
-            "ic",
-            "icir",
-            "ic_t_stat",
-            "annual_return",
-            "annual_volatility",
-            "sharpe",
-            "max_drawdown",
-            "turnover",
-        ]
+        columns = [*targets.HEADLINE_SCORES[targets.SCORE], "annual_volatility"]
         frame = pd.DataFrame(rows).T.reindex(columns=columns)
         title = f"planted IC {ic:g}" if ic else "no signal"
         lines += [f"### {title} ({result['seconds']:.1f} s)", "", frame.round(4).to_markdown(), ""]
