@@ -124,7 +124,7 @@ def score_forecasts(
     """Each target's scores, by candidate: every named forecast beside the target's baselines,
     on the same rows.
 
-    `rows` has ticker, date, close, label, ret_1d and vol_20, with each ticker's earlier rows
+    `rows` has ticker, date, close, label, ret_1d, ret_20d and vol_20, with earlier rows
     for the trailing empirical baseline (rows flagged `scored` False are history only); each
     forecast has FORECAST_COLUMNS for the scored rows, in their order.
     """

@@ -1,8 +1,9 @@
 """The forecaster a model version serves: one fitted part per target, or that target's naive
 baseline where no model has earned the place.
 
-Every part reads per-ticker features only, so a one-ticker request gets exactly what the
-same ticker gets in a request for the whole universe.
+The return, volatility and range parts read per-ticker features only, so a one-ticker request
+gets exactly what the same ticker gets in a request for the whole universe. The score alone
+ranks the request's tickers against each other, and is given only where there are enough.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stock_assets.features.cross_section import (
 from stock_assets.features.indicators import FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
     QUANTILE_COLUMNS,
+    QUANTILES,
     RANGE,
     RANGES,
     RETURN,
@@ -79,7 +81,8 @@ class Forecaster:
         return self.names.get(target, "model") if target in self.parts else BASELINES[target]
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Every target's forecast for feature rows (which need FEATURE_COLUMNS and close)."""
+        """Every target's forecast for feature rows (ticker, date, close and FEATURE_COLUMNS),
+        with `score_note` saying why a row has no score."""
         parts = self.parts
         if RETURN in parts:
             predicted = parts[RETURN].predict_return(features)
@@ -135,7 +138,8 @@ def price_forecast(
         frame[name] = quantiles[:, i]
     for level, bounds in RANGES.items():
         for side, q in zip(("low", "high"), bounds, strict=True):
-            frame[f"close_{side}_{level}"] = close * (1 + frame[f"return_q{round(q * 100):02d}"])
+            column = RETURN_QUANTILE_COLUMNS[QUANTILES.index(q)]
+            frame[f"close_{side}_{level}"] = close * (1 + frame[column])
     return frame
 
 

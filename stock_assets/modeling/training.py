@@ -87,17 +87,20 @@ def train_and_evaluate(
     failed: dict[str, str] = {}
     for train, test in folds:
         tested |= test
+        # One copy of the fold's rows for every member: copying a large window costs more
+        # than fitting a linear model on it.
+        window, outcome, ahead = ranked[train], label[train], usable[test]
         for member in ZOO:
             if member.name in failed:
                 continue
             try:
-                config, model = fit(member, ranked[train], label[train])
+                config, model = fit(member, window, outcome)
             except ValueError as error:  # e.g. a universe too small to rank
                 failed[member.name] = str(error)
                 continue
             configs[member.name].append(config)
             alone = Forecaster({member.target: model}, {member.target: member.name})
-            forecasts[member.name].append(alone.predict(usable[test]))
+            forecasts[member.name].append(alone.predict(ahead))
     trained = [m for m in ZOO if m.name not in failed]
     by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
