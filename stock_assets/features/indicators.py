@@ -1,8 +1,10 @@
-"""Price features and the label, vectorised per ticker, with no look-ahead.
+"""Price features and the label, declared as a table of expressions, with no look-ahead.
 
-Every feature is unit-free (a return, a ratio to today's close, a z-score), as in Qlib's
-Alpha158, so it does not care about a ticker's price level or about splits after it. Every
-feature at date t uses bars up to t only; the label is the only column that looks forward.
+Every feature is unit-free (a return, a ratio to today's close, a share, a correlation), as in
+Qlib's Alpha158, so it does not care about a ticker's price level, its volume's units or
+splits after it. Every feature at date t uses bars up to t only; the label is the only column
+that looks forward. Features are stored as float32: their last bits carry no signal, and a
+500-ticker decade of them is half the memory.
 """
 
 from __future__ import annotations
@@ -10,36 +12,81 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stock_assets.features.operators import OPERATORS, shared_results
 from stock_assets.market.cleaning import adjust_for_splits
 
-RETURN_HORIZONS = (1, 5, 10, 20)
-MA_WINDOWS = (5, 10, 20, 60)
-VOL_WINDOWS = (5, 20, 60)
-RSI_WINDOW = 14
-BOLLINGER_WINDOW = 20
-VOLUME_WINDOW = 20
-# Parkinson's range-based variance, today's and its weekly and monthly means: far less noisy
-# than squared returns, so the volatility models lean on them.
-PARKINSON_WINDOWS = (1, 5, 20)
-
-FEATURE_COLUMNS = [
-    *(f"ret_{h}d" for h in RETURN_HORIZONS),
-    *(f"ma_ratio_{w}" for w in MA_WINDOWS),
-    *(f"vol_{w}" for w in VOL_WINDOWS),
-    f"rsi_{RSI_WINDOW}",
-    "macd",
-    "macd_signal",
-    f"bb_position_{BOLLINGER_WINDOW}",
-    f"volume_z_{VOLUME_WINDOW}",
-    "range_ratio",
-    "body_ratio",
-    *(f"parkinson_{w}" for w in PARKINSON_WINDOWS),
-]
+# Each feature is one line: its name and an expression over the split-adjusted bar fields
+# (open, high, low, close, volume), the operators in `operators.py` and the features above
+# it. Expressions are Python, evaluated on wide frames (bar number x ticker).
+BAR_FEATURES = {
+    "ret_1d": "close / Ref(close, 1) - 1",
+    # k-bar shape: the candle's body and wicks, against the open and against its range
+    "kmid": "(close - open) / open",
+    "klen": "(high - low) / open",
+    "kmid2": "Div(close - open, high - low, fill=0)",
+    "kup": "(high - Greater(open, close)) / open",
+    "kup2": "Div(high - Greater(open, close), high - low, fill=0)",
+    "klow": "(Less(open, close) - low) / open",
+    "klow2": "Div(Less(open, close) - low, high - low, fill=0)",
+    "ksft": "(2 * close - high - low) / open",
+    "ksft2": "Div(2 * close - high - low, high - low, fill=0)",
+    # today's prices against the close
+    "open0": "open / close",
+    "high0": "high / close",
+    "low0": "low / close",
+    "range_ratio": "(high - low) / close",
+    "body_ratio": "(close - open) / close",
+    # classic indicators
+    "rsi_14": "Div(Mean(Greater(ret_1d, 0), 14), Mean(Abs(ret_1d), 14), fill=0.5)",
+    "macd": "(Ema(close, 12) - Ema(close, 26)) / close",
+    "macd_signal": "Ema(macd, 9)",
+    "bb_position_20": "Div(close - Mean(close, 20), 2 * Std(close, 20))",
+    "volume_z_20": "Div(volume - Mean(volume, 20), Std(volume, 20))",
+    # Parkinson's range-based variance, today's and its weekly and monthly means: far less
+    # noisy than squared returns, so the volatility models lean on them.
+    "parkinson_1": "Log(high / low) ** 2 / (4 * Log(2.0))",
+    "parkinson_5": "Mean(parkinson_1, 5)",
+    "parkinson_20": "Mean(parkinson_1, 20)",
+}
+WINDOWS = (5, 10, 20, 30, 60)
+# One line per family, evaluated for every window w in WINDOWS.
+ROLLING_FEATURES = {
+    "ret_{w}d": "close / Ref(close, {w}) - 1",
+    "ma_ratio_{w}": "Mean(close, {w}) / close - 1",
+    "vol_{w}": "Std(ret_1d, {w})",
+    "beta_{w}": "Slope(close, {w}) / close",
+    "rsqr_{w}": "Rsquare(close, {w})",
+    "resi_{w}": "Resi(close, {w}) / close",
+    "max_{w}": "Max(high, {w}) / close",
+    "min_{w}": "Min(low, {w}) / close",
+    "qtlu_{w}": "Quantile(close, {w}, 0.8) / close",
+    "qtld_{w}": "Quantile(close, {w}, 0.2) / close",
+    "time_rank_{w}": "Rank(close, {w})",
+    "rsv_{w}": "Div(close - Min(low, {w}), Max(high, {w}) - Min(low, {w}), fill=0.5)",
+    "imax_{w}": "IdxMax(high, {w}) / {w}",
+    "imin_{w}": "IdxMin(low, {w}) / {w}",
+    "corr_{w}": "Corr(close, volume, {w})",
+    "cntp_{w}": "Mean(ret_1d > 0, {w})",
+    "vma_{w}": "Div(volume, Mean(volume, {w}))",
+    "vstd_{w}": "Div(Std(volume, {w}), Mean(volume, {w}))",
+    "wvma_{w}": "Div(Std(Abs(ret_1d) * volume, {w}), Mean(Abs(ret_1d) * volume, {w}), fill=0)",
+}
+FEATURES = {
+    **BAR_FEATURES,
+    **{
+        name.format(w=w): expression.format(w=w)
+        for name, expression in ROLLING_FEATURES.items()
+        for w in WINDOWS
+    },
+}
+FEATURE_COLUMNS = list(FEATURES)
 LABEL = "label"
-# Bars a feature row needs behind it: the longest window, plus time for the MACD's
-# exponential averages to forget where the series started (0.93^250 < 1e-7).
-WARMUP_SESSIONS = max(MA_WINDOWS + VOL_WINDOWS) + 1
+# Bars a feature row needs behind it: the longest window over daily returns, plus one.
+# The MACD's exponential averages still remember where the series started after that (0.93^250
+# < 1e-7 needs LOOKBACK_SESSIONS), which is why every caller passes that much history.
+WARMUP_SESSIONS = max(WINDOWS) + 1
 LOOKBACK_SESSIONS = 250
+_COMPILED = {name: compile(expression, name, "eval") for name, expression in FEATURES.items()}
 
 
 def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
@@ -53,25 +100,25 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     tickers = bars["ticker"].to_numpy()
     firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
     bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
-    columns = [*FEATURE_COLUMNS, LABEL]
-    values = np.empty((len(columns), len(bars)))
+    features = np.empty((len(FEATURE_COLUMNS), len(bars)), dtype="float32")
     position = np.empty(len(bars), dtype=int)
     # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
     # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
     # operation, and their page faults cost more than the arithmetic.
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         grid = _BarGrid(tickers[lo:hi])
-        values[:-1, lo:hi] = _block_features(bars.iloc[lo:hi], grid)
+        _block_features(bars.iloc[lo:hi], grid, features[:, lo:hi])
         position[lo:hi] = grid.position
-    features = values[:-1]
     features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
     # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
     # attach_label rebuilds it later.
-    values[-1, :-1] = features[0, 1:]
+    label = np.full(len(bars), np.nan)
+    label[:-1] = features[FEATURE_COLUMNS.index("ret_1d"), 1:]
     if len(bars):
-        values[-1, np.r_[firsts[1:], len(bars)] - 1] = np.nan
+        label[np.r_[firsts[1:], len(bars)] - 1] = np.nan
     # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
-    table = pd.DataFrame(values.T, columns=columns, copy=False)
+    table = pd.DataFrame(features.T, columns=FEATURE_COLUMNS, copy=False)
+    table[LABEL] = label
     for i, name in enumerate(["ticker", "date", "close"]):
         table.insert(i, name, traded[name].array)
     return table
@@ -80,66 +127,17 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
 _TICKERS_PER_BLOCK = 64
 
 
-def _block_features(bars: pd.DataFrame, grid: _BarGrid) -> np.ndarray:
-    """The feature columns (features x rows) of a few tickers' split-adjusted bars."""
-    close, volume = grid.wide(bars["close"]), grid.wide(bars["volume"])
-    features: dict[str, pd.DataFrame] = {}
-    daily = close / close.shift(1) - 1
-    for h in RETURN_HORIZONS:
-        features[f"ret_{h}d"] = close / close.shift(h) - 1
-    means = {w: close.rolling(w).mean() for w in {*MA_WINDOWS, BOLLINGER_WINDOW}}
-    for w in MA_WINDOWS:
-        features[f"ma_ratio_{w}"] = means[w] / close - 1
-    for w in VOL_WINDOWS:
-        features[f"vol_{w}"] = daily.rolling(w).std()
-
-    avg_gain = daily.clip(lower=0).rolling(RSI_WINDOW).mean()
-    avg_loss = (-daily).clip(lower=0).rolling(RSI_WINDOW).mean()
-    total = avg_gain + avg_loss
-    features[f"rsi_{RSI_WINDOW}"] = (avg_gain / total.where(total > 0)).fillna(0.5)
-
-    def ewm(frame: pd.DataFrame, span: int) -> pd.DataFrame:
-        return frame.ewm(span=span, adjust=False).mean()
-
-    macd = (ewm(close, 12) - ewm(close, 26)) / close
-    features["macd"] = macd
-    features["macd_signal"] = ewm(macd, 9)
-
-    std = _two_pass_std(close, BOLLINGER_WINDOW)
-    features[f"bb_position_{BOLLINGER_WINDOW}"] = (close - means[BOLLINGER_WINDOW]) / (
-        2 * std.where(std > 0)
-    )
-    rolling_volume = volume.rolling(VOLUME_WINDOW)
-    v_std = rolling_volume.std()
-    features[f"volume_z_{VOLUME_WINDOW}"] = (volume - rolling_volume.mean()) / v_std.where(
-        v_std > 0
-    )
-    features["range_ratio"] = (grid.wide(bars["high"]) - grid.wide(bars["low"])) / close
-    features["body_ratio"] = (close - grid.wide(bars["open"])) / close
-    log_range = np.log(grid.wide(bars["high"]) / grid.wide(bars["low"]))
-    parkinson = log_range**2 / (4 * np.log(2))
-    for w in PARKINSON_WINDOWS:
-        features[f"parkinson_{w}"] = parkinson.rolling(w).mean()
-
-    values = np.empty((len(FEATURE_COLUMNS), len(bars)))
-    for row, name in zip(values, FEATURE_COLUMNS, strict=True):
-        grid.long(features[name], out=row)
-    return values
-
-
-def _two_pass_std(frame: pd.DataFrame, window: int) -> pd.DataFrame:
-    """Rolling sample std, each window's mean taken first: correctly rounded even where prices
-    barely move, unlike an online rolling variance (pandas'), whose rounding builds up over
-    years of history; the Bollinger position divides by this std.
-    """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    values = frame.to_numpy()
-    out = np.full(values.shape, np.nan)
-    if len(values) >= window:
-        windows = sliding_window_view(values, window, axis=0)
-        out[window - 1 :] = windows.std(axis=-1, ddof=1)
-    return pd.DataFrame(out)
+def _block_features(bars: pd.DataFrame, grid: _BarGrid, out: np.ndarray) -> None:
+    """Every feature of a few tickers' split-adjusted bars, into `out` (features x rows)."""
+    names = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
+    names |= OPERATORS
+    with shared_results():
+        for row, (name, code) in zip(out, _COMPILED.items(), strict=True):
+            try:
+                names[name] = eval(code, {"__builtins__": {}}, names)  # noqa: S307 - our table
+            except Exception as error:
+                raise ValueError(f"feature {name!r} = {FEATURES[name]!r}: {error}") from error
+            grid.long(names[name], out=row)
 
 
 class _BarGrid:
@@ -167,7 +165,7 @@ class _BarGrid:
         return pd.DataFrame(grid.reshape(self.shape[::-1]).T)
 
     def long(self, frame: pd.DataFrame, out: np.ndarray) -> None:
-        np.take(frame.to_numpy().ravel(order="F"), self._flat, out=out)
+        out[:] = np.take(frame.to_numpy().ravel(order="F"), self._flat)
 
 
 def attach_label(features: pd.DataFrame) -> pd.DataFrame:
@@ -177,5 +175,5 @@ def attach_label(features: pd.DataFrame) -> pd.DataFrame:
     label can be rebuilt from stored features alone once later partitions exist.
     """
     frame = features.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    frame[LABEL] = frame.groupby("ticker", sort=False)["ret_1d"].shift(-1)
+    frame[LABEL] = frame.groupby("ticker", sort=False)["ret_1d"].shift(-1).astype("float64")
     return frame

@@ -6,7 +6,12 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.defs.partitions import partition_dates, trading_days
-from stock_assets.features.indicators import FEATURE_COLUMNS, LOOKBACK_SESSIONS, build_features
+from stock_assets.features.indicators import (
+    FEATURE_COLUMNS,
+    FEATURES,
+    LOOKBACK_SESSIONS,
+    build_features,
+)
 from stock_assets.market import calendar, cleaning
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import (
@@ -128,11 +133,18 @@ def cleaned_prices(
     group_name="processing",
     kinds={"pandas", "parquet"},
     output_required=False,
+    metadata={
+        "feature_table": dg.MetadataValue.md(
+            "| feature | expression |\n|---|---|\n"
+            + "\n".join(f"| `{name}` | `{expression}` |" for name, expression in FEATURES.items())
+        )
+    },
 )
 def price_features(
     context: dg.AssetExecutionContext, object_store: ObjectStore
 ) -> Iterator[dg.MaterializeResult]:
-    """Unit-free per-ticker features (returns, MA ratios, volatility, RSI, MACD ...) and label."""
+    """Unit-free per-ticker features (Alpha158-like: k-bar shape, returns, moving averages,
+    volatility, trend, extremes, quantiles, price-volume ...) and the next-day label."""
     dates = partition_dates(context)
     start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
     # One session past the window, when stored, gives the window's last date its label.
