@@ -81,6 +81,8 @@ def test_sample_history_to_predictions(
         ("score", "no_skill"),
     }
     assert set(walk_forward["model_version"].dropna()) == {str(challenger.version)}
+    ranked = walk_forward[walk_forward["target"] == "score"].set_index("candidate")
+    assert (ranked["cost_bps"] == 5.0).all()  # the default trading cost
     gate = scores[scores["evaluation"] == "promotion_gate"]
     promoted = set()
     for target, (loss, baseline) in GATE_LOSSES.items():

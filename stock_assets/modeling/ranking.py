@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.cross_section import (
     SCORE_COLUMNS,
     cross_sectional_features,
@@ -27,8 +28,6 @@ from stock_assets.modeling.zoo import RIDGE_ALPHAS, Member, RidgeScore, choose
 MOMENTUM = "momentum_20"
 NO_SKILL = "no_skill"
 TRADING_DAYS = 252
-# What trading costs, in basis points of each unit of weight bought or sold.
-COST_BPS = 5.0
 
 
 def rank_label(frame: pd.DataFrame) -> pd.Series:
@@ -107,7 +106,7 @@ def evaluate_score(
     min_train: int,
     test_size: int,
     k: int = 10,
-    cost_bps: float = COST_BPS,
+    cost_bps: float = DEFAULT_COST_BPS,
     seed: int = 0,
 ) -> ScoreEvaluation:
     """Walk-forward evaluation of the ridge score beside no skill and momentum, on labelled

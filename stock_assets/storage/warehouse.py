@@ -119,6 +119,9 @@ model_scores = sa.Table(
             "turnover",
         )
     ),
+    # What the long-short backtest paid to trade: basis points per unit of weight traded
+    # (STOCK_ASSETS_COST_BPS when it ran).
+    sa.Column("cost_bps", sa.Float),
 )
 
 drift_checks = sa.Table(
