@@ -27,6 +27,8 @@ from stock_assets.modeling.zoo import RIDGE_ALPHAS, Member, RidgeScore, choose
 
 MOMENTUM = "momentum_20"
 NO_SKILL = "no_skill"
+# Buy-and-hold of the equal-weighted universe: the market every backtest is shown beside.
+EQUAL_WEIGHTED = "equal_weighted"
 TRADING_DAYS = 252
 
 
@@ -96,7 +98,7 @@ def _figures(daily: pd.Series, turnover: float) -> Backtest:
 @dataclass
 class ScoreEvaluation:
     scores: dict[str, dict[str, float]]  # candidate -> ranking scores
-    backtests: dict[str, Backtest]  # candidate (and "equal_weighted") -> figures
+    backtests: dict[str, Backtest]  # candidate (and EQUAL_WEIGHTED) -> figures
     alphas: list[float]  # the ridge alpha each fold chose
     first_tested: pd.Timestamp | None  # the first session forecast out of sample
 
@@ -140,6 +142,6 @@ def evaluate_score(
     backtests = {
         name: long_short(frame, values, k, cost_bps)[0] for name, values in candidates.items()
     }
-    backtests["equal_weighted"] = equal_weighted(frame)[0]
+    backtests[EQUAL_WEIGHTED] = equal_weighted(frame)[0]
     first = frame["date"].min() if len(frame) else None
     return ScoreEvaluation(scores, backtests, alphas, first)

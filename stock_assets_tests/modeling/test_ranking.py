@@ -73,3 +73,18 @@ def test_the_scores_backtests_pay_the_cost_set_on_what_they_trade():
         assert costly[name]["cost_bps"] == 20.0
         drag = free[name]["annual_return"] - costly[name]["annual_return"]
         assert drag == pytest.approx(free[name]["turnover"] * 20 / 1e4 * ranking.TRADING_DAYS)
+
+
+def test_the_score_is_judged_beside_the_equal_weighted_universe_on_the_dates_it_trades():
+    rows = score_rows()
+    free, costly = (score_forecasts(rows, {}, cost_bps=bps)[SCORE] for bps in (0.0, 20.0))
+    # Holding the market trades nothing: the same whatever the cost, on every date ranked.
+    market = costly[ranking.EQUAL_WEIGHTED]
+    assert market == free[ranking.EQUAL_WEIGHTED] and "cost_bps" not in market
+    assert market["annual_return"] == pytest.approx(ranking.equal_weighted(rows)[0].annual_return)
+    assert market["rows"] == len(rows)
+    # Too few tickers to rank: no date is traded, by the score or the market beside it.
+    few = rows[rows["ticker"].isin(sorted(rows["ticker"].unique())[:5])]
+    small = score_forecasts(few, {})[SCORE]
+    assert small[ranking.EQUAL_WEIGHTED]["rows"] == 0
+    assert all(np.isnan(small[name]["annual_return"]) for name in small)
