@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 from dash import Dash, Input, Output, dash_table, dcc, html
 
-from stock_assets.reporting import charts, queries
+from stock_assets.reporting import charts, queries, tables
 from stock_assets.storage.warehouse import Warehouse
 
 DEFAULT_DAYS = 365
@@ -104,7 +104,7 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 html.P(id="coverage"),
                 dcc.Graph(id="error-chart"),
                 html.H2("Champion and baselines (latest promotion gate)"),
-                _table("scores", charts.scores_frame(queries.latest_gate(warehouse))),
+                _table("scores", tables.gate_table(queries.latest_gate(warehouse))),
                 html.H2("Latest drift checks"),
                 _table("drift", charts.drift_frame(queries.latest_drift(warehouse))),
             ],

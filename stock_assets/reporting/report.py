@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.io as pio
 
-from stock_assets.reporting import charts
+from stock_assets.reporting import charts, tables
 
 
 @dataclass
@@ -34,7 +34,7 @@ def render(
         pio.to_html(figure, full_html=False, include_plotlyjs="inline" if i == 0 else False)
         for i, figure in enumerate(figures)
     ]
-    scores = charts.scores_frame(gate)
+    scores = tables.gate_table(gate)
     drift_table = charts.drift_frame(drift_rows)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>stock_assets prediction report</title>

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stock_assets.reporting import queries
+from stock_assets.reporting import queries, tables
 from stock_assets.storage.warehouse import (
     Warehouse,
     drift_checks,
@@ -79,6 +79,7 @@ def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
 
     gate = queries.latest_gate(warehouse)
     assert gate["candidate"].tolist() == ["challenger", "champion"]
+    assert tables.gate_table(gate)["serving"].tolist() == ["yes", ""]
     assert queries.walk_forward(warehouse, "3")["candidate"].tolist() == ["model", "persistence"]
     latest = queries.latest_drift(warehouse)
     assert latest["value"].tolist() == [0.4] and not latest["passed"].astype(bool).any()
