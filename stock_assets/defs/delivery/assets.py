@@ -127,7 +127,9 @@ def prediction_report(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """The dashboard's charts as one HTML file anyone can open: per ticker, the last year's
-    actual vs predicted close and realised error, the champion's scores, the drift checks."""
+    actual vs predicted close and realised error, the champion's scores, the score's backtest
+    beside the equal-weighted universe, the drift checks."""
+    from stock_assets.modeling.targets import SCORE
     from stock_assets.reporting import queries, report
 
     span = queries.date_range(warehouse)
@@ -150,6 +152,7 @@ def prediction_report(
     page = report.render(
         views,
         queries.latest_gate(warehouse),
+        queries.latest_gate(warehouse, SCORE),
         queries.latest_drift(warehouse),
         freshness,
         f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by run {context.run.run_id}",

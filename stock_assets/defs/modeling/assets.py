@@ -27,6 +27,15 @@ def _scores_table(scores: Scores) -> str:
     return "\n\n".join(tables)
 
 
+def _backtest_table(rows: pd.DataFrame) -> str:
+    """The score's long-short backtests beside buy-and-hold of the equal-weighted universe,
+    from model_scores rows; or why there is none."""
+    from stock_assets.reporting import tables
+
+    score = rows[rows["target"] == SCORE]
+    return tables.no_backtest_reason(score) or tables.backtest_table(score).to_markdown(index=False)
+
+
 # The scores copied onto a version's tags, by target: what the gate judges, and how the
 # ranges cover. Every score is in model_scores and in the MLflow run's metrics.
 TAGGED_SCORES = {
@@ -180,15 +189,14 @@ def price_model(
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
     versions = {"model": version, **{m.member.name: version for m in result.members}}
-    warehouse.append(
-        model_scores,
-        _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested),
-    )
+    score_rows = _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested)
+    warehouse.append(model_scores, score_rows)
     returns, ranges = result.scores[RETURN], result.scores[RANGE]
     return dg.MaterializeResult(
         metadata={
             "challenger_version": dg.MetadataValue.text(version),
             "scores": dg.MetadataValue.md(_scores_table(result.scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
             "training_rows": result.rows,
             "data_window": window,
             "evaluation_window": evaluated,
@@ -323,10 +331,10 @@ def champion_model(
     )
 
     versions = {"challenger": str(challenger.version), "champion": previous}
-    warehouse.append(
-        model_scores,
-        _score_rows(context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions),
+    score_rows = _score_rows(
+        context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions
     )
+    warehouse.append(model_scores, score_rows)
     decision_table = pd.DataFrame(
         {
             "decision": {t: d.outcome for t, d in decisions.items()},
@@ -349,6 +357,7 @@ def champion_model(
             "evaluation_window": window,
             "evaluation_sessions": len(sessions),
             "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
         }
     )
 
@@ -454,15 +463,14 @@ def _register_baselines(
     version = registry.log_candidate(Forecaster(), "persistence", scores, tags, backtest)
     registry.set_alias(CHALLENGER, str(version.version))
     window = pd.DatetimeIndex(backtest["date"])
-    warehouse.append(
-        model_scores,
-        _score_rows(context, registry, scores, {}, WALK_FORWARD, window),
-    )
+    score_rows = _score_rows(context, registry, scores, {}, WALK_FORWARD, window)
+    warehouse.append(model_scores, score_rows)
     return dg.MaterializeResult(
         metadata={
             "challenger_version": dg.MetadataValue.text(str(version.version)),
             "no_model_reason": reason,
             "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
             "labelled_rows": len(backtest),
         }
     )
