@@ -45,6 +45,9 @@ def price_predictions(
     live_dates = dates[dates > train_end]
     if len(live_dates):
         live = model_registry.predict_sessions(version, object_store, live_dates)
+        if len(live):
+            # The served model says "" where a row has a score; the table says NULL.
+            live["score_note"] = live["score_note"].replace("", None)
         frames.append(live.assign(kind="live"))
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     if rows.empty:
