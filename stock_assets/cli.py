@@ -19,9 +19,6 @@ import pandas as pd
 
 from stock_assets.config import Settings, load_settings
 
-# Shown for every target before its headline scores (modeling.targets.HEADLINE_SCORES).
-SCORE_ID_COLUMNS = ["candidate", "model_version"]
-SCORE_SPAN_COLUMNS = ["rows", "eval_start", "eval_end"]
 # The demo's runs, in order: (title, assets, whether the run spans every session).
 DEMO_STEPS = [
     ("history: raw → cleaned → features", ["raw_prices", "cleaned_prices", "price_features"], True),
@@ -185,7 +182,7 @@ def summary(settings: Settings) -> str:
     """What the platform holds: tickers, dates, champion and its scores, prediction rows."""
     from stock_assets.defs.resources import build_resources
     from stock_assets.modeling.targets import HEADLINE_SCORES
-    from stock_assets.reporting import queries
+    from stock_assets.reporting import queries, tables
 
     resources = build_resources(settings)
     warehouse = resources["warehouse"]
@@ -219,11 +216,11 @@ def summary(settings: Settings) -> str:
         ]
         for target, names in HEADLINE_SCORES.items():
             scores = queries.walk_forward(warehouse, challenger_version, target)
-            lines += [f"  {target}:", _score_table(scores, names), ""]
+            lines += [f"  {target}:", _text(tables.score_table(scores, names)), ""]
         lines.append("Latest promotion gate, each target on sessions after both models' data:")
         for target, names in HEADLINE_SCORES.items():
             gate = queries.latest_gate(warehouse, target)
-            lines += [f"  {target}:", _score_table(gate, [*names, "decision"]), ""]
+            lines += [f"  {target}:", _text(tables.score_table(gate, [*names, "decision"])), ""]
         lines += ["Roll back: stock-assets rollback [--to VERSION]", ""]
     lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
     drift = _latest_drift(warehouse)
@@ -237,11 +234,8 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _score_table(scores: pd.DataFrame, names: list[str]) -> str:
-    if scores.empty:
-        return "  (none yet)"
-    columns = [*SCORE_ID_COLUMNS, *names, *SCORE_SPAN_COLUMNS]
-    return scores[columns].round(5).to_string(index=False)
+def _text(table: pd.DataFrame) -> str:
+    return table.to_string(index=False) if len(table) else "  (none yet)"
 
 
 def _latest_drift(warehouse) -> pd.DataFrame:

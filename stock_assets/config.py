@@ -6,6 +6,7 @@ runs the embedded platform on one machine with no servers; see the README's sett
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ SAMPLE_START = "2000-03-01"
 SAMPLE_END = "2013-03-01"
 MODEL_NAME = "stock_price_model"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# What the score's long-short backtest pays to trade, in basis points of each unit of weight
+# bought or sold.
+DEFAULT_COST_BPS = 5.0
 
 
 def _env(name: str, default: str) -> str:
@@ -29,6 +33,19 @@ def _tickers(raw: str) -> tuple[str, ...]:
             "STOCK_ASSETS_TICKERS is empty: give a comma-separated list, e.g. AAPL,MSFT"
         )
     return tickers
+
+
+def _cost_bps(raw: str) -> float:
+    try:
+        cost = float(raw)
+    except ValueError:
+        cost = math.nan
+    if not 0 <= cost < math.inf:
+        raise ValueError(
+            f"STOCK_ASSETS_COST_BPS={raw!r} is not a trading cost: give basis points per unit "
+            f"of weight traded, a number from 0 up (default {DEFAULT_COST_BPS:g})"
+        )
+    return cost
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ class Settings:
     amqp_url: str
     amqp_url_set: bool
     executor: str
+    cost_bps: float
 
 
 def load_settings() -> Settings:
@@ -102,4 +120,5 @@ def load_settings() -> Settings:
         amqp_url=_env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL),
         amqp_url_set=bool(os.environ.get("STOCK_ASSETS_AMQP_URL", "").strip()),
         executor=executor,
+        cost_bps=_cost_bps(_env("STOCK_ASSETS_COST_BPS", str(DEFAULT_COST_BPS))),
     )

@@ -2,7 +2,8 @@
 
 Per ticker: actual vs predicted close with backtest and live predictions told apart, the 80%
 and 90% predicted price ranges around it and how often the close fell inside them, the
-realised error over time; the champion and its scores beside the baselines; the latest drift
+realised error over time; the champion and its scores beside the baselines; the score's
+long-short backtest beside buy-and-hold of the equal-weighted universe; the latest drift
 checks; data freshness against the NYSE calendar. `?ticker=MSFT&start=2012-01-03&end=...` in
 the address selects a view.
 """
@@ -14,7 +15,8 @@ from urllib.parse import parse_qs
 import pandas as pd
 from dash import Dash, Input, Output, dash_table, dcc, html
 
-from stock_assets.reporting import charts, queries
+from stock_assets.modeling.targets import SCORE
+from stock_assets.reporting import charts, queries, tables
 from stock_assets.storage.warehouse import Warehouse
 
 DEFAULT_DAYS = 365
@@ -104,7 +106,12 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 html.P(id="coverage"),
                 dcc.Graph(id="error-chart"),
                 html.H2("Champion and baselines (latest promotion gate)"),
-                _table("scores", charts.scores_frame(queries.latest_gate(warehouse))),
+                _table("scores", tables.gate_table(queries.latest_gate(warehouse))),
+                html.H2(
+                    "The score's long-short backtest beside the equal-weighted universe "
+                    "(latest promotion gate)"
+                ),
+                _backtest(queries.latest_gate(warehouse, SCORE)),
                 html.H2("Latest drift checks"),
                 _table("drift", charts.drift_frame(queries.latest_drift(warehouse))),
             ],
@@ -166,6 +173,14 @@ def _table(table_id: str, frame: pd.DataFrame) -> dash_table.DataTable:
         data=frame.to_dict("records"),
         columns=[{"name": c, "id": c} for c in frame.columns],
         style_cell={"fontFamily": "sans-serif", "fontSize": "0.9em", "padding": "0.3em"},
+    )
+
+
+def _backtest(rows: pd.DataFrame) -> html.P | dash_table.DataTable:
+    """The backtest table, or a line saying why there is none (a universe too small to rank)."""
+    reason = tables.no_backtest_reason(rows)
+    return (
+        html.P(reason, id="backtest") if reason else _table("backtest", tables.backtest_table(rows))
     )
 
 

@@ -11,6 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from stock_assets.instance import StockAssetsInstance
+from stock_assets.modeling.targets import SCORE
+from stock_assets.reporting import queries, tables
+from stock_assets.storage.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -52,15 +55,18 @@ def test_help_explains_the_commands(tmp_path):
 
 @pytest.mark.slow
 def test_demo_on_a_synthetic_market(tmp_path):
+    """The whole graph as a user runs it, on a universe large enough for the score (10
+    tickers), with trading costs set."""
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")  # as `make demo` does
     env = _env(
         home,
         STOCK_ASSETS_SOURCE="synthetic",
-        STOCK_ASSETS_SYNTHETIC_TICKERS="5",
+        STOCK_ASSETS_SYNTHETIC_TICKERS="10",
         STOCK_ASSETS_SYNTHETIC_YEARS="3",
         STOCK_ASSETS_START_DATE="2010-01-04",
+        STOCK_ASSETS_COST_BPS="10",
     )
     result = subprocess.run(
         [str(BIN / "stock-assets"), "demo"],
@@ -91,11 +97,47 @@ def test_demo_on_a_synthetic_market(tmp_path):
             )
         ).scalar()
     engine.dispose()
-    assert tickers == 5
-    assert live == 5
+    assert tickers == 10
+    assert live == 10
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         assert isinstance(instance, StockAssetsInstance)
         runs = instance.get_runs()
         assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 5
         planned = instance.get_materialized_partitions(dg.AssetKey("price_predictions"))
+        model = instance.get_latest_materialization_event(dg.AssetKey("price_model"))
     assert len(planned) == 756
+
+    # The score, ranked across the universe, judged by rank IC and by its long-short backtest
+    # at the cost set, beside its baselines and buy-and-hold of the equal-weighted universe.
+    warehouse = Warehouse(url=f"sqlite:///{home / 'warehouse.db'}", read_only=True)
+    scores = warehouse.read(
+        "SELECT * FROM model_scores WHERE target = 'score' AND evaluation = 'walk_forward'"
+    ).set_index("candidate")
+    figures = ["annual_return", "annual_volatility", "sharpe", "max_drawdown", "turnover"]
+    ranked = ["model", "ridge_score", "momentum_20", "no_skill"]
+    assert set(scores.index) == {*ranked, "equal_weighted"}
+    assert scores[figures].notna().all().all()
+    assert scores.loc[ranked, ["ic", "ic_t_stat"]].notna().all().all()
+    assert (scores.loc[ranked, "cost_bps"] == 10).all()
+    assert scores.loc["equal_weighted", "turnover"] == 0
+    predictions = warehouse.read("SELECT score, score_note FROM price_predictions")
+    assert predictions["score"].notna().all() and predictions["score_note"].isna().all()
+    # What the dashboard and the report show: the latest gate's backtests, as a table.
+    gate = queries.latest_gate(warehouse, SCORE)
+    assert tables.no_backtest_reason(gate) == ""
+    table = tables.backtest_table(gate).set_index("candidate")
+    assert set(table.index) == {
+        "challenger",
+        "champion",
+        "momentum_20",
+        "no_skill",
+        "equal_weighted",
+    }
+    assert (
+        table[["annual return", "annual volatility", "Sharpe", "max drawdown"]].notna().all().all()
+    )
+    report = (home / "objects" / "reports" / "prediction_report.html").read_text()
+    assert "long-short backtest" in report and "<td>equal_weighted</td>" in report
+    backtest = model.asset_materialization.metadata["backtest"].value
+    assert "| equal_weighted |" in backtest and "annual volatility" in backtest
+    warehouse.engine.dispose()

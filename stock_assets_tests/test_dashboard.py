@@ -43,6 +43,7 @@ def test_the_report_is_one_self_contained_html_file_linked_and_logged(
     assert len(page) > 1_000_000 and '<script src="http' not in page
     for ticker in ("AAPL", "GOOG", "IBM", "MSFT"):
         assert f"{ticker}: actual vs predicted close" in page
+    assert "<p>No backtest: the score ranks only dates with at least 10 tickers" in page
     registry = resources["model_registry"]
     champion = registry.champion()
     logged = registry.client().list_artifacts(champion.run_id, "reports")
@@ -182,6 +183,8 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     assert "NYSE sessions behind" in page.text_content("#status")
     scores = page.locator("#scores").inner_text()
     assert "challenger" in scores and "persistence" in scores
+    # Five tickers are too few to rank: a line says so where the backtest table would be.
+    assert page.text_content("#backtest").startswith("No backtest: the score ranks only dates")
 
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -79,8 +79,15 @@ def test_sample_history_to_predictions(
         ("score", "model"),
         ("score", "momentum_20"),
         ("score", "no_skill"),
+        ("score", "equal_weighted"),
     }
     assert set(walk_forward["model_version"].dropna()) == {str(challenger.version)}
+    # Five tickers are too few to rank: no backtest, at the default cost, and a line says why.
+    ranked = walk_forward[walk_forward["target"] == "score"].set_index("candidate")
+    assert ranked["annual_return"].isna().all()
+    assert (ranked.drop(index="equal_weighted")["cost_bps"] == 5.0).all()
+    backtest = trained_sample.metadata["price_model"]["backtest"]
+    assert backtest.startswith("No backtest: the score ranks only dates with at least 10 tickers")
     gate = scores[scores["evaluation"] == "promotion_gate"]
     promoted = set()
     for target, (loss, baseline) in GATE_LOSSES.items():

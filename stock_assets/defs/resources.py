@@ -1,10 +1,12 @@
-"""Every external system's resource, local or production, chosen here from the settings."""
+"""Every external system's resource, local or production, chosen here from the settings, and
+the backtest's trading costs."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from stock_assets.config import Settings, load_settings
+from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.model_registry import ModelRegistry
@@ -58,6 +60,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             synthetic_start=settings.start_date,
             synthetic_seed=settings.synthetic_seed,
         ),
+        "trading_costs": TradingCosts(cost_bps=settings.cost_bps),
     }
 
 

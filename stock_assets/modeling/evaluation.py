@@ -12,10 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stock_assets.features.cross_section import no_skill_score
+from stock_assets.config import DEFAULT_COST_BPS
+from stock_assets.features.cross_section import MIN_SCORE_TICKERS, no_skill_score
 from stock_assets.modeling import targets
 from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, Forecaster
-from stock_assets.modeling.ranking import COST_BPS, MOMENTUM, NO_SKILL, long_short
+from stock_assets.modeling.ranking import (
+    EQUAL_WEIGHTED,
+    MOMENTUM,
+    NO_SKILL,
+    equal_weighted,
+    long_short,
+)
 from stock_assets.modeling.targets import daily_correlations
 
 # The walk-forward frame on a long history: an expanding training window of at least two
@@ -119,10 +126,12 @@ def daily_ic(dates: pd.Series, predicted: np.ndarray, label: np.ndarray) -> floa
 
 
 def score_forecasts(
-    rows: pd.DataFrame, forecasts: dict[str, pd.DataFrame]
+    rows: pd.DataFrame, forecasts: dict[str, pd.DataFrame], cost_bps: float = DEFAULT_COST_BPS
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Each target's scores, by candidate: every named forecast beside the target's baselines,
-    on the same rows.
+    on the same rows. The score's long-short backtests pay `cost_bps` per unit of weight
+    traded, and are shown beside buy-and-hold of the equal-weighted universe on the dates
+    they trade.
 
     `rows` has ticker, date, close, label, ret_1d, ret_20d and vol_20, with earlier rows
     for the trailing empirical baseline (rows flagged `scored` False are history only); each
@@ -162,9 +171,13 @@ def score_forecasts(
     k = max(1, int(tickers.median()) // 10) if len(tickers) else 1
     rankings = {
         name: targets.ranking_scores(frame["date"], values, label)
-        | vars(long_short(frame, values, k, COST_BPS)[0])
-        | {"rows": float(len(frame))}
+        | vars(long_short(frame, values, k, cost_bps)[0])
+        | {"cost_bps": cost_bps, "rows": float(len(frame))}
         for name, values in ranked.items()
+    }
+    traded = frame["date"].map(tickers) >= max(MIN_SCORE_TICKERS, 2 * k)
+    rankings[EQUAL_WEIGHTED] = vars(equal_weighted(frame[traded])[0]) | {
+        "rows": float(traded.sum())
     }
     return {
         targets.RETURN: returns,

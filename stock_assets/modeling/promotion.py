@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.indicators import LABEL
 from stock_assets.modeling.evaluation import score_forecasts
 from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
@@ -49,9 +50,13 @@ def evaluation_sessions(labelled: pd.DataFrame, after: pd.Timestamp) -> pd.Datet
 
 
 def window_scores(
-    labelled: pd.DataFrame, challenger: pd.DataFrame, champion: pd.DataFrame
+    labelled: pd.DataFrame,
+    challenger: pd.DataFrame,
+    champion: pd.DataFrame,
+    cost_bps: float = DEFAULT_COST_BPS,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Challenger and champion beside every target's baselines, on the same labelled rows.
+    """Challenger and champion beside every target's baselines, on the same labelled rows; the
+    score's backtests pay `cost_bps` per unit of weight traded.
 
     `labelled` holds feature rows with their label; each version's predictions have
     ticker, as_of_date and the FORECAST_COLUMNS.
@@ -61,7 +66,7 @@ def window_scores(
         name: aligned_forecast(rows, predictions)
         for name, predictions in (("challenger", challenger), ("champion", champion))
     }
-    return score_forecasts(rows, forecasts)
+    return score_forecasts(rows, forecasts, cost_bps)
 
 
 def aligned_forecast(rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.cross_section import (
     SCORE_COLUMNS,
     cross_sectional_features,
@@ -26,9 +27,9 @@ from stock_assets.modeling.zoo import RIDGE_ALPHAS, Member, RidgeScore, choose
 
 MOMENTUM = "momentum_20"
 NO_SKILL = "no_skill"
+# Buy-and-hold of the equal-weighted universe: the market every backtest is shown beside.
+EQUAL_WEIGHTED = "equal_weighted"
 TRADING_DAYS = 252
-# What trading costs, in basis points of each unit of weight bought or sold.
-COST_BPS = 5.0
 
 
 def rank_label(frame: pd.DataFrame) -> pd.Series:
@@ -97,7 +98,7 @@ def _figures(daily: pd.Series, turnover: float) -> Backtest:
 @dataclass
 class ScoreEvaluation:
     scores: dict[str, dict[str, float]]  # candidate -> ranking scores
-    backtests: dict[str, Backtest]  # candidate (and "equal_weighted") -> figures
+    backtests: dict[str, Backtest]  # candidate (and EQUAL_WEIGHTED) -> figures
     alphas: list[float]  # the ridge alpha each fold chose
     first_tested: pd.Timestamp | None  # the first session forecast out of sample
 
@@ -107,7 +108,7 @@ def evaluate_score(
     min_train: int,
     test_size: int,
     k: int = 10,
-    cost_bps: float = COST_BPS,
+    cost_bps: float = DEFAULT_COST_BPS,
     seed: int = 0,
 ) -> ScoreEvaluation:
     """Walk-forward evaluation of the ridge score beside no skill and momentum, on labelled
@@ -141,6 +142,6 @@ def evaluate_score(
     backtests = {
         name: long_short(frame, values, k, cost_bps)[0] for name, values in candidates.items()
     }
-    backtests["equal_weighted"] = equal_weighted(frame)[0]
+    backtests[EQUAL_WEIGHTED] = equal_weighted(frame)[0]
     first = frame["date"].min() if len(frame) else None
     return ScoreEvaluation(scores, backtests, alphas, first)

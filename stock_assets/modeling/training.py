@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.cross_section import cross_sectional_features
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.modeling.evaluation import (
@@ -57,13 +58,16 @@ class TrainingResult:
 
 
 def train_and_evaluate(
-    features: pd.DataFrame, holdout_sessions: int | None = None
+    features: pd.DataFrame,
+    holdout_sessions: int | None = None,
+    cost_bps: float = DEFAULT_COST_BPS,
 ) -> TrainingResult:
     """Walk-forward (expanding window) evaluation, then a final fit, all before the holdout.
 
     The latest labelled sessions (`holdout_sessions`, by default as `scaled_frame` sets them
     for the history there is) are left out of training altogether: the promotion gate
-    compares this model with the champion on them, after both models' data.
+    compares this model with the champion on them, after both models' data. The score's
+    backtests pay `cost_bps` per unit of weight traded.
     """
     usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL]).sort_values(["date", "ticker"])
     sessions = np.sort(usable["date"].unique())
@@ -104,7 +108,7 @@ def train_and_evaluate(
     trained = [m for m in ZOO if m.name not in failed]
     by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
-    member_scores = score_forecasts(history, by_member)
+    member_scores = score_forecasts(history, by_member, cost_bps)
     best = {
         target: min(
             (m for m in trained if m.target == target),
@@ -122,7 +126,7 @@ def train_and_evaluate(
     combined = Forecaster().predict(usable[tested])
     for target, member in best.items():
         combined[TARGET_COLUMNS[target]] = by_member[member.name][TARGET_COLUMNS[target]]
-    scores = score_forecasts(history, {"model": combined})
+    scores = score_forecasts(history, {"model": combined}, cost_bps)
     for target in scores:
         scores[target].update(
             {m.name: member_scores[target][m.name] for m in trained if m.target == target}

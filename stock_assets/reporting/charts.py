@@ -120,26 +120,6 @@ def realised_error(ticker: str, predictions: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def scores_frame(gate: pd.DataFrame) -> pd.DataFrame:
-    """The gate's rows as a table a person reads: who, which version, how well."""
-    if gate.empty:
-        return gate
-    columns = {
-        "candidate": "candidate",
-        "model_version": "version",
-        "price_rmse": "price RMSE",
-        "rmse_ratio_to_persistence": "RMSE / persistence",
-        "directional_accuracy": "direction right",
-        "ic": "IC",
-        "rows": "rows",
-        "champion": "serving",
-        "decision": "decision",
-    }
-    table = gate[list(columns)].rename(columns=columns)
-    table["serving"] = table["serving"].astype(bool).map({True: "yes", False: ""})
-    return table.round(5)
-
-
 def drift_frame(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return rows

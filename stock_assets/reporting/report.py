@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.io as pio
 
-from stock_assets.reporting import charts
+from stock_assets.reporting import charts, tables
 
 
 @dataclass
@@ -21,11 +21,15 @@ class TickerView:
 def render(
     views: list[TickerView],
     gate: pd.DataFrame,
+    score_gate: pd.DataFrame,
     drift_rows: pd.DataFrame,
     freshness: str,
     generated: str,
 ) -> str:
-    """HTML with plotly.js inlined once, so the file opens anywhere without a network."""
+    """HTML with plotly.js inlined once, so the file opens anywhere without a network.
+
+    `gate` and `score_gate` are the latest promotion gate's rows for the return and the score.
+    """
     figures = []
     for view in views:
         figures.append(charts.actual_vs_predicted(view.ticker, view.closes, view.predictions))
@@ -34,7 +38,13 @@ def render(
         pio.to_html(figure, full_html=False, include_plotlyjs="inline" if i == 0 else False)
         for i, figure in enumerate(figures)
     ]
-    scores = charts.scores_frame(gate)
+    scores = tables.gate_table(gate)
+    no_backtest = tables.no_backtest_reason(score_gate)
+    backtest = (
+        f"<p>{html.escape(no_backtest)}</p>"
+        if no_backtest
+        else tables.backtest_table(score_gate).to_html(index=False, na_rep="")
+    )
     drift_table = charts.drift_frame(drift_rows)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>stock_assets prediction report</title>
@@ -44,6 +54,8 @@ td,th{{border:1px solid #ccc;padding:0.2em 0.5em}}</style></head><body>
 <p>{html.escape(generated)} · {html.escape(freshness)}</p>
 <h2>Champion and baselines (latest promotion gate)</h2>
 {scores.to_html(index=False, na_rep="") if len(scores) else "<p>no promotion gate yet</p>"}
+<h2>The score's long-short backtest beside the equal-weighted universe (latest gate)</h2>
+{backtest}
 <h2>Latest drift checks</h2>
 {drift_table.to_html(index=False, na_rep="") if len(drift_table) else "<p>no drift checks yet</p>"}
 <h2>Per ticker</h2>

@@ -104,7 +104,8 @@ model_scores = sa.Table(
     ),
     # The score (target "score"): mean daily rank IC is `ic` (the gate judges 1 - ic,
     # `ic_loss`); the linear IC, the rank IC's
-    # mean over its spread (ICIR) and t-statistic; the daily long-short backtest after costs.
+    # mean over its spread (ICIR) and t-statistic; the daily long-short backtest after costs,
+    # and buy-and-hold of the equal-weighted universe (candidate "equal_weighted").
     *(
         sa.Column(name, sa.Float)
         for name in (
@@ -119,6 +120,9 @@ model_scores = sa.Table(
             "turnover",
         )
     ),
+    # What the long-short backtest paid to trade: basis points per unit of weight traded
+    # (STOCK_ASSETS_COST_BPS when it ran).
+    sa.Column("cost_bps", sa.Float),
 )
 
 drift_checks = sa.Table(

@@ -5,10 +5,12 @@ import pandas as pd
 import pytest
 
 from stock_assets.features import cross_section
-from stock_assets.features.indicators import FEATURE_COLUMNS, build_features
+from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, build_features
 from stock_assets.market.cleaning import clean_bars
 from stock_assets.market.synthetic import planted_signal_market
 from stock_assets.modeling import ranking
+from stock_assets.modeling.evaluation import score_forecasts
+from stock_assets.modeling.targets import SCORE
 
 
 def features_of(ic: float, tickers: int = 60, sessions: int = 400) -> pd.DataFrame:
@@ -57,3 +59,32 @@ def test_long_short_weights_turnover_and_costs():
     assert daily.iloc[1] == pytest.approx(0.0 - (-0.01) - 2.0 * 10 / 1e4)
     market, _ = ranking.equal_weighted(frame)
     assert market.turnover == 0.0
+
+
+def score_rows(tickers: int = 20) -> pd.DataFrame:
+    rows = features_of(0.1, tickers=tickers, sessions=120)
+    return rows.dropna(subset=[*FEATURE_COLUMNS, LABEL])
+
+
+def test_the_scores_backtests_pay_the_cost_set_on_what_they_trade():
+    rows = score_rows()
+    free, costly = (score_forecasts(rows, {}, cost_bps=bps)[SCORE] for bps in (0.0, 20.0))
+    for name in (ranking.MOMENTUM, ranking.NO_SKILL):
+        assert costly[name]["cost_bps"] == 20.0
+        drag = free[name]["annual_return"] - costly[name]["annual_return"]
+        assert drag == pytest.approx(free[name]["turnover"] * 20 / 1e4 * ranking.TRADING_DAYS)
+
+
+def test_the_score_is_judged_beside_the_equal_weighted_universe_on_the_dates_it_trades():
+    rows = score_rows()
+    free, costly = (score_forecasts(rows, {}, cost_bps=bps)[SCORE] for bps in (0.0, 20.0))
+    # Holding the market trades nothing: the same whatever the cost, on every date ranked.
+    market = costly[ranking.EQUAL_WEIGHTED]
+    assert market == free[ranking.EQUAL_WEIGHTED] and "cost_bps" not in market
+    assert market["annual_return"] == pytest.approx(ranking.equal_weighted(rows)[0].annual_return)
+    assert market["rows"] == len(rows)
+    # Too few tickers to rank: no date is traded, by the score or the market beside it.
+    few = rows[rows["ticker"].isin(sorted(rows["ticker"].unique())[:5])]
+    small = score_forecasts(few, {})[SCORE]
+    assert small[ranking.EQUAL_WEIGHTED]["rows"] == 0
+    assert all(np.isnan(small[name]["annual_return"]) for name in small)

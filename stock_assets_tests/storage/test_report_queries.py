@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stock_assets.reporting import queries
+from stock_assets.reporting import queries, tables
 from stock_assets.storage.warehouse import (
     Warehouse,
     drift_checks,
@@ -16,6 +16,8 @@ from stock_assets.storage.warehouse import (
 )
 
 DAYS = pd.DatetimeIndex(["2026-11-23", "2026-11-24", "2026-11-25"])
+BACKTEST = {"annual_return": 0.12, "annual_volatility": 0.2, "sharpe": 0.6,
+            "max_drawdown": -0.15, "turnover": 0.4}  # fmt: skip
 
 
 def fill(warehouse: Warehouse, bars) -> None:
@@ -34,7 +36,13 @@ def fill(warehouse: Warehouse, bars) -> None:
     )
     warehouse.upsert(price_predictions, made, ["ticker", "as_of_date", "model_version", "kind"])
     now = datetime.now(UTC)
-    score = {"model_name": "m", "rows": 10, "created_at": now, "price_rmse": 1.0}
+    score = {
+        "model_name": "m",
+        "rows": 10,
+        "created_at": now,
+        "price_rmse": 1.0,
+        "target": "return",
+    }
     warehouse.append(
         model_scores,
         pd.DataFrame(
@@ -47,6 +55,13 @@ def fill(warehouse: Warehouse, bars) -> None:
                  "evaluation": "promotion_gate", "decision": "promoted", "dagster_run_id": "r1"},
                 {**score, "candidate": "champion", "model_version": "2", "champion": False,
                  "evaluation": "promotion_gate", "decision": "promoted", "dagster_run_id": "r1"},
+                *(
+                    {**score, **BACKTEST, "candidate": candidate, "target": "score",
+                     "champion": False, "evaluation": "promotion_gate", "decision": "refused",
+                     "dagster_run_id": "r1", "eval_start": DAYS[0], "eval_end": DAYS[1],
+                     "cost_bps": None if candidate == "equal_weighted" else 5.0}
+                    for candidate in ("challenger", "champion", "equal_weighted")
+                ),
             ]
         ),
     )  # fmt: skip
@@ -79,6 +94,17 @@ def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
 
     gate = queries.latest_gate(warehouse)
     assert gate["candidate"].tolist() == ["challenger", "champion"]
+    assert tables.gate_table(gate)["serving"].tolist() == ["yes", ""]
+    # The score's backtest beside the equal-weighted universe, as the dashboard and report show it.
+    ranked = queries.latest_gate(warehouse, "score")
+    assert tables.no_backtest_reason(ranked) == ""
+    shown = tables.backtest_table(ranked)
+    assert shown["candidate"].tolist() == ["challenger", "champion", "equal_weighted"]
+    assert shown.iloc[0].to_dict() == {
+        "candidate": "challenger", "version": None, "annual return": 0.12,
+        "annual volatility": 0.2, "Sharpe": 0.6, "max drawdown": -0.15, "turnover": 0.4,
+        "cost (bp)": 5.0, "rows": 10, "eval_start": "2026-11-23", "eval_end": "2026-11-24",
+    }  # fmt: skip
     assert queries.walk_forward(warehouse, "3")["candidate"].tolist() == ["model", "persistence"]
     latest = queries.latest_drift(warehouse)
     assert latest["value"].tolist() == [0.4] and not latest["passed"].astype(bool).any()
@@ -105,3 +131,11 @@ def test_a_missing_warehouse_is_an_error_not_a_new_file(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="make demo"):
         reader.read("SELECT 1")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_universe_too_small_to_rank_gets_a_line_not_an_empty_table() -> None:
+    rows = pd.DataFrame(
+        {"candidate": ["model", "equal_weighted"], "annual_return": [None, None], "rows": [0, 0]}
+    )
+    assert "at least 10 tickers" in tables.no_backtest_reason(rows)
+    assert "No backtest yet" in tables.no_backtest_reason(rows.iloc[:0])

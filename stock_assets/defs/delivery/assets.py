@@ -45,6 +45,9 @@ def price_predictions(
     live_dates = dates[dates > train_end]
     if len(live_dates):
         live = model_registry.predict_sessions(version, object_store, live_dates)
+        if len(live):
+            # The served model says "" where a row has a score; the table says NULL.
+            live["score_note"] = live["score_note"].replace("", None)
         frames.append(live.assign(kind="live"))
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     if rows.empty:
@@ -127,7 +130,9 @@ def prediction_report(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """The dashboard's charts as one HTML file anyone can open: per ticker, the last year's
-    actual vs predicted close and realised error, the champion's scores, the drift checks."""
+    actual vs predicted close and realised error, the champion's scores, the score's backtest
+    beside the equal-weighted universe, the drift checks."""
+    from stock_assets.modeling.targets import SCORE
     from stock_assets.reporting import queries, report
 
     span = queries.date_range(warehouse)
@@ -150,6 +155,7 @@ def prediction_report(
     page = report.render(
         views,
         queries.latest_gate(warehouse),
+        queries.latest_gate(warehouse, SCORE),
         queries.latest_drift(warehouse),
         freshness,
         f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by run {context.run.run_id}",

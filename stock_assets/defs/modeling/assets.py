@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
@@ -24,6 +25,15 @@ def _scores_table(scores: Scores) -> str:
         frame = pd.DataFrame(by_candidate).T.reindex(columns=HEADLINE_SCORES[target])
         tables.append(f"**{target}**\n\n{frame.round(5).to_markdown()}")
     return "\n\n".join(tables)
+
+
+def _backtest_table(rows: pd.DataFrame) -> str:
+    """The score's long-short backtests beside buy-and-hold of the equal-weighted universe,
+    from model_scores rows; or why there is none."""
+    from stock_assets.reporting import tables
+
+    score = rows[rows["target"] == SCORE]
+    return tables.no_backtest_reason(score) or tables.backtest_table(score).to_markdown(index=False)
 
 
 # The scores copied onto a version's tags, by target: what the gate judges, and how the
@@ -122,6 +132,7 @@ def price_model(
     object_store: ObjectStore,
     model_registry: ModelRegistry,
     warehouse: Warehouse,
+    trading_costs: TradingCosts,
 ) -> dg.MaterializeResult:
     """Next-session forecaster (return, volatility, 80% and 90% ranges), each target walk-forward
     scored against its own baselines, registered as the `challenger`."""
@@ -133,10 +144,14 @@ def price_model(
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     context.log.info(f"training on {len(features)} feature rows")
     try:
-        result = train_and_evaluate(features, holdout_sessions=config.holdout_sessions)
+        result = train_and_evaluate(
+            features, holdout_sessions=config.holdout_sessions, cost_bps=trading_costs.cost_bps
+        )
     except NotEnoughHistoryError as error:
         context.log.warning(f"no model trained: {error}")
-        return _register_baselines(context, model_registry, warehouse, features, str(error))
+        return _register_baselines(
+            context, model_registry, warehouse, features, str(error), trading_costs.cost_bps
+        )
     window = f"{result.train_start:%Y-%m-%d}..{result.train_end:%Y-%m-%d}"
     tested = pd.DatetimeIndex(result.backtest["date"])
     evaluated = f"{tested.min():%Y-%m-%d}..{tested.max():%Y-%m-%d}"
@@ -174,15 +189,14 @@ def price_model(
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
     versions = {"model": version, **{m.member.name: version for m in result.members}}
-    warehouse.append(
-        model_scores,
-        _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested),
-    )
+    score_rows = _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested)
+    warehouse.append(model_scores, score_rows)
     returns, ranges = result.scores[RETURN], result.scores[RANGE]
     return dg.MaterializeResult(
         metadata={
             "challenger_version": dg.MetadataValue.text(version),
             "scores": dg.MetadataValue.md(_scores_table(result.scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
             "training_rows": result.rows,
             "data_window": window,
             "evaluation_window": evaluated,
@@ -222,6 +236,7 @@ def champion_model(
     object_store: ObjectStore,
     model_registry: ModelRegistry,
     warehouse: Warehouse,
+    trading_costs: TradingCosts,
 ) -> dg.MaterializeResult:
     """The model version that serves predictions: the challenger, only if it beats the champion
     and persistence on sessions after both models' training data."""
@@ -238,7 +253,9 @@ def champion_model(
         model_registry.set_champion(str(challenger.version))
         champion = challenger
     if champion is None:
-        champion = _register_persistence(context, model_registry, challenger)
+        champion = _register_persistence(
+            context, model_registry, challenger, trading_costs.cost_bps
+        )
     unchanged = None
     if champion.version == challenger.version:
         unchanged = f"version {champion.version} is already the champion"
@@ -270,7 +287,9 @@ def champion_model(
         else empty
         for name, v in (("challenger", challenger), ("champion", champion))
     }
-    scores = promotion.window_scores(labelled, predictions["challenger"], predictions["champion"])
+    scores = promotion.window_scores(
+        labelled, predictions["challenger"], predictions["champion"], trading_costs.cost_bps
+    )
     decisions = promotion.decide_targets(
         scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
     )
@@ -312,10 +331,10 @@ def champion_model(
     )
 
     versions = {"challenger": str(challenger.version), "champion": previous}
-    warehouse.append(
-        model_scores,
-        _score_rows(context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions),
+    score_rows = _score_rows(
+        context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions
     )
+    warehouse.append(model_scores, score_rows)
     decision_table = pd.DataFrame(
         {
             "decision": {t: d.outcome for t, d in decisions.items()},
@@ -338,6 +357,7 @@ def champion_model(
             "evaluation_window": window,
             "evaluation_sessions": len(sessions),
             "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
         }
     )
 
@@ -415,6 +435,7 @@ def _register_baselines(
     warehouse: Warehouse,
     features: pd.DataFrame,
     reason: str,
+    cost_bps: float,
 ) -> dg.MaterializeResult:
     """Too short a history for a model: register the baselines as the challenger, scored on
     what there is, with the reason on the version for the summary to show."""
@@ -425,7 +446,7 @@ def _register_baselines(
     rows = features.dropna(subset=[*FEATURE_COLUMNS, "label"]).sort_values(["date", "ticker"])
     backtest = rows[BACKTEST_COLUMNS].reset_index(drop=True)
     backtest[FORECAST_COLUMNS] = Forecaster().predict(backtest)[FORECAST_COLUMNS].to_numpy()
-    scores = score_forecasts(backtest, {})
+    scores = score_forecasts(backtest, {}, cost_bps)
     if len(backtest):
         start, end = backtest["date"].min(), backtest["date"].max()
     else:  # nothing labelled yet: the window is empty, and every prediction will be live
@@ -442,22 +463,21 @@ def _register_baselines(
     version = registry.log_candidate(Forecaster(), "persistence", scores, tags, backtest)
     registry.set_alias(CHALLENGER, str(version.version))
     window = pd.DatetimeIndex(backtest["date"])
-    warehouse.append(
-        model_scores,
-        _score_rows(context, registry, scores, {}, WALK_FORWARD, window),
-    )
+    score_rows = _score_rows(context, registry, scores, {}, WALK_FORWARD, window)
+    warehouse.append(model_scores, score_rows)
     return dg.MaterializeResult(
         metadata={
             "challenger_version": dg.MetadataValue.text(str(version.version)),
             "no_model_reason": reason,
             "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
             "labelled_rows": len(backtest),
         }
     )
 
 
 def _register_persistence(
-    context: dg.AssetExecutionContext, registry: ModelRegistry, challenger: object
+    context: dg.AssetExecutionContext, registry: ModelRegistry, challenger: object, cost_bps: float
 ) -> object:
     """Bootstrap: register every target's baseline ("tomorrow = today" for the return) as the
     first champion, so something serves."""
@@ -470,7 +490,7 @@ def _register_persistence(
     keep = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
     tags = {k: v for k, v in challenger.tags.items() if k in keep}
     tags.update(code_version=_code_version(), dagster_run_id=context.run.run_id)
-    scores = score_forecasts(backtest, {})
+    scores = score_forecasts(backtest, {}, cost_bps)
     version = registry.log_candidate(baseline, "persistence", scores, tags, backtest)
     registry.set_champion(str(version.version))
     context.log.info(f"no champion yet: the baselines registered as version {version.version}")
