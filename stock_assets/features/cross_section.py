@@ -18,18 +18,28 @@ MIN_SCORE_TICKERS = 10
 
 
 def cross_sectional_features(features: pd.DataFrame) -> pd.DataFrame:
-    """Each feature's rank in its date's universe (centred on 0, from -0.5 to 0.5) and the
-    market features; rows keep their order. Dates with fewer than MIN_SCORE_TICKERS tickers get
-    NaN ranks."""
+    """Each feature's rank in its date's universe (centred on 0, from -0.5 to 0.5, ties
+    averaged) and the market features, as float32; rows keep their order. Dates with fewer
+    than MIN_SCORE_TICKERS tickers get NaN ranks."""
+    dates, date_codes = np.unique(features["date"].to_numpy(), return_inverse=True)
+    _, ticker_codes = np.unique(features["ticker"].to_numpy(), return_inverse=True)
+    counts = np.bincount(date_codes, minlength=len(dates))
+    shape = (len(dates), int(ticker_codes.max()) + 1 if len(features) else 0)
+    ranks = np.empty((len(features), len(RANK_COLUMNS)), dtype="float32")
+    grid = np.empty(shape, dtype="float32")
+    # One feature at a time on a (date x ticker) grid: ranking along its rows is several
+    # times faster than pandas' grouped rank over every row.
+    for j, name in enumerate(FEATURE_COLUMNS):
+        grid.fill(np.nan)
+        grid[date_codes, ticker_codes] = features[name].to_numpy()
+        ranked = pd.DataFrame(grid, copy=False).rank(axis=1, pct=True).to_numpy()
+        ranks[:, j] = ranked[date_codes, ticker_codes] - 0.5
+    ranks[counts[date_codes] < MIN_SCORE_TICKERS] = np.nan
+    table = pd.DataFrame(ranks, columns=RANK_COLUMNS, index=features.index, copy=False)
     by_date = features.groupby("date", sort=False)
-    counts = by_date["ticker"].transform("size")
-    ranks = by_date[FEATURE_COLUMNS].rank(pct=True) - 0.5
-    ranks.columns = RANK_COLUMNS
-    ranks[counts < MIN_SCORE_TICKERS] = np.nan
-    market = pd.DataFrame(index=features.index)
-    market["market_ret_1d"] = by_date["ret_1d"].transform("mean")
-    market["market_vol_20"] = by_date["vol_20"].transform("mean")
-    return pd.concat([ranks, market], axis=1)
+    table["market_ret_1d"] = by_date["ret_1d"].transform("mean").astype("float32")
+    table["market_vol_20"] = by_date["vol_20"].transform("mean").astype("float32")
+    return table
 
 
 def momentum_score(features: pd.DataFrame) -> np.ndarray:

@@ -27,6 +27,10 @@ from stock_assets.modeling.zoo import ZOO, Member, fit
 BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "ret_20d", "vol_20"]
 # The smallest first training window: a quarter of sessions.
 _MIN_TRAIN = 60
+# The most rows a member learns from: a window grows until it holds this many, then rolls
+# (whole sessions), so training time and memory stay flat however long the history. 250,000
+# rows are two years of a 500-ticker universe, hundreds of rows per coefficient.
+MAX_TRAINING_ROWS = 250_000
 
 
 class NotEnoughHistoryError(ValueError):
@@ -86,6 +90,7 @@ def train_and_evaluate(
     # The score's members learn from each feature's rank in its date's universe.
     ranked = pd.concat([usable, cross_sectional_features(usable)], axis=1)
     tested = np.zeros(len(usable), dtype=bool)
+    dates = usable["date"].to_numpy()
     forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in ZOO}
     configs: dict[str, list[Any]] = {m.name: [] for m in ZOO}
     failed: dict[str, str] = {}
@@ -93,6 +98,7 @@ def train_and_evaluate(
         tested |= test
         # One copy of the fold's rows for every member: copying a large window costs more
         # than fitting a linear model on it.
+        train = latest_sessions(train, dates, MAX_TRAINING_ROWS)
         window, outcome, ahead = ranked[train], label[train], usable[test]
         for member in ZOO:
             if member.name in failed:
@@ -132,8 +138,9 @@ def train_and_evaluate(
             {m.name: member_scores[target][m.name] for m in trained if m.target == target}
         )
     parts, names, finals = {}, {}, {}
+    final = latest_sessions(np.ones(len(usable), dtype=bool), dates, MAX_TRAINING_ROWS)
     for target, member in best.items():
-        finals[member.name], parts[target] = fit(member, ranked, label)
+        finals[member.name], parts[target] = fit(member, ranked[final], label[final])
         names[target] = member.name
     members = [
         MemberResult(
@@ -155,10 +162,19 @@ def train_and_evaluate(
         backtest=backtest,
         scores=scores,
         members=members,
-        train_start=usable["date"].min(),
+        train_start=pd.Timestamp(dates[final].min()),
         train_end=usable["date"].max(),
         rows=len(usable),
     )
+
+
+def latest_sessions(rows: np.ndarray, dates: np.ndarray, most: int) -> np.ndarray:
+    """The chosen `rows` (a mask over rows sorted by date) cut to their latest whole sessions
+    holding at most `most` rows."""
+    chosen = np.flatnonzero(rows)
+    if len(chosen) <= most:
+        return rows
+    return rows & (dates > dates[chosen[-most - 1]])
 
 
 def _loss(scores: dict[str, float], name: str) -> float:

@@ -48,24 +48,45 @@ class LinearRidge:
         self.intercept = 0.0
 
     def fit(self, rows: pd.DataFrame, label: pd.Series) -> LinearRidge:
-        x = rows[self.columns].to_numpy(dtype="float64")
-        y = label.to_numpy(dtype="float64")
+        return self._solve(self._moments(rows, label))
+
+    @classmethod
+    def fit_alphas(
+        cls, alphas: tuple[float, ...], rows: pd.DataFrame, label: pd.Series
+    ) -> list[LinearRidge]:
+        """One model per alpha: the pass over the rows, which costs far more than solving, is
+        the same for every alpha, so it is made once."""
+        moments = cls()._moments(rows, label)
+        return [cls(alpha)._solve(moments) for alpha in alphas]
+
+    def _label(self, rows: pd.DataFrame, label: pd.Series) -> pd.Series:
+        return label
+
+    def _moments(self, rows: pd.DataFrame, label: pd.Series) -> tuple[np.ndarray, ...]:
+        x = rows[self.columns].to_numpy(dtype="float64", copy=True)
+        y = self._label(rows, label).to_numpy(dtype="float64")
         # Rows a column cannot describe (a universe too small to rank) teach nothing.
         usable = np.isfinite(x).all(axis=1) & np.isfinite(y)
-        x, y = x[usable], y[usable]
+        if not usable.all():
+            x, y = x[usable], y[usable]
         if len(y) <= x.shape[1]:
             raise ValueError(
                 f"{type(self).__name__}: {len(y)} usable rows for {x.shape[1]} columns"
             )
-        self.mean = x.mean(axis=0)
-        centred = x - self.mean
+        mean = x.mean(axis=0)
+        x -= mean
         # The standardised columns' Gram matrix, from the centred one: one pass over the rows.
-        gram = centred.T @ centred
+        gram = x.T @ x
         std = np.sqrt(np.diag(gram) / len(x))
-        self.scale = np.where(std > 0, std, 1.0)
-        gram /= np.outer(self.scale, self.scale)
-        self.intercept = float(y.mean())
-        moment = (centred.T @ (y - self.intercept)) / self.scale
+        scale = np.where(std > 0, std, 1.0)
+        gram /= np.outer(scale, scale)
+        intercept = y.mean()
+        moment = (x.T @ (y - intercept)) / scale
+        return mean, scale, gram, np.array(intercept), moment
+
+    def _solve(self, moments: tuple[np.ndarray, ...]) -> LinearRidge:
+        self.mean, self.scale, gram, intercept, moment = moments
+        self.intercept = float(intercept)
         self.coefficients = np.linalg.solve(gram + self.alpha * np.eye(len(gram)), moment)
         return self
 
@@ -94,11 +115,9 @@ class RidgeScore(LinearRidge):
 
     columns = SCORE_COLUMNS
 
-    def fit(self, rows: pd.DataFrame, label: pd.Series) -> RidgeScore:
+    def _label(self, rows: pd.DataFrame, label: pd.Series) -> pd.Series:
         # Ranks, not returns: a few extreme days must not decide the ranking.
-        ranked = label.groupby(rows["date"].to_numpy()).rank(pct=True) - 0.5
-        super().fit(rows, ranked)
-        return self
+        return label.groupby(rows["date"].to_numpy()).rank(pct=True) - 0.5
 
     def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
@@ -139,6 +158,14 @@ class Member:
     target: str
     configs: tuple[Any, ...]
     build: Callable[[Any], Any]
+    # Fits every configuration on the same rows at once, where that is cheaper than one by one.
+    fit_configs: Callable[[tuple[Any, ...], pd.DataFrame, pd.Series], list[Any]] | None = None
+
+    def fit_each(self, rows: pd.DataFrame, label: pd.Series) -> list[Any]:
+        """One model per configuration, each fitted on these rows."""
+        if self.fit_configs is not None:
+            return self.fit_configs(self.configs, rows, label)
+        return [self.build(config).fit(rows, label) for config in self.configs]
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.configs) <= MAX_CONFIGS:
@@ -150,8 +177,8 @@ class Member:
 
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 ZOO: tuple[Member, ...] = (
-    Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn),
-    Member("ridge_score", SCORE, RIDGE_ALPHAS, RidgeScore),
+    Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn, RidgeReturn.fit_alphas),
+    Member("ridge_score", SCORE, RIDGE_ALPHAS, RidgeScore, RidgeScore.fit_alphas),
     Member("har", VOLATILITY, HAR_CONFIGS, HarVolatility),
     Member(
         "har_filtered_quantiles",
@@ -175,8 +202,7 @@ def choose(member: Member, rows: pd.DataFrame, label: pd.Series) -> Any:
     check_rows, check_label = rows[~early], label[~early]
     loss = LOSSES[member.target]
     losses = [
-        loss(member.build(config).fit(fit_rows, fit_label), check_rows, check_label)
-        for config in member.configs
+        loss(model, check_rows, check_label) for model in member.fit_each(fit_rows, fit_label)
     ]
     return member.configs[int(np.nanargmin(losses))]
 

@@ -94,3 +94,15 @@ def test_a_year_of_bars_trains_on_a_scaled_frame():
     assert result.backtest["date"].nunique() == len(labelled) - frame.holdout - frame.min_train
     with pytest.raises(NotEnoughHistoryError, match="at least 120"):
         train_and_evaluate(build_features(bars[bars["date"] < bars["date"].unique()[150]]))
+
+
+def test_a_training_window_rolls_by_whole_sessions_once_it_holds_the_most_rows():
+    from stock_assets.modeling.training import latest_sessions
+
+    dates = np.repeat(pd.bdate_range("2024-01-01", periods=10).to_numpy(), 3)
+    rows = np.zeros(30, dtype=bool)
+    rows[:24] = True  # 8 sessions of 3 tickers
+    assert latest_sessions(rows, dates, 24) is rows
+    kept = latest_sessions(rows, dates, 10)
+    # 3 whole sessions (9 rows) fit in 10: the latest three of the chosen eight.
+    np.testing.assert_array_equal(np.flatnonzero(kept), np.arange(15, 24))

@@ -24,6 +24,19 @@ def test_ridge_return_matches_scikit_learns_standardised_ridge():
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
+def test_fitting_every_alpha_at_once_equals_fitting_each_alone():
+    rng = np.random.default_rng(2)
+    rows = pd.DataFrame(rng.normal(size=(300, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    rows.iloc[::7, 3] = np.nan  # rows a column cannot describe are left out alike
+    label = pd.Series(0.01 * rows[FEATURE_COLUMNS[1]] + rng.normal(0, 0.02, 300))
+    together = RidgeReturn.fit_alphas(zoo.RIDGE_ALPHAS, rows, label)
+    clean = rows.fillna(0.0)
+    for alpha, model in zip(zoo.RIDGE_ALPHAS, together, strict=True):
+        alone = RidgeReturn(alpha).fit(rows, label)
+        assert model.alpha == alpha
+        np.testing.assert_array_equal(model.predict(clean), alone.predict(clean))
+
+
 def test_the_search_chooses_inside_the_window_and_is_bounded():
     rng = np.random.default_rng(4)
     dates = pd.bdate_range("2020-01-01", periods=400)
