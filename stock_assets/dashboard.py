@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 from dash import Dash, Input, Output, dash_table, dcc, html
 
-from stock_assets.modeling.targets import SCORE
+from stock_assets.modeling.targets import RETURN, SCORE, TARGETS
 from stock_assets.reporting import charts, queries, tables
 from stock_assets.storage.warehouse import Warehouse
 
@@ -106,7 +106,17 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 html.P(id="coverage"),
                 dcc.Graph(id="error-chart"),
                 html.H2("Champion and baselines (latest promotion gate)"),
-                _table("scores", tables.gate_table(queries.latest_gate(warehouse))),
+                *(
+                    element
+                    for target in TARGETS
+                    for element in (
+                        html.H3(target),
+                        _table(
+                            "scores" if target == RETURN else f"scores-{target}",
+                            tables.gate_table(queries.latest_gate(warehouse, target), target),
+                        ),
+                    )
+                ),
                 html.H2(
                     "The score's long-short backtest beside the equal-weighted universe "
                     "(latest promotion gate)"

@@ -183,6 +183,9 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     assert "NYSE sessions behind" in page.text_content("#status")
     scores = page.locator("#scores").inner_text()
     assert "challenger" in scores and "persistence" in scores
+    # Each target's gate beside its own baseline.
+    assert "trailing_gaussian" in page.locator("#scores-range").inner_text()
+    assert "trailing_volatility" in page.locator("#scores-volatility").inner_text()
     # Five tickers are too few to rank: a line says so where the backtest table would be.
     assert page.text_content("#backtest").startswith("No backtest: the score ranks only dates")
 

@@ -47,10 +47,10 @@ def score_table(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return table.round(5).rename(columns=HEADERS)
 
 
-def gate_table(gate: pd.DataFrame) -> pd.DataFrame:
-    """A promotion gate's rows for the return: challenger, champion and the baselines, whose
-    part serves and what the gate decided."""
-    return score_table(gate, [*HEADLINE_SCORES[RETURN], "champion", "decision"])
+def gate_table(gate: pd.DataFrame, target: str = RETURN) -> pd.DataFrame:
+    """A promotion gate's rows for a target: challenger, champion and the baselines, their
+    headline scores, whose part serves and what the gate decided."""
+    return score_table(gate, [*HEADLINE_SCORES[target], "champion", "decision"])
 
 
 def backtest_table(rows: pd.DataFrame) -> pd.DataFrame:
