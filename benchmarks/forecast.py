@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         f"the {reducible:.3f} between trailing volatility and that floor the model removes "
         f"{share:.0%}: no forecast can score below about "
         f"{oracle['oracle_qlike'] / volatility[targets.TRAILING_VOLATILITY]['qlike']:.2f} of "
-        f"trailing volatility, and the HAR model is at {model_vol['qlike_ratio']:.2f}; the rest "
-        f"of the way is what the model zoo and the feature table (later steps) try"
+        f"trailing volatility, and the zoo's best volatility member on the full feature table "
+        f"is at {model_vol['qlike_ratio']:.2f}"
     )
     goals = [
         goal(
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Walk-forward (252 sessions first, 126 at a time), ridge on each feature's rank in its "
         f"date's universe and the market features; long the top {TOP_K} and short the bottom "
         f"{TOP_K} each day, equal weight, {COST_BPS:g} bp per unit of weight traded. The "
-        "score is evaluated with `stock_assets.modeling.ranking`; it is not yet a part of the "
-        "served model or the gate.",
+        "score is evaluated with `stock_assets.modeling.ranking`, the pure walk-forward of the "
+        "score member the served model and the gate use.",
         "",
         *universe_table(universes),
         "## Goals",
