@@ -28,9 +28,10 @@ BACKTEST_COLUMNS = ["ticker", "date", "close", LABEL, "ret_1d", "ret_20d", "vol_
 # The smallest first training window: a quarter of sessions.
 _MIN_TRAIN = 60
 # The most rows a member learns from: a window grows until it holds this many, then rolls
-# (whole sessions), so training time and memory stay flat however long the history. 250,000
-# rows are two years of a 500-ticker universe, hundreds of rows per coefficient.
-MAX_TRAINING_ROWS = 250_000
+# (whole sessions), so training time and memory stay flat however long the history and wide
+# the universe. 100,000 rows are 200 sessions of a 500-ticker universe, over 800 rows per
+# coefficient of the widest linear member; each row more costs every fold of the search.
+MAX_TRAINING_ROWS = 100_000
 
 
 class NotEnoughHistoryError(ValueError):
