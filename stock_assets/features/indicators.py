@@ -9,6 +9,8 @@ that looks forward. Features are stored as float32: their last bits carry no sig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -96,26 +98,15 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     label. Rows with fewer than WARMUP_SESSIONS bars behind them have NaN features.
     """
     traded = cleaned.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    bars = adjust_for_splits(traded)
-    tickers = bars["ticker"].to_numpy()
-    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
-    bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
-    features = np.empty((len(FEATURE_COLUMNS), len(bars)), dtype="float32")
-    position = np.empty(len(bars), dtype=int)
-    # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
-    # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
-    # operation, and their page faults cost more than the arithmetic.
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        grid = _BarGrid(tickers[lo:hi])
-        _block_features(bars.iloc[lo:hi], grid, features[:, lo:hi])
-        position[lo:hi] = grid.position
-    features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
+    features = feature_matrix(adjust_for_splits(traded))
+    tickers = traded["ticker"].to_numpy()
+    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(traded) else []
     # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
     # attach_label rebuilds it later.
-    label = np.full(len(bars), np.nan)
+    label = np.full(len(traded), np.nan)
     label[:-1] = features[FEATURE_COLUMNS.index("ret_1d"), 1:]
-    if len(bars):
-        label[np.r_[firsts[1:], len(bars)] - 1] = np.nan
+    if len(traded):
+        label[np.r_[firsts[1:], len(traded)] - 1] = np.nan
     # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
     table = pd.DataFrame(features.T, columns=FEATURE_COLUMNS, copy=False)
     table[LABEL] = label
@@ -124,20 +115,50 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -> np.ndarray:
+    """The named features of split-adjusted bars sorted by ticker and date, as float32
+    (feature x bar), NaN in the warm-up and where not finite. The features a name's
+    expression reads are computed too, but not returned (a benchmark times one family so)."""
+    wanted = set(names)
+    for name in reversed(FEATURE_COLUMNS):  # an expression reads only lines above it
+        if name in wanted:
+            wanted |= FEATURES.keys() & set(_COMPILED[name].co_names)
+    needed = [name for name in FEATURE_COLUMNS if name in wanted]
+    tickers = bars["ticker"].to_numpy()
+    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
+    bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
+    features = np.empty((len(names), len(bars)), dtype="float32")
+    position = np.empty(len(bars), dtype=int)
+    # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
+    # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
+    # operation, and their page faults cost more than the arithmetic.
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        grid = _BarGrid(tickers[lo:hi])
+        _block_features(bars.iloc[lo:hi], grid, needed, names, features[:, lo:hi])
+        position[lo:hi] = grid.position
+    features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
+    return features
+
+
 _TICKERS_PER_BLOCK = 64
 
 
-def _block_features(bars: pd.DataFrame, grid: _BarGrid, out: np.ndarray) -> None:
-    """Every feature of a few tickers' split-adjusted bars, into `out` (features x rows)."""
-    names = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
-    names |= OPERATORS
+def _block_features(
+    bars: pd.DataFrame, grid: _BarGrid, needed: list[str], names: Sequence[str], out: np.ndarray
+) -> None:
+    """The `needed` features of a few tickers' split-adjusted bars; those in `names` into
+    `out` (one row each, in that order)."""
+    values = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
+    values |= OPERATORS
+    rows = dict(zip(names, out, strict=True))
     with shared_results():
-        for row, (name, code) in zip(out, _COMPILED.items(), strict=True):
+        for name in needed:
             try:
-                names[name] = eval(code, {"__builtins__": {}}, names)  # noqa: S307 - our table
+                values[name] = eval(_COMPILED[name], {"__builtins__": {}}, values)  # noqa: S307
             except Exception as error:
                 raise ValueError(f"feature {name!r} = {FEATURES[name]!r}: {error}") from error
-            grid.long(names[name], out=row)
+            if name in rows:
+                grid.long(values[name], out=rows[name])
 
 
 class _BarGrid:
