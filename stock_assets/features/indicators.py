@@ -19,7 +19,7 @@ from stock_assets.market.cleaning import adjust_for_splits
 
 # Each feature is one line: its name and an expression over the split-adjusted bar fields
 # (open, high, low, close, volume), the operators in `operators.py` and the features above
-# it. Expressions are Python, evaluated on wide frames (bar number x ticker).
+# it. Expressions are Python, evaluated on wide arrays (bar number x ticker).
 BAR_FEATURES = {
     "ret_1d": "close / Ref(close, 1) - 1",
     # k-bar shape: the candle's body and wicks, against the open and against its range
@@ -130,7 +130,7 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
     features = np.empty((len(names), len(bars)), dtype="float32")
     position = np.empty(len(bars), dtype=int)
     # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
-    # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
+    # and for the CPU caches; arrays of every ticker are fresh memory from the OS on every
     # operation, and their page faults cost more than the arithmetic.
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         grid = _BarGrid(tickers[lo:hi])
@@ -151,7 +151,9 @@ def _block_features(
     values = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
     values |= OPERATORS
     rows = dict(zip(names, out, strict=True))
-    with shared_results():
+    # The table divides and takes logs freely: a zero or NaN there gives inf or NaN, which
+    # feature_matrix turns into NaN.
+    with shared_results(), np.errstate(divide="ignore", invalid="ignore"):
         for name in needed:
             try:
                 values[name] = eval(_COMPILED[name], {"__builtins__": {}}, values)  # noqa: S307
@@ -180,13 +182,13 @@ class _BarGrid:
         column = np.repeat(np.arange(len(lengths)), lengths)
         self._flat = column * self.shape[0] + self.position
 
-    def wide(self, values: pd.Series) -> pd.DataFrame:
+    def wide(self, values: pd.Series) -> np.ndarray:
         grid = np.full(self.shape[0] * self.shape[1], np.nan)
         grid[self._flat] = values.to_numpy(dtype="float64")
-        return pd.DataFrame(grid.reshape(self.shape[::-1]).T)
+        return grid.reshape(self.shape[::-1]).T
 
-    def long(self, frame: pd.DataFrame, out: np.ndarray) -> None:
-        out[:] = np.take(frame.to_numpy().ravel(order="F"), self._flat)
+    def long(self, wide: np.ndarray, out: np.ndarray) -> None:
+        out[:] = np.take(np.asarray(wide).ravel(order="F"), self._flat)
 
 
 def attach_label(features: pd.DataFrame) -> pd.DataFrame:
