@@ -222,8 +222,9 @@ def talib_matrix(bars: pd.DataFrame, families: list[str], dtype: str = "float32"
 
     rows = sum(len(FAMILIES[f][1]) for f in families)
     out = np.empty((rows, len(bars)), dtype=dtype)
-    tickers = bars["ticker"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1], True])
+    new = bars["ticker"].ne(bars["ticker"].shift()).to_numpy(dtype=bool, copy=True)
+    new[:1] = True
+    bounds = np.r_[np.flatnonzero(new), len(bars)]
     fields = [bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume")]
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         one = [field[start:end] for field in fields]

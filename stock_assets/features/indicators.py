@@ -99,8 +99,7 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     """
     traded = cleaned.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     features = feature_matrix(adjust_for_splits(traded))
-    tickers = traded["ticker"].to_numpy()
-    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(traded) else []
+    firsts = _ticker_starts(traded["ticker"])
     # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
     # attach_label rebuilds it later.
     label = np.full(len(traded), np.nan)
@@ -124,23 +123,34 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
         if name in wanted:
             wanted |= FEATURES.keys() & set(_COMPILED[name].co_names)
     needed = [name for name in FEATURE_COLUMNS if name in wanted]
-    tickers = bars["ticker"].to_numpy()
-    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
-    bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
+    firsts = _ticker_starts(bars["ticker"])
+    lengths = np.diff(np.r_[firsts, len(bars)])
     features = np.empty((len(names), len(bars)), dtype="float32")
     position = np.empty(len(bars), dtype=int)
     # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
     # and for the CPU caches; arrays of every ticker are fresh memory from the OS on every
-    # operation, and their page faults cost more than the arithmetic.
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        grid = _BarGrid(tickers[lo:hi])
+    # operation, and their page faults cost more than the arithmetic. At 500 tickers x 10
+    # years, blocks of 32 or 64 still page-faulted 300-400 thousand times (a quarter of the
+    # time); blocks of 16 (arrays of 320 KB) a few thousand.
+    for first in range(0, len(firsts), _TICKERS_PER_BLOCK):
+        grid = _BarGrid(lengths[first : first + _TICKERS_PER_BLOCK])
+        lo = firsts[first]
+        hi = lo + len(grid.position)
         _block_features(bars.iloc[lo:hi], grid, needed, names, features[:, lo:hi])
         position[lo:hi] = grid.position
     features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
     return features
 
 
-_TICKERS_PER_BLOCK = 64
+_TICKERS_PER_BLOCK = 16
+
+
+def _ticker_starts(tickers: pd.Series) -> np.ndarray:
+    """Where each ticker's rows begin, in rows sorted by ticker. Compared in the column's own
+    (Arrow) storage: turning a million strings into Python objects takes a tenth of a second."""
+    new = tickers.ne(tickers.shift()).to_numpy(dtype=bool, copy=True)
+    new[:1] = True
+    return np.flatnonzero(new)
 
 
 def _block_features(
@@ -151,16 +161,23 @@ def _block_features(
     values = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
     values |= OPERATORS
     rows = dict(zip(names, out, strict=True))
+    # A feature's array is let go once stored and read by every line that reads it, and with
+    # it what the operators remembered about it: the block's memory then stays small enough
+    # for the allocator to reuse rather than ask the OS for fresh pages.
+    last_read = {read: i for i, name in enumerate(needed) for read in _COMPILED[name].co_names}
     # The table divides and takes logs freely: a zero or NaN there gives inf or NaN, which
     # feature_matrix turns into NaN.
     with shared_results(), np.errstate(divide="ignore", invalid="ignore"):
-        for name in needed:
+        for i, name in enumerate(needed):
             try:
                 values[name] = eval(_COMPILED[name], {"__builtins__": {}}, values)  # noqa: S307
             except Exception as error:
                 raise ValueError(f"feature {name!r} = {FEATURES[name]!r}: {error}") from error
             if name in rows:
                 grid.long(values[name], out=rows[name])
+            for done in [name, *_COMPILED[name].co_names]:
+                if done in FEATURES and last_read.get(done, -1) <= i:
+                    values.pop(done, None)
 
 
 class _BarGrid:
@@ -173,12 +190,11 @@ class _BarGrid:
     frame's columns, so going between the layouts reads and writes memory in order.
     """
 
-    def __init__(self, tickers: np.ndarray):
-        n = len(tickers)
-        starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if n else np.array([])
-        lengths = np.diff(np.r_[starts, n]).astype(int)
-        self.position = np.arange(n) - np.repeat(starts.astype(int), lengths)
-        self.shape = (int(lengths.max()) if n else 0, len(lengths))
+    def __init__(self, lengths: np.ndarray):
+        """`lengths`: each ticker's number of bars, in the order of the rows."""
+        starts = np.cumsum(lengths) - lengths
+        self.position = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+        self.shape = (int(lengths.max()), len(lengths))
         column = np.repeat(np.arange(len(lengths)), lengths)
         self._flat = column * self.shape[0] + self.position
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
@@ -33,7 +34,7 @@ def shared_results() -> Iterator[None]:
     """Within the block, an operator called again on the same array with the same arguments
     returns its first result: the table's lines repeat Max(high, w), Slope(close, w) and the
     like, and the rolling operators cost more than the rest of the table together."""
-    token = _memo.set({})
+    token = _memo.set(_Memo())
     try:
         yield
     finally:
@@ -43,16 +44,33 @@ def shared_results() -> Iterator[None]:
 def _shared(operator):
     @functools.wraps(operator)
     def call(x: Array, *args):
-        memo = _memo.get()
-        if memo is None:
-            return operator(x, *args)
-        # The array is kept with its result, so its id cannot be reused while the memo lives.
-        key = (operator.__name__, id(x), *args)
-        if key not in memo:
-            memo[key] = (operator(x, *args), x)
-        return memo[key][0]
+        return _remember((operator.__name__, id(x), *args), lambda: operator(x, *args), x)
 
     return call
+
+
+def _remember(key: tuple, compute: Callable[[], object], *inputs: Array):
+    """compute(), or within shared_results() its first result for the same key (the ids of
+    `inputs` and arguments)."""
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+        # Forgotten with its inputs: their ids may then be reused, and a table line's
+        # intermediate arrays would otherwise hold their memory until the block ends.
+        for x in inputs:
+            weakref.finalize(x, _forget, weakref.ref(memo), key)
+    return memo[key]
+
+
+class _Memo(dict):
+    """Results by key; a dict that the inputs' finalizers can refer to weakly."""
+
+
+def _forget(memo: weakref.ref, key: tuple) -> None:
+    if (live := memo()) is not None:
+        live.pop(key, None)
 
 
 def Ref(x: Array, d: int) -> Array:
@@ -67,8 +85,9 @@ def Mean(x: Array, d: int) -> Array:
     return Sum(x, d) / d
 
 
+@_shared
 def Sum(x: Array, d: int) -> Array:
-    (total,) = _rolling([_flat(x)], d, _add)
+    (total,) = _rolling(x, d, "sum")
     return _wide(total, x.shape, d)
 
 
@@ -80,13 +99,13 @@ def Std(x: Array, d: int) -> Array:
 
 @_shared
 def Max(x: Array, d: int) -> Array:
-    (top,) = _rolling([_flat(x)], d, lambda new, old, k, out: np.maximum(*new, *old, out=out[0]))
+    (top,) = _rolling(x, d, "max")
     return _wide(top, x.shape, d)
 
 
 @_shared
 def Min(x: Array, d: int) -> Array:
-    (bottom,) = _rolling([_flat(x)], d, lambda new, old, k, out: np.minimum(*new, *old, out=out[0]))
+    (bottom,) = _rolling(x, d, "min")
     return _wide(bottom, x.shape, d)
 
 
@@ -105,7 +124,7 @@ def Rank(x: Array, d: int) -> Array:
         below[k:] += older < today
         same[k:] += older == today
     rank = (below + (same + 1) / 2) / d
-    (missing,) = _rolling([np.isnan(v).astype("float64")], d, _add)
+    (missing,) = _rolling(np.isnan(x).astype("float64"), d, "sum")
     rank[missing != 0] = np.nan
     return _wide(rank, x.shape, d)
 
@@ -119,8 +138,7 @@ def Ema(x: Array, span: int) -> Array:
 def Slope(x: Array, d: int) -> Array:
     """Least-squares slope of x on time over the last d bars, per bar."""
     # The sum of x and of x times its age (0 today); sum((t - mean t) * x) = (d-1)/2 S - A.
-    v = _flat(x)
-    total, aged = _rolling([v, np.zeros_like(v)], d, _add_aged)
+    total, aged = _rolling(x, d, "aged sum")
     t = _centred_time(d)
     return _wide(((d - 1) / 2 * total - aged) / (t @ t), x.shape, d)
 
@@ -140,20 +158,19 @@ def Resi(x: Array, d: int) -> Array:
 def IdxMax(x: Array, d: int) -> Array:
     """Where in the last d bars the maximum was: 1 for the oldest bar, d for today (the
     oldest on a tie)."""
-    return _place(x, d, np.maximum, np.greater_equal)
+    return _place(x, d, "argmax")
 
 
 def IdxMin(x: Array, d: int) -> Array:
     """Where in the last d bars the minimum was: 1 for the oldest bar, d for today (the
     oldest on a tie)."""
-    return _place(x, d, np.minimum, np.less_equal)
+    return _place(x, d, "argmin")
 
 
 def Corr(x: Array, y: Array, d: int) -> Array:
     """Correlation of x and y over the last d bars; 0 where either does not move."""
-    a, b = _flat(x), _flat(y)
-    sa, sb, sab = _rolling([a, b, a * b], d, _add)
-    covariance = _wide((sab - sa * sb / d) / (d - 1), x.shape, d)
+    products = _remember(("product", id(x), id(y)), lambda: x * y, x, y)
+    covariance = (Sum(products, d) - Sum(x, d) * Sum(y, d) / d) / (d - 1)
     var_x, var_y = _var(x, d), _var(y, d)
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = covariance / np.sqrt(var_x * var_y)
@@ -195,7 +212,8 @@ def _var(x: Array, d: int) -> Array:
     only the digits the two cancel: a relative error near 1e-16 mean^2 / variance); exactly 0
     where the window holds one value d times, as pandas."""
     v = _flat(x)
-    total, squares = _rolling([v, v * v], d, _add)
+    (squares,) = _rolling(x, d, "sum of squares")
+    total = _flat(Sum(x, d))
     var = np.maximum((squares - total * total / d) / (d - 1), 0.0)
     # Where rounding alone could be what is left, look at the window itself.
     maybe = np.flatnonzero(var <= 1e-12 * squares / d)
@@ -206,16 +224,9 @@ def _var(x: Array, d: int) -> Array:
     return _wide(var, x.shape, d)
 
 
-def _place(x: Array, d: int, best: np.ufunc, older_wins: np.ufunc) -> Array:
-    v = _flat(x)
-
-    def join(new, old, k, out):
-        np.copyto(out[1], new[1])
-        np.copyto(out[1], old[1], where=older_wins(old[0], new[0]))
-        best(new[0], old[0], out=out[0])
-
-    value, at = _rolling([v, np.arange(len(v), dtype="float64")], d, join)
-    place = at - np.arange(len(v)) + d
+def _place(x: Array, d: int, kind: str) -> Array:
+    value, at = _rolling(x, d, kind)
+    place = at - np.arange(len(at)) + d
     place[np.isnan(value)] = np.nan
     return _wide(place, x.shape, d)
 
@@ -238,19 +249,67 @@ def _add_aged(new: list[Array], old: list[Array], k: int, out: list[Array]) -> N
     out[1] += old[1]
 
 
-def _rolling(parts: list[Array], d: int, join: Join) -> list[Array]:
-    """Statistics of each position's last d values in flat arrays, from those of each value
-    alone (`parts`). Positions with fewer than d values behind them hold partial windows."""
-    window, size = parts, 1
+def _keep(best: np.ufunc) -> Join:
+    def join(new: list[Array], old: list[Array], k: int, out: list[Array]) -> None:
+        best(new[0], old[0], out=out[0])
+
+    return join
+
+
+def _keep_place(best: np.ufunc, older_wins: np.ufunc) -> Join:
+    """The best value and where it is (a flat position); the older one on a tie."""
+
+    def join(new: list[Array], old: list[Array], k: int, out: list[Array]) -> None:
+        np.copyto(out[1], new[1])
+        np.copyto(out[1], old[1], where=older_wins(old[0], new[0]))
+        best(new[0], old[0], out=out[0])
+
+    return join
+
+
+# Each statistic: its value for one bar alone (from the flat array), and its Join.
+_STATISTICS: dict[str, tuple[Callable[[Array], list[Array]], Join]] = {
+    "sum": (lambda v: [v], _add),
+    "sum of squares": (lambda v: [v * v], _add),
+    "aged sum": (lambda v: [v, np.zeros_like(v)], _add_aged),
+    "max": (lambda v: [v], _keep(np.maximum)),
+    "min": (lambda v: [v], _keep(np.minimum)),
+    "argmax": (
+        lambda v: [v, np.arange(len(v), dtype="float64")],
+        _keep_place(np.maximum, np.greater_equal),
+    ),
+    "argmin": (
+        lambda v: [v, np.arange(len(v), dtype="float64")],
+        _keep_place(np.minimum, np.less_equal),
+    ),
+}
+
+
+def _rolling(x: Array, d: int, statistic: str) -> list[Array]:
+    """A statistic of each bar's last d bars, as flat arrays (every ticker's bars end to end;
+    where fewer than d bars lie behind, a partial window). Its value over each bar's last 1,
+    2, 4 ... bars is built once per array within shared_results(), for every window length."""
+    alone, join = _STATISTICS[statistic]
+    # Level j: over each bar's last 2**j bars. Level 0 (each bar alone) is not kept: it can
+    # be a view of x, and would keep x and so its memo entries alive.
+    levels = [alone(_flat(x)), *_levels(x, statistic)]
+    while 2 ** len(levels) <= d:
+        size = 2 ** (len(levels) - 1)
+        levels.append(_joined(levels[-1], levels[-1], size, join))
+        _levels(x, statistic).append(levels[-1])
     total, covered = None, 0
-    while True:
-        if d & size:
+    for level, window in enumerate(levels):
+        if d >> level & 1:
             total = window if total is None else _joined(total, window, covered, join)
-            covered += size
-        if 2 * size > d:
-            return total
-        window = _joined(window, window, size, join)
-        size *= 2
+            covered += 1 << level
+    # d a power of 2: a level itself, which the caller may write to
+    return [part.copy() for part in total] if d == 1 << (d.bit_length() - 1) else total
+
+
+@_shared
+def _levels(x: Array, statistic: str) -> list[list[Array]]:
+    """Levels 1, 2 ... of a statistic over x, as _rolling builds them."""
+    return []
 
 
 def _joined(new: list[Array], old: list[Array], k: int, join: Join) -> list[Array]:
