@@ -123,6 +123,8 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
         if name in wanted:
             wanted |= FEATURES.keys() & set(_COMPILED[name].co_names)
     needed = [name for name in FEATURE_COLUMNS if name in wanted]
+    read = {read for name in needed for read in _COMPILED[name].co_names}
+    fields = {f: bars[f].to_numpy(dtype="float64") for f in _FIELDS if f in read}
     firsts = _ticker_starts(bars["ticker"])
     lengths = np.diff(np.r_[firsts, len(bars)])
     features = np.empty((len(names), len(bars)), dtype="float32")
@@ -136,13 +138,15 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
         grid = _BarGrid(lengths[first : first + _TICKERS_PER_BLOCK])
         lo = firsts[first]
         hi = lo + len(grid.position)
-        _block_features(bars.iloc[lo:hi], grid, needed, names, features[:, lo:hi])
+        block = {field: grid.wide(values[lo:hi]) for field, values in fields.items()}
+        _block_features(block, needed, names, grid, features[:, lo:hi])
         position[lo:hi] = grid.position
     features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
     return features
 
 
 _TICKERS_PER_BLOCK = 16
+_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def _ticker_starts(tickers: pd.Series) -> np.ndarray:
@@ -154,12 +158,15 @@ def _ticker_starts(tickers: pd.Series) -> np.ndarray:
 
 
 def _block_features(
-    bars: pd.DataFrame, grid: _BarGrid, needed: list[str], names: Sequence[str], out: np.ndarray
+    fields: dict[str, np.ndarray],
+    needed: list[str],
+    names: Sequence[str],
+    grid: _BarGrid,
+    out: np.ndarray,
 ) -> None:
-    """The `needed` features of a few tickers' split-adjusted bars; those in `names` into
-    `out` (one row each, in that order)."""
-    values = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
-    values |= OPERATORS
+    """The `needed` features of a few tickers from their split-adjusted bar fields (wide);
+    those in `names` into `out` (one row each, in that order)."""
+    values = fields | OPERATORS
     rows = dict(zip(names, out, strict=True))
     # A feature's array is let go once stored and read by every line that reads it, and with
     # it what the operators remembered about it: the block's memory then stays small enough
@@ -198,9 +205,9 @@ class _BarGrid:
         column = np.repeat(np.arange(len(lengths)), lengths)
         self._flat = column * self.shape[0] + self.position
 
-    def wide(self, values: pd.Series) -> np.ndarray:
+    def wide(self, values: np.ndarray) -> np.ndarray:
         grid = np.full(self.shape[0] * self.shape[1], np.nan)
-        grid[self._flat] = values.to_numpy(dtype="float64")
+        grid[self._flat] = values
         return grid.reshape(self.shape[::-1]).T
 
     def long(self, wide: np.ndarray, out: np.ndarray) -> None:
