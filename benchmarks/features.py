@@ -320,9 +320,7 @@ def compare(ours: pd.DataFrame, theirs: pd.DataFrame, bars: pd.DataFrame) -> lis
     precision and, for a column that has such rows, which side is off at its worst one."""
     from stock_assets.features.indicators import LABEL
 
-    fields = {
-        k: bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume")
-    }
+    fields = [bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close", "volume")]
     tickers = bars["ticker"].to_numpy()
     firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
     rows = []

@@ -215,9 +215,10 @@ OPERATORS = {
 
 @_shared
 def _var(x: Array, d: int) -> Array:
-    """Sample variance from the window's sums of x and x squared (pairwise sums, so it loses
-    only the digits the two cancel: a relative error near 1e-16 mean^2 / variance); exactly 0
-    where the window holds one value d times, as pandas."""
+    """Sample variance from the window's sums of x and x squared (sums of sums, never running
+    totals, so it loses only the digits the two cancel: a relative error near 1e-16 mean^2 /
+    variance, as TA-Lib's STDDEV); exactly 0 where the window holds one value d times, as
+    pandas."""
     v = _flat(x)
     (squares,) = _rolling(x, d, "sum of squares")
     total = _flat(Sum(x, d))
@@ -235,8 +236,8 @@ def _var(x: Array, d: int) -> Array:
     return _wide(var, x.shape, d)
 
 
-def _place(x: Array, d: int, kind: str) -> Array:
-    value, at = _rolling(x, d, kind)
+def _place(x: Array, d: int, statistic: str) -> Array:
+    value, at = _rolling(x, d, statistic)
     place = at - np.arange(len(at)) + d
     place[np.isnan(value)] = np.nan
     return _wide(place, x.shape, d)
@@ -244,7 +245,7 @@ def _place(x: Array, d: int, kind: str) -> Array:
 
 # How two windows' statistics combine into those of the window they make together, into
 # `out`: `new` the statistics of the k bars up to each bar, `old` those of the bars before.
-Join = Callable[[list[Array], list[Array], int, list[Array]], object]
+Join = Callable[[list[Array], list[Array], int, list[Array]], None]
 
 
 def _add(new: list[Array], old: list[Array], k: int, out: list[Array]) -> None:
@@ -302,11 +303,10 @@ def _rolling(x: Array, d: int, statistic: str) -> list[Array]:
     two shorter ones, reusing within shared_results() those already built for x: 5 = 3 + 2,
     10 = 5 + 5, 20 = 10 + 10, 30 = 20 + 10, 60 = 30 + 30."""
     alone, join = _STATISTICS[statistic]
-    # Not kept: x alone can be a view of x, and would keep x and so its memo entries alive.
     known = _windows(x, statistic)
 
     def window(n: int) -> list[Array]:
-        if n == 1:
+        if n == 1:  # not kept: a view of x would keep x, and so its memo entries, alive
             return alone(_flat(x))
         if n not in known:
             older = max((a for a in known if a < n and n - a in {1, *known}), default=n // 2)
