@@ -435,7 +435,9 @@ def speed_goal(families: list[dict]) -> dict:
         "ticker)",
         measured,
         not slow,
-        f"{SLOWER} " + " ".join(WHY_SLOWER.get(f["family"], "") for f in slow) if slow else "",
+        " ".join([SLOWER, *(WHY_SLOWER[f["family"]] for f in slow if f["family"] in WHY_SLOWER)])
+        if slow
+        else "",
     )
 
 

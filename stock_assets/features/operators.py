@@ -227,10 +227,11 @@ def _var(x: Array, d: int) -> Array:
     var += squares
     np.maximum(var, 0.0, out=var)
     # Where rounding alone could be what is left, look at the window itself.
-    maybe = np.flatnonzero(var <= 1e-12 * squares)
+    maybe = var <= 1e-12 * squares
     var /= d - 1
-    maybe = maybe[maybe >= d - 1]
-    if len(maybe):
+    if maybe.any():
+        maybe = np.flatnonzero(maybe)
+        maybe = maybe[maybe >= d - 1]
         windows = v[maybe[:, None] - np.arange(d)]
         var[maybe[(windows == windows[:, :1]).all(axis=1)]] = 0.0
     return _wide(var, x.shape, d)
