@@ -128,7 +128,6 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
     firsts = _ticker_starts(bars["ticker"])
     lengths = np.diff(np.r_[firsts, len(bars)])
     features = np.empty((len(names), len(bars)), dtype="float32")
-    position = np.empty(len(bars), dtype=int)
     # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
     # and for the CPU caches; arrays of every ticker are fresh memory from the OS on every
     # operation, and their page faults cost more than the arithmetic. At 500 tickers x 10
@@ -140,8 +139,6 @@ def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -
         hi = lo + len(grid.position)
         block = {field: grid.wide(values[lo:hi]) for field, values in fields.items()}
         _block_features(block, needed, names, grid, features[:, lo:hi])
-        position[lo:hi] = grid.position
-    features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
     return features
 
 
@@ -165,9 +162,11 @@ def _block_features(
     out: np.ndarray,
 ) -> None:
     """The `needed` features of a few tickers from their split-adjusted bar fields (wide);
-    those in `names` into `out` (one row each, in that order)."""
+    those in `names` into `out` (one row each, in that order; NaN in the warm-up and where
+    not finite)."""
     values = fields | OPERATORS
     rows = dict(zip(names, out, strict=True))
+    warm_up = grid.position < WARMUP_SESSIONS
     # A feature's array is let go once stored and read by every line that reads it, and with
     # it what the operators remembered about it: the block's memory then stays small enough
     # for the allocator to reuse rather than ask the OS for fresh pages.
@@ -182,6 +181,7 @@ def _block_features(
                 raise ValueError(f"feature {name!r} = {FEATURES[name]!r}: {error}") from error
             if name in rows:
                 grid.long(values[name], out=rows[name])
+                rows[name][warm_up | ~np.isfinite(rows[name])] = np.nan
             for done in [name, *_COMPILED[name].co_names]:
                 if done in FEATURES and last_read.get(done, -1) <= i:
                     values.pop(done, None)
