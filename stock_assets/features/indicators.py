@@ -9,6 +9,8 @@ that looks forward. Features are stored as float32: their last bits carry no sig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +19,7 @@ from stock_assets.market.cleaning import adjust_for_splits
 
 # Each feature is one line: its name and an expression over the split-adjusted bar fields
 # (open, high, low, close, volume), the operators in `operators.py` and the features above
-# it. Expressions are Python, evaluated on wide frames (bar number x ticker).
+# it. Expressions are Python, evaluated on wide arrays (bar number x ticker).
 BAR_FEATURES = {
     "ret_1d": "close / Ref(close, 1) - 1",
     # k-bar shape: the candle's body and wicks, against the open and against its range
@@ -96,26 +98,14 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     label. Rows with fewer than WARMUP_SESSIONS bars behind them have NaN features.
     """
     traded = cleaned.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    bars = adjust_for_splits(traded)
-    tickers = bars["ticker"].to_numpy()
-    firsts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
-    bounds = [*firsts[::_TICKERS_PER_BLOCK], len(bars)]
-    features = np.empty((len(FEATURE_COLUMNS), len(bars)), dtype="float32")
-    position = np.empty(len(bars), dtype=int)
-    # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
-    # and for the CPU caches; frames of every ticker are fresh memory from the OS on every
-    # operation, and their page faults cost more than the arithmetic.
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        grid = _BarGrid(tickers[lo:hi])
-        _block_features(bars.iloc[lo:hi], grid, features[:, lo:hi])
-        position[lo:hi] = grid.position
-    features[~np.isfinite(features) | (position < WARMUP_SESSIONS)] = np.nan
+    features = feature_matrix(adjust_for_splits(traded))
+    firsts = _ticker_starts(traded["ticker"])
     # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
     # attach_label rebuilds it later.
-    label = np.full(len(bars), np.nan)
+    label = np.full(len(traded), np.nan)
     label[:-1] = features[FEATURE_COLUMNS.index("ret_1d"), 1:]
-    if len(bars):
-        label[np.r_[firsts[1:], len(bars)] - 1] = np.nan
+    if len(traded):
+        label[np.r_[firsts[1:], len(traded)] - 1] = np.nan
     # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
     table = pd.DataFrame(features.T, columns=FEATURE_COLUMNS, copy=False)
     table[LABEL] = label
@@ -124,20 +114,77 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-_TICKERS_PER_BLOCK = 64
+def feature_matrix(bars: pd.DataFrame, names: Sequence[str] = FEATURE_COLUMNS) -> np.ndarray:
+    """The named features of split-adjusted bars sorted by ticker and date, as float32
+    (feature x bar), NaN in the warm-up and where not finite. The features a name's
+    expression reads are computed too, but not returned (a benchmark times one family so)."""
+    wanted = set(names)
+    for name in reversed(FEATURE_COLUMNS):  # an expression reads only lines above it
+        if name in wanted:
+            wanted |= FEATURES.keys() & set(_COMPILED[name].co_names)
+    needed = [name for name in FEATURE_COLUMNS if name in wanted]
+    read = {read for name in needed for read in _COMPILED[name].co_names}
+    fields = {f: bars[f].to_numpy(dtype="float64") for f in _FIELDS if f in read}
+    firsts = _ticker_starts(bars["ticker"])
+    lengths = np.diff(np.r_[firsts, len(bars)])
+    features = np.empty((len(names), len(bars)), dtype="float32")
+    # A block of tickers at a time: its arrays stay small enough for the allocator to reuse
+    # and for the CPU caches; arrays of every ticker are fresh memory from the OS on every
+    # operation, and their page faults cost more than the arithmetic. At 500 tickers x 10
+    # years, blocks of 32 or 64 still page-faulted 300-400 thousand times (a quarter of the
+    # time); blocks of 16 (arrays of 320 KB) a few thousand.
+    for first in range(0, len(firsts), _TICKERS_PER_BLOCK):
+        grid = _BarGrid(lengths[first : first + _TICKERS_PER_BLOCK])
+        lo = firsts[first]
+        hi = lo + len(grid.position)
+        block = {field: grid.wide(values[lo:hi]) for field, values in fields.items()}
+        _block_features(block, needed, names, grid, features[:, lo:hi])
+    return features
 
 
-def _block_features(bars: pd.DataFrame, grid: _BarGrid, out: np.ndarray) -> None:
-    """Every feature of a few tickers' split-adjusted bars, into `out` (features x rows)."""
-    names = {field: grid.wide(bars[field]) for field in ("open", "high", "low", "close", "volume")}
-    names |= OPERATORS
-    with shared_results():
-        for row, (name, code) in zip(out, _COMPILED.items(), strict=True):
+_TICKERS_PER_BLOCK = 16
+_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def _ticker_starts(tickers: pd.Series) -> np.ndarray:
+    """Where each ticker's rows begin, in rows sorted by ticker. Compared in the column's own
+    (Arrow) storage: turning a million strings into Python objects takes a tenth of a second."""
+    new = tickers.ne(tickers.shift()).to_numpy(dtype=bool, copy=True)
+    new[:1] = True
+    return np.flatnonzero(new)
+
+
+def _block_features(
+    fields: dict[str, np.ndarray],
+    needed: list[str],
+    names: Sequence[str],
+    grid: _BarGrid,
+    out: np.ndarray,
+) -> None:
+    """The `needed` features of a few tickers from their split-adjusted bar fields (wide);
+    those in `names` into `out` (one row each, in that order; NaN in the warm-up and where
+    not finite)."""
+    values = fields | OPERATORS
+    rows = dict(zip(names, out, strict=True))
+    warm_up = grid.position < WARMUP_SESSIONS
+    # A feature's array is let go once stored and read by every line that reads it, and with
+    # it what the operators remembered about it: the block's memory then stays small enough
+    # for the allocator to reuse rather than ask the OS for fresh pages.
+    last_read = {read: i for i, name in enumerate(needed) for read in _COMPILED[name].co_names}
+    # The table divides and takes logs freely: a zero or NaN there gives inf or NaN, which
+    # feature_matrix turns into NaN.
+    with shared_results(), np.errstate(divide="ignore", invalid="ignore"):
+        for i, name in enumerate(needed):
             try:
-                names[name] = eval(code, {"__builtins__": {}}, names)  # noqa: S307 - our table
+                values[name] = eval(_COMPILED[name], {"__builtins__": {}}, values)  # noqa: S307
             except Exception as error:
                 raise ValueError(f"feature {name!r} = {FEATURES[name]!r}: {error}") from error
-            grid.long(names[name], out=row)
+            if name in rows:
+                grid.long(values[name], out=rows[name])
+                rows[name][warm_up | ~np.isfinite(rows[name])] = np.nan
+            for done in [name, *_COMPILED[name].co_names]:
+                if done in FEATURES and last_read.get(done, -1) <= i:
+                    values.pop(done, None)
 
 
 class _BarGrid:
@@ -150,22 +197,24 @@ class _BarGrid:
     frame's columns, so going between the layouts reads and writes memory in order.
     """
 
-    def __init__(self, tickers: np.ndarray):
-        n = len(tickers)
-        starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if n else np.array([])
-        lengths = np.diff(np.r_[starts, n]).astype(int)
-        self.position = np.arange(n) - np.repeat(starts.astype(int), lengths)
-        self.shape = (int(lengths.max()) if n else 0, len(lengths))
-        column = np.repeat(np.arange(len(lengths)), lengths)
-        self._flat = column * self.shape[0] + self.position
+    def __init__(self, lengths: np.ndarray):
+        """`lengths`: each ticker's number of bars, in the order of the rows."""
+        starts = np.cumsum(lengths) - lengths
+        self.position = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+        self.shape = (int(lengths.max()), len(lengths))
+        # One slice per ticker: a copy of a few thousand contiguous values each way, far
+        # cheaper than indexing every bar.
+        self._slices = [(slice(s, s + n), slice(0, n)) for s, n in zip(starts, lengths)]
 
-    def wide(self, values: pd.Series) -> pd.DataFrame:
-        grid = np.full(self.shape[0] * self.shape[1], np.nan)
-        grid[self._flat] = values.to_numpy(dtype="float64")
-        return pd.DataFrame(grid.reshape(self.shape[::-1]).T)
+    def wide(self, values: np.ndarray) -> np.ndarray:
+        grid = np.full(self.shape[::-1], np.nan)
+        for column, (rows, bars) in zip(grid, self._slices, strict=True):
+            column[bars] = values[rows]
+        return grid.T
 
-    def long(self, frame: pd.DataFrame, out: np.ndarray) -> None:
-        out[:] = np.take(frame.to_numpy().ravel(order="F"), self._flat)
+    def long(self, wide: np.ndarray, out: np.ndarray) -> None:
+        for column, (rows, bars) in zip(np.asarray(wide).T, self._slices, strict=True):
+            out[rows] = column[bars]
 
 
 def attach_label(features: pd.DataFrame) -> pd.DataFrame:
