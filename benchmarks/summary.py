@@ -22,6 +22,7 @@ BENCHMARKS = {
     "latency": "Publish-to-prediction latency through the Dagster daemon",
     "serving": "MLflow scoring server vs in-process prediction",
     "forecast": "Forecast skill of each target vs its own naive baselines",
+    "gbm": "LightGBM vs scikit-learn's HistGradientBoosting, same trees and windows",
 }
 
 
@@ -64,6 +65,13 @@ def headline(name: str, report: dict) -> str:
             f"sample: QLIKE {volatility['qlike_ratio']:.3f}x trailing volatility, pinball "
             f"{ranges['pinball_ratio']:.3f}x trailing Gaussian, 80%/90% ranges cover "
             f"{ranges['coverage_80']:.1%}/{ranges['coverage_90']:.1%}"
+        )
+    if name == "gbm":
+        sample, universe = report["sample"], report["universe"]
+        return (
+            f"LightGBM / HistGradientBoosting CPU time at the zoo's settings: sample "
+            f"{sample['ratio']:.2f}x, {universe['tickers']}-ticker universe "
+            f"{universe['ratio']:.2f}x; winner on time and skill: {report['winner'] or 'neither'}"
         )
     return ""
 

@@ -67,6 +67,7 @@ def test_sample_history_to_predictions(
     assert set(zip(walk_forward["target"], walk_forward["candidate"], strict=True)) == {
         ("return", "model"),
         ("return", "ridge"),
+        ("return", "lightgbm"),
         ("range", "har_filtered_quantiles"),
         ("volatility", "har"),
         ("return", "persistence"),
@@ -117,22 +118,37 @@ def test_sample_history_to_predictions(
     returns = walk_forward[walk_forward["target"] == "return"].set_index("candidate")
     # Every zoo member's walk-forward is a run nested under the challenger's.
     challenger_run = registry.client().get_run(challenger.run_id)
-    alpha = registry.forecaster(str(challenger.version)).parts["return"].alpha
+    forecaster = registry.forecaster(str(challenger.version))
     nested = registry.client().search_runs(
         [challenger_run.info.experiment_id],
         f"tags.mlflow.parentRunId = '{challenger.run_id}'",
     )
     members = {run.info.run_name: run for run in nested}
-    assert set(members) == {"ridge", "har", "har_filtered_quantiles", "ridge_score"}
+    assert set(members) == {
+        "ridge",
+        "lightgbm",
+        "har",
+        "har_filtered_quantiles",
+        "ridge_score",
+        "lightgbm_score",
+    }
     targets = {m.data.tags["target"] for m in members.values()}
     assert targets == {"return", "volatility", "range", "score"}
-    # Five tickers are too few to rank: the score's member could not be trained, and says so.
+    # Five tickers are too few to rank: the score's members could not be trained, and say so.
     assert members["ridge_score"].data.tags["chosen"] == "false"
+    assert members["lightgbm_score"].data.tags["chosen"] == "false"
     assert members["har"].data.metrics["qlike"] == pytest.approx(
         walk_forward.set_index(["target", "candidate"]).loc[("volatility", "har"), "qlike"]
     )
-    assert members["ridge"].data.params["final_config"] == repr(alpha)
-    assert members["ridge"].data.tags["chosen"] == "true"
+    # The return's part is the member with the lower walk-forward price RMSE.
+    chosen = forecaster.part_name("return")
+    assert [m for m in ("ridge", "lightgbm") if members[m].data.tags["chosen"] == "true"] == [
+        chosen
+    ]
+    assert chosen == returns.loc[["ridge", "lightgbm"], "price_rmse"].idxmin()
+    part = forecaster.parts["return"]
+    config = part.config if chosen == "lightgbm" else part.alpha
+    assert members[chosen].data.params["final_config"] == repr(config)
 
     rows = warehouse.read("SELECT * FROM price_predictions")
     assert set(rows["model_version"]) == {str(champion.version)}

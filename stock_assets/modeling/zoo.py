@@ -116,8 +116,112 @@ class RidgeScore(LinearRidge):
     columns = SCORE_COLUMNS
 
     def _label(self, rows: pd.DataFrame, label: pd.Series) -> pd.Series:
-        # Ranks, not returns: a few extreme days must not decide the ranking.
-        return label.groupby(rows["date"].to_numpy()).rank(pct=True) - 0.5
+        return date_ranks(rows, label)
+
+    def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.predict(rows)
+
+
+def date_ranks(rows: pd.DataFrame, label: pd.Series) -> pd.Series:
+    """The label as a centred rank in its date's universe, what the score's members fit:
+    ranks, not returns, so a few extreme days do not decide the ranking."""
+    return label.groupby(rows["date"].to_numpy()).rank(pct=True) - 0.5
+
+
+# The trees see at most this many rows of a training window, its most recent: fit time grows
+# with rows (about a second per fit here at this cap, and each window fits every configuration
+# and then the chosen one), while a 500-ticker universe over 10 years has 1.26 million rows.
+# 100,000 rows are 200 sessions of 500 tickers, or 10 years of 40.
+MAX_TREE_ROWS = 100_000
+TREES = 100
+LEARNING_RATE = 0.05
+# Fixed, so that a refit grows the same trees; one, because on two cores two threads ran
+# several times slower than one whenever anything else was running.
+TREE_THREADS = 1
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    leaves: int  # at most, per tree
+    min_leaf_rows: int  # the fewest training rows a leaf may hold: the main regulariser
+
+
+class LightGBM:
+    """Gradient-boosted trees (LightGBM; faster than scikit-learn's HistGradientBoosting at the
+    same skill, see benchmarks/gbm.py) of the label on `columns`, fitted on a window's latest
+    `max_rows` labelled rows: they fit thresholds and interactions a linear model cannot, at
+    the price of more variance. Deterministic: a fixed seed and thread count, LightGBM's
+    deterministic mode."""
+
+    columns: list[str] = []
+
+    def __init__(self, config: TreeConfig, max_rows: int = MAX_TREE_ROWS) -> None:
+        self.config = config
+        self.max_rows = max_rows
+        self.booster: Any = None
+        self.rows = 0  # the rows the trees were fitted on
+
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> LightGBM:
+        import lightgbm  # its import takes seconds; light commands never fit a model
+
+        y = label.to_numpy(dtype="float64")
+        labelled = np.flatnonzero(np.isfinite(y))
+        # The latest rows only, picked before any copy: a long window's columns are large.
+        latest = np.argsort(rows["date"].to_numpy()[labelled], kind="stable")[-self.max_rows :]
+        picked = labelled[np.sort(latest)]
+        x = rows.iloc[picked][self.columns].to_numpy(dtype="float64")
+        # Rows a column cannot describe (a universe too small to rank) teach nothing.
+        usable = np.isfinite(x).all(axis=1)
+        x, y = x[usable], y[picked[usable]]
+        if len(y) <= x.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}: {len(y)} usable rows for {x.shape[1]} columns"
+            )
+        params = {
+            "objective": "regression",
+            "learning_rate": LEARNING_RATE,
+            "num_leaves": self.config.leaves,
+            "min_data_in_leaf": self.config.min_leaf_rows,
+            "num_threads": TREE_THREADS,
+            "seed": 0,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        data = lightgbm.Dataset(x, y, params={"verbose": -1})
+        self.booster = lightgbm.train(params, data, num_boost_round=TREES)
+        self.rows = len(y)
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        if self.booster is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit first")
+        x = rows[self.columns].to_numpy(dtype="float64")
+        predicted = self.booster.predict(x, num_threads=TREE_THREADS)
+        # As the ridge members: a row a column cannot describe gets no forecast.
+        return np.where(np.isfinite(x).all(axis=1), predicted, np.nan)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+class LightGBMReturn(LightGBM):
+    """The next-session return from the unit-free features."""
+
+    columns = FEATURE_COLUMNS
+
+    def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.predict(rows)
+
+
+class LightGBMScore(LightGBM):
+    """The next-session return's rank in the universe from the cross-sectional features."""
+
+    columns = SCORE_COLUMNS
+
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> LightGBMScore:
+        super().fit(rows, date_ranks(rows, label))
+        return self
 
     def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
@@ -176,9 +280,14 @@ class Member:
 
 
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
+# Few configurations, each heavily regularised: next-session labels are mostly noise, and each
+# configuration costs a fit per window.
+TREE_CONFIGS = (TreeConfig(leaves=7, min_leaf_rows=1000), TreeConfig(leaves=15, min_leaf_rows=300))
 ZOO: tuple[Member, ...] = (
     Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn, RidgeReturn.fit_alphas),
+    Member("lightgbm", RETURN, TREE_CONFIGS, LightGBMReturn),
     Member("ridge_score", SCORE, RIDGE_ALPHAS, RidgeScore, RidgeScore.fit_alphas),
+    Member("lightgbm_score", SCORE, TREE_CONFIGS, LightGBMScore),
     Member("har", VOLATILITY, HAR_CONFIGS, HarVolatility),
     Member(
         "har_filtered_quantiles",

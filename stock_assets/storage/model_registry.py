@@ -27,6 +27,8 @@ _REQUIREMENTS = (
     "pandas",
     "numpy",
     "scikit-learn",
+    # A LightGBM part of the forecaster unpickles only where lightgbm is installed.
+    "lightgbm",
     "joblib",
     "exchange-calendars",
     "pyarrow",

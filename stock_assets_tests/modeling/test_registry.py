@@ -3,16 +3,21 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import mlflow.pyfunc
 import pandas as pd
 import pytest
 
 from stock_assets.defs.resources import build_resources
-from stock_assets.features.indicators import build_features
+from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, build_features
 from stock_assets.market.cleaning import clean_bars
+from stock_assets.modeling.forecast import Forecaster
 from stock_assets.modeling.pyfunc import PREDICTION_COLUMNS, predict_from_bars
 from stock_assets.modeling.requests import to_model_input
+from stock_assets.modeling.targets import RETURN
 from stock_assets.modeling.training import train_and_evaluate
+from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMReturn
 
 LOAD_AND_PREDICT = """
 import json, sys
@@ -34,12 +39,15 @@ print(json.dumps({
 def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, sample_bars):
     window = sample_bars[sample_bars["date"].between("2003-01-02", "2005-12-30")]
     cleaned = clean_bars(window, ["AAPL", "GOOG", "IBM", "MSFT"], "sample").cleaned
-    result = train_and_evaluate(build_features(cleaned))
+    features = build_features(cleaned)
+    result = train_and_evaluate(features)
+    # Trees as the return part, whichever member won: a served version must load them too.
+    rows = features.dropna(subset=[*FEATURE_COLUMNS, LABEL])
+    trees = Forecaster({RETURN: LightGBMReturn(TREE_CONFIGS[0]).fit(rows, rows[LABEL])})
+    forecaster = result.forecaster.with_parts_of(trees, [RETURN])
     registry = build_resources(settings)["model_registry"]
     tags = {"train_end": f"{result.train_end:%Y-%m-%d}"}
-    version = registry.log_candidate(
-        result.forecaster, "model", result.scores, tags, result.backtest
-    )
+    version = registry.log_candidate(forecaster, "model", result.scores, tags, result.backtest)
     registry.set_champion(version.version)
     assert registry.champion().version == version.version
     assert registry.champion().tags["candidate"] == "model"
@@ -64,10 +72,14 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
         cwd=settings.home.parent,
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
+    import lightgbm  # imported by the model's trees already; named for its version
+
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text()
+    assert f"lightgbm=={lightgbm.__version__}" in requirements.splitlines()
     answer = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert "/code/stock_assets/" in answer["package"], answer["package"]
     assert answer["dagster"] is False
-    expected = predict_from_bars(result.forecaster, request)
+    expected = predict_from_bars(forecaster, request)
     assert list(expected.columns) == PREDICTION_COLUMNS
     # Four tickers are too few to rank: every column but the score, and the note says why.
     assert expected.drop(columns="score").notna().all().all()

@@ -53,3 +53,94 @@ def test_the_search_chooses_inside_the_window_and_is_bounded():
     with pytest.raises(ValueError, match="between 1 and 8"):
         Member("too_many", "return", tuple(range(9)), RidgeReturn)
     assert all(1 <= len(m.configs) <= zoo.MAX_CONFIGS for m in zoo.ZOO)
+
+
+def _rows(n_dates: int, n_tickers: int, seed: int) -> pd.DataFrame:
+    """Random feature rows, n_tickers a date, with the columns every member reads."""
+    from stock_assets.features.cross_section import SCORE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    columns = list(dict.fromkeys([*FEATURE_COLUMNS, *SCORE_COLUMNS]))
+    rows = pd.DataFrame(rng.normal(size=(n_dates * n_tickers, len(columns))), columns=columns)
+    rows["date"] = np.repeat(pd.bdate_range("2020-01-01", periods=n_dates), n_tickers)
+    rows["ticker"] = np.tile([f"T{i:02d}" for i in range(n_tickers)], n_dates)
+    rows["close"] = 100.0
+    return rows
+
+
+def test_lightgbm_learns_a_nonlinear_return_ridge_cannot():
+    rows = _rows(500, 10, seed=1)
+    x = rows[FEATURE_COLUMNS[0]]
+    # Far moves either way come before a rise: no linear trace, plain for a tree.
+    rows["label"] = 0.01 * (x**2 - 1) + np.random.default_rng(2).normal(0, 0.02, len(rows))
+    train = (rows["date"] < rows["date"].unique()[400]).to_numpy()
+
+    def r_squared(name: str) -> float:
+        member = next(m for m in zoo.ZOO if m.name == name)
+        _, model = zoo.fit(member, rows[train], rows.loc[train, "label"])
+        error = rows.loc[~train, "label"] - model.predict_return(rows[~train])
+        return 1 - error.var() / rows.loc[~train, "label"].var()
+
+    assert r_squared("lightgbm") > 0.15
+    assert r_squared("ridge") < 0.02
+
+
+def test_lightgbm_score_ranks_a_nonlinear_signal_and_skips_rows_it_cannot_read():
+    from stock_assets.features.cross_section import RANK_COLUMNS
+    from stock_assets.modeling.targets import ranking_scores
+
+    rows = _rows(150, 40, seed=3)
+    rng = np.random.default_rng(4)
+    rows[RANK_COLUMNS] = rng.uniform(-0.5, 0.5, (len(rows), len(RANK_COLUMNS)))
+    # The extremes of a feature's ranking do better than its middle: no linear trace.
+    signal = np.abs(rows[RANK_COLUMNS[0]]) - 0.25
+    rows["label"] = 0.05 * signal + rng.normal(0, 0.01, len(rows))
+    # A date with too few tickers to rank: every rank NaN, as cross_sectional_features gives.
+    unranked = (rows["date"] == rows["date"].unique()[10]).to_numpy()
+    rows.loc[unranked, RANK_COLUMNS] = np.nan
+    train = (rows["date"] < rows["date"].unique()[100]).to_numpy()
+    test = rows[~train]
+
+    def rank_ic(name: str) -> float:
+        member = next(m for m in zoo.ZOO if m.name == name)
+        _, model = zoo.fit(member, rows[train], rows.loc[train, "label"])
+        assert np.isnan(model.predict_score(rows[unranked])).all()
+        return ranking_scores(test["date"], model.predict_score(test), test["label"])["ic"]
+
+    assert rank_ic("lightgbm_score") > 0.3
+    assert abs(rank_ic("ridge_score")) < 0.05
+
+
+def test_lightgbm_fits_only_the_latest_rows_and_refits_the_same():
+    import pickle
+
+    from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMReturn
+
+    rows = _rows(200, 10, seed=5)
+    rows["label"] = 0.01 * rows[FEATURE_COLUMNS[1]] + np.random.default_rng(6).normal(0, 0.02, 2000)
+    shuffled = rows.sample(frac=1.0, random_state=7)
+    label = shuffled["label"]
+    config = TREE_CONFIGS[-1]
+    capped = LightGBMReturn(config, max_rows=500).fit(shuffled, label)
+    assert capped.rows == 500
+    # The 500 latest rows are the last 50 dates: fitted alone, the same trees.
+    latest = shuffled["date"] >= rows["date"].unique()[150]
+    alone = LightGBMReturn(config).fit(shuffled[latest], label[latest])
+    assert alone.rows == 500
+    np.testing.assert_array_equal(capped.predict_return(rows), alone.predict_return(rows))
+    # Deterministic: a refit, or the model unpickled as a served version holds it, agrees.
+    again = LightGBMReturn(config, max_rows=500).fit(shuffled, label)
+    np.testing.assert_array_equal(capped.predict_return(rows), again.predict_return(rows))
+    restored = pickle.loads(pickle.dumps(capped))
+    np.testing.assert_array_equal(capped.predict_return(rows), restored.predict_return(rows))
+    assert 1 < len(TREE_CONFIGS) <= zoo.MAX_CONFIGS
+
+
+def test_a_member_that_cannot_train_says_why():
+    from stock_assets.features.cross_section import RANK_COLUMNS
+    from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMScore
+
+    rows = _rows(50, 5, seed=8)
+    rows[RANK_COLUMNS] = np.nan  # five tickers are too few to rank
+    with pytest.raises(ValueError, match="LightGBMScore: 0 usable rows"):
+        LightGBMScore(TREE_CONFIGS[0]).fit(rows, rows["ret_1d"])
