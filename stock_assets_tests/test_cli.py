@@ -114,7 +114,7 @@ def test_demo_on_a_synthetic_market(tmp_path):
         "SELECT * FROM model_scores WHERE target = 'score' AND evaluation = 'walk_forward'"
     ).set_index("candidate")
     figures = ["annual_return", "annual_volatility", "sharpe", "max_drawdown", "turnover"]
-    ranked = ["model", "ridge_score", "momentum_20", "no_skill"]
+    ranked = ["model", "ridge_score", "lightgbm_score", "momentum_20", "no_skill"]
     assert set(scores.index) == {*ranked, "equal_weighted"}
     assert scores[figures].notna().all().all()
     assert scores.loc[ranked, ["ic", "ic_t_stat"]].notna().all().all()
