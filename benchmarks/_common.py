@@ -80,6 +80,17 @@ def goal(text: str, measured: str, met: bool, why: str = "") -> dict[str, Any]:
     return {"goal": text, "measured": measured, "met": bool(met), "why": why}
 
 
+def goal_lines(goals: list[dict[str, Any]]) -> list[str]:
+    """The goals as a markdown list: met or not, what was measured, and why where given."""
+    lines = []
+    for item in goals:
+        lines.append(f"- **{'met' if item['met'] else 'not met'}**: {item['goal']}")
+        lines.append(f"  - measured: {item['measured']}")
+        if item["why"]:
+            lines.append(f"  - why: {item['why']}")
+    return lines
+
+
 def write(name: str, report: dict[str, Any], markdown: str, out: Path = RESULTS) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, command_line, goal, machine, now, progress, write
+from _common import RESULTS, command_line, goal, goal_lines, machine, now, progress, write
 
 from stock_assets.features.indicators import build_features
 from stock_assets.market.cleaning import clean_bars
@@ -276,11 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Goals",
         "",
     ]
-    for item in goals:
-        lines.append(f"- **{'met' if item['met'] else 'not met'}**: {item['goal']}")
-        lines.append(f"  - measured: {item['measured']}")
-        if item["why"]:
-            lines.append(f"  - why: {item['why']}")
+    lines += goal_lines(goals)
     write("forecast", report, "\n".join(lines) + "\n", args.out)
     return 0
 

@@ -36,7 +36,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 import sklearn
-from _common import RESULTS, command_line, goal, machine, now, progress, write
+from _common import RESULTS, command_line, goal, goal_lines, machine, now, progress, write
 from forecast import sample_features
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
@@ -396,11 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Goals",
         "",
     ]
-    for item in goals:
-        lines.append(f"- **{'met' if item['met'] else 'not met'}**: {item['goal']}")
-        lines.append(f"  - measured: {item['measured']}")
-        if item["why"]:
-            lines.append(f"  - why: {item['why']}")
+    lines += goal_lines(goals)
     write("gbm", report, "\n".join(lines) + "\n", args.out)
     return 0
 
