@@ -1,5 +1,7 @@
 """Draining real bars from a real RabbitMQ: nothing lost, nothing duplicated, bad ones set aside."""
 
+import time
+
 import pandas as pd
 import pika
 import pytest
@@ -24,6 +26,18 @@ def queue_depth(url: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
+
+
+def settled_queue_depth(url: str, queue: str, expected: int, timeout: float = 15.0) -> int:
+    """The queue's depth once it reaches `expected`, or the last depth seen after `timeout`.
+
+    The broker returns a closed connection's unacknowledged messages to a quorum queue
+    asynchronously, a moment after the close: reading the depth at once can see none of them.
+    """
+    deadline = time.monotonic() + timeout
+    while (depth := queue_depth(url, queue)) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return depth
 
 
 def dead_letters(url: str) -> list[tuple[bytes, dict]]:
@@ -169,7 +183,7 @@ def test_the_broker_dropping_the_connection_mid_drain_loses_nothing(
 
     with pytest.raises(pika.exceptions.AMQPError):
         rabbitmq.drain(rabbitmq_url, TOPOLOGY, land_then_lose_the_connection, UNIVERSE, FIRST)
-    assert queue_depth(rabbitmq_url, TOPOLOGY.queue) == len(good)
+    assert settled_queue_depth(rabbitmq_url, TOPOLOGY.queue, len(good)) == len(good)
 
     assert drain(rabbitmq_url, store).landed == len(good)
     assert queue_depth(rabbitmq_url, TOPOLOGY.queue) == 0
