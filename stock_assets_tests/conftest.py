@@ -22,7 +22,7 @@ import pytest
 from stock_assets.config import SAMPLE_TICKERS, Settings, load_settings
 from stock_assets.market.bars import parse_bars
 from stock_assets.market.sources import read_history_file, sample_path
-from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample
+from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample, stop_background_build
 from stock_assets_tests.services import S3_CREDENTIALS, Bucket, free_port, server_process
 
 BIN = Path(sys.executable).parent
@@ -44,9 +44,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
         if "trained_sample" in fixtures:
             item.add_marker(pytest.mark.slow)
-    # Slow tests first: pytest-xdist's workers then share them out rather than one worker
-    # finishing a long test alone at the end.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+    # Slow tests first, those that need the trained sample after the others: pytest-xdist's
+    # workers then share the slow tests out rather than one finishing a long test alone at the
+    # end, and the sample, built meanwhile in a process of its own, is ready when they start.
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, _needs_sample(item)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After deselection (`-m`, `-k`): only a session that will run a test needing it builds it.
+    if session.config.option.collectonly or not any(map(_needs_sample, session.items)):
+        return
+    build = TrainedSample.build_in_background(_sample_root(session.config))
+    if build is not None:
+        session.config.add_cleanup(lambda: stop_background_build(build))
+
+
+def _needs_sample(item: pytest.Item) -> bool:
+    return "trained_sample" in getattr(item, "fixturenames", ())
+
+
+def _sample_root(config: pytest.Config) -> Path:
+    """Where the session's trained sample is built: the session's folder, which its pytest-xdist
+    workers share."""
+    root = config._tmp_path_factory.getbasetemp()  # the tmp_path_factory fixture's own
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    return root / "trained-sample"
 
 
 @pytest.fixture
@@ -59,13 +83,10 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def trained_sample(tmp_path_factory) -> TrainedSample:
+def trained_sample(request) -> TrainedSample:
     """The sample from 2004 to 2006 through every asset, built once per session: use it
     through `sample_home` or `trained_home`, which give a test its own copy."""
-    root = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent  # the session's folder, which its workers share
-    return TrainedSample.shared(root / "trained-sample")
+    return TrainedSample.shared(_sample_root(request.config))
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -122,9 +125,44 @@ class TrainedSample:
             checks=built["checks"],
         )  # fmt: skip
 
+    @staticmethod
+    def build_in_background(root: Path) -> subprocess.Popen | None:
+        """Start building the sample under `root` in a process of its own, unless a process
+        of this session has already started it: the tests that do not need it run meanwhile,
+        and `shared` waits for it (its lock) only if it is asked for before it is done.
+        The caller stops the process by its PID (`stop_background_build`)."""
+        root = root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            (root / "build.started").open("x").close()
+        except FileExistsError:
+            return None
+        command = [
+            sys.executable, "-c",
+            "import sys; from pathlib import Path; "
+            "from stock_assets_tests.graph import TrainedSample; "
+            "TrainedSample.shared(Path(sys.argv[1]))",
+            str(root),
+        ]  # fmt: skip
+        with (root / "build.log").open("w") as log:
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)
+            )
+
     def copy_to(self, destination: Path, *, trained_only: bool = False) -> Path:
         """A private copy of the sample (or of its `trained` stage) at `destination`."""
         return _copy_home(self.trained if trained_only else self.home, destination)
+
+
+def stop_background_build(process: subprocess.Popen) -> None:
+    """Stop a background build (by its PID) that the session no longer waits for."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _build(root: Path) -> dict[str, dict]:

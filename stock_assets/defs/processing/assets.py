@@ -164,26 +164,28 @@ def price_features(
         metadata={
             "rows": len(features),
             "rows_with_all_features": len(complete),
-            "features": dg.MetadataValue.text(", ".join(FEATURE_COLUMNS)),
+            # The names and expressions are the asset's definition metadata (feature_table).
+            "feature_count": len(FEATURE_COLUMNS),
             "first_date": f"{features['date'].min():%Y-%m-%d}",
             "last_date": f"{features['date'].max():%Y-%m-%d}",
-            "summary": _table(
-                complete[FEATURE_COLUMNS].describe().T.reset_index(names="feature").round(4), 30
-            ),
-            **_features_chart(complete, dates),
+            **_features_details(complete, dates),
         }
     )
 
 
-# A result's metadata is recorded on every partition it covers: a chart on a 3,270-session
-# backfill would be stored 3,270 times, so only runs of a week or less (daily refreshes,
-# sensor runs) carry one.
-CHART_MAX_SESSIONS = 5
+# A result's metadata is recorded on every partition it covers: a summary of 118 features on a
+# 3,270-session backfill would be stored (and serialized twice) 3,270 times, so only runs of a
+# week or less (daily refreshes, sensor runs) carry the summary table and the chart.
+DETAILS_MAX_SESSIONS = 5
 
 
-def _features_chart(complete: pd.DataFrame, dates: pd.DatetimeIndex) -> dict:
-    if len(dates) > CHART_MAX_SESSIONS or complete.empty:
+def _features_details(complete: pd.DataFrame, dates: pd.DatetimeIndex) -> dict:
+    if len(dates) > DETAILS_MAX_SESSIONS or complete.empty:
         return {}
     from stock_assets.reporting import previews
 
-    return {"chart": dg.MetadataValue.md(previews.features_chart(complete))}
+    summary = complete[FEATURE_COLUMNS].describe().T.reset_index(names="feature").round(4)
+    return {
+        "summary": _table(summary, len(FEATURE_COLUMNS)),
+        "chart": dg.MetadataValue.md(previews.features_chart(complete)),
+    }
