@@ -4,7 +4,7 @@ Issue 12 asks for gradient-boosted trees in the model zoo from one of the two, m
 side, keeping what wins on time and skill. Both libraries grow histogram-based, leaf-wise
 capped trees, so they are set alike, as the zoo's trees are: the same number of trees and
 learning rate, each of the zoo's configurations (leaves, smallest leaf), 255 bins, no early
-stopping, one thread each, on each window's latest `MAX_TREE_ROWS` rows. Each walk-forward
+stopping, one thread each, on each window's latest `MAX_TRAINING_ROWS` rows. Each walk-forward
 window is fitted by both, in alternating order, and fit and predict are timed on the same
 arrays, in CPU time (one thread each: other work on the machine does not count) and wall time.
 
@@ -54,13 +54,14 @@ from stock_assets.modeling.evaluation import (
 )
 from stock_assets.modeling.ranking import rank_label
 from stock_assets.modeling.targets import daily_correlations, ranking_scores
+from stock_assets.modeling.training import MAX_TRAINING_ROWS
 
 # The zoo's trees: its number of trees, learning rate, configurations, thread and row cap.
 TREES = zoo.TREES
 LEARNING_RATE = zoo.LEARNING_RATE
 CONFIGS = zoo.TREE_CONFIGS
 THREADS = zoo.TREE_THREADS
-MAX_ROWS = zoo.MAX_TREE_ROWS
+MAX_ROWS = MAX_TRAINING_ROWS
 BINS = 255  # both libraries' default
 SEED = 0
 PLANTED_IC = 0.05

@@ -111,28 +111,27 @@ def test_lightgbm_score_ranks_a_nonlinear_signal_and_skips_rows_it_cannot_read()
     assert abs(rank_ic("ridge_score")) < 0.05
 
 
-def test_lightgbm_fits_only_the_latest_rows_and_refits_the_same():
+def test_lightgbm_refits_the_same_and_bins_once_for_every_configuration():
     import pickle
 
     from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMReturn
 
     rows = _rows(200, 10, seed=5)
     rows["label"] = 0.01 * rows[FEATURE_COLUMNS[1]] + np.random.default_rng(6).normal(0, 0.02, 2000)
-    shuffled = rows.sample(frac=1.0, random_state=7)
-    label = shuffled["label"]
-    config = TREE_CONFIGS[-1]
-    capped = LightGBMReturn(config, max_rows=500).fit(shuffled, label)
-    assert capped.rows == 500
-    # The 500 latest rows are the last 50 dates: fitted alone, the same trees.
-    latest = shuffled["date"] >= rows["date"].unique()[150]
-    alone = LightGBMReturn(config).fit(shuffled[latest], label[latest])
-    assert alone.rows == 500
-    np.testing.assert_array_equal(capped.predict_return(rows), alone.predict_return(rows))
+    rows.loc[rows.index[:7], "label"] = np.nan  # unlabelled rows teach nothing
+    label = rows["label"]
+    together = LightGBMReturn.fit_configs(TREE_CONFIGS, rows, label)
+    assert [model.config for model in together] == list(TREE_CONFIGS)
+    for model in together:
+        alone = LightGBMReturn(model.config).fit(rows, label)
+        assert alone.rows == model.rows == 1993
+        np.testing.assert_array_equal(model.predict_return(rows), alone.predict_return(rows))
     # Deterministic: a refit, or the model unpickled as a served version holds it, agrees.
-    again = LightGBMReturn(config, max_rows=500).fit(shuffled, label)
-    np.testing.assert_array_equal(capped.predict_return(rows), again.predict_return(rows))
-    restored = pickle.loads(pickle.dumps(capped))
-    np.testing.assert_array_equal(capped.predict_return(rows), restored.predict_return(rows))
+    first = together[-1]
+    again = LightGBMReturn(first.config).fit(rows, label)
+    np.testing.assert_array_equal(first.predict_return(rows), again.predict_return(rows))
+    restored = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(first.predict_return(rows), restored.predict_return(rows))
     assert 1 < len(TREE_CONFIGS) <= zoo.MAX_CONFIGS
 
 
