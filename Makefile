@@ -37,9 +37,10 @@ demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bu
 	$(BIN)/stock-assets demo
 
 # One pytest-xdist worker per core (-n auto): while one waits on a server or a subprocess,
-# the other uses the core. The README's "Test budget" section sets how long this may take.
+# the other uses the core. Tests are handed out one at a time in the order conftest.py sets
+# (slowest first). The README's "Test budget" section sets how long this may take.
 test: install  ## run the whole test suite, services and browser included
-	$(BIN)/pytest -n auto --dist worksteal --durations=10
+	$(BIN)/pytest -n auto --dist load --maxschedchunk 1 --durations=10
 
 test-fast: install  ## only the pure modules (no services, browser or slow tests), for quick loops
 	$(BIN)/pytest -m "not services and not browser and not slow"

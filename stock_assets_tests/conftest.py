@@ -45,10 +45,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "trained_sample" in fixtures:
             item.add_marker(pytest.mark.slow)
 
-    # Slow tests first, those that need the trained sample after the others: pytest-xdist's
-    # workers then share the slow tests out rather than one finishing a long test alone at the
-    # end, and the sample, built meanwhile in a process of its own, is ready when they start.
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, _needs_sample(item)))
+    # The order pytest-xdist hands tests out in (`make test` sends one at a time): slow tests
+    # first, so no worker finishes a long one alone at the end. The trained sample is built
+    # meanwhile in a process of its own; of the tests that need it, one per module runs after
+    # the other slow ones (a module may build more on it, once, as test_instance does), the
+    # rest of them after the fast tests, when whatever they share is built.
+    modules: set[str] = set()
+
+    def rank(item: pytest.Item) -> int:
+        slow = item.get_closest_marker("slow") is not None
+        if not _needs_sample(item):
+            return 0 if slow else 2
+        module, first = item.nodeid.split("::")[0], False
+        if module not in modules:
+            modules.add(module)
+            first = True
+        return 1 if first else 3
+
+    ranks = {id(item): rank(item) for item in items}
+    items.sort(key=lambda item: ranks[id(item)])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -19,7 +19,7 @@ from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets_tests.graph import materialize
 
 NEW_YORK = ZoneInfo("America/New_York")
-START, CHANGE, END = "2010-01-04", "2013-01-02", "2013-06-28"
+START, CHANGE, END = "2011-01-03", "2013-01-02", "2013-06-28"
 HISTORY = ["raw_prices", "cleaned_prices", "price_features", "price_predictions"]
 
 
@@ -61,7 +61,7 @@ def requested(definitions, instance, cursor=None):
 def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decides(
     definitions, settings, tmp_path
 ):
-    market = generate_market(n_tickers=6, years=3.5, start=START, seed=7).bars
+    market = generate_market(n_tickers=6, years=2.5, start=START, seed=7).bars
     market = with_regime_change(market, CHANGE, volatility=3.0, volume=4.0)
     resources = resources_on(market, settings, tmp_path)
     warehouse, registry = resources["warehouse"], resources["model_registry"]
