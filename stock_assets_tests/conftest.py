@@ -99,7 +99,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def trained_sample(request) -> TrainedSample:
-    """The sample from 2004 to 2006 through every asset, built once per session: use it
+    """The sample from 2005 to 2006 through every asset, built once per session: use it
     through `sample_home` or `trained_home`, which give a test its own copy."""
     return TrainedSample.shared(_sample_root(request.config))
 

@@ -1,6 +1,6 @@
 """The one way tests materialize the asset graph, and the trained sample they share.
 
-Training the bundled sample (2004-2006) is the slowest thing the tests do, so a session builds
+Training the bundled sample (2005-2006) is the slowest thing the tests do, so a session builds
 it once (`TrainedSample.shared`, once for all pytest-xdist workers too) and each test that
 needs it works on its own copy (`TrainedSample.copy_to`): the copy's SQLite files and MLflow
 store point at the copy, never at the original.
@@ -28,7 +28,7 @@ import pytest
 from stock_assets.config import Settings, load_settings
 from stock_assets.defs.partitions import range_tags
 
-FIRST, LAST = "2004-01-02", "2006-12-29"
+FIRST, LAST = "2005-01-03", "2006-12-29"
 HISTORY = ["raw_prices", "cleaned_prices", "price_features"]
 MODEL = ["price_model", "champion_model"]
 PREDICTIONS = ["price_predictions"]

@@ -110,9 +110,12 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
             run_graph(services, instance)
             assert len(instance.get_runs()) == 3
             # The history's materializations went to PostgreSQL in batches, not one by one.
-            assert 700 < max(batches, default=0) <= int(batch_size) and sum(batches) > 3 * 700
+            # (A batch of a run's events: most of one asset's sessions at a time, for each asset.)
+            sessions = len(calendar.sessions_in_range(FIRST, LAST))
+            most = max(batches, default=0)
+            assert 0.9 * sessions < most <= int(batch_size) and sum(batches) > 3 * 0.9 * sessions
             history = instance.get_materialized_partitions(dg.AssetKey("price_features"))
-            assert len(history) == len(calendar.sessions_in_range(FIRST, LAST))
+            assert len(history) == sessions
         assert not (tmp_path / "services-home" / "objects").exists()
         assert any(key.startswith("mlflow/") for key in bucket.keys())
         champion = services["model_registry"].champion()

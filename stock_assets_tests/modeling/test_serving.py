@@ -62,7 +62,7 @@ def answer(url: str, bars: pd.DataFrame, orient: str = "split") -> pd.DataFrame:
 
 @pytest.fixture
 def served(trained_home):
-    """A copy of the trained sample (2004-2006) whose champion is the trained model."""
+    """A copy of the trained sample (2005-2006) whose champion is the trained model."""
     definitions = defs()
     resources = build_resources(trained_home)
     registry = resources["model_registry"]
