@@ -17,7 +17,7 @@ from stock_assets.modeling.pyfunc import PREDICTION_COLUMNS, predict_from_bars
 from stock_assets.modeling.requests import to_model_input
 from stock_assets.modeling.targets import RETURN
 from stock_assets.modeling.training import train_and_evaluate
-from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMReturn
+from stock_assets.modeling.zoo import TREE_CONFIG, LightGBMReturn
 
 LOAD_AND_PREDICT = """
 import json, sys
@@ -43,7 +43,7 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
     result = train_and_evaluate(features)
     # Trees as the return part, whichever member won: a served version must load them too.
     rows = features.dropna(subset=[*FEATURE_COLUMNS, LABEL])
-    trees = Forecaster({RETURN: LightGBMReturn(TREE_CONFIGS[0]).fit(rows, rows[LABEL])})
+    trees = Forecaster({RETURN: LightGBMReturn(TREE_CONFIG).fit(rows, rows[LABEL])})
     forecaster = result.forecaster.with_parts_of(trees, [RETURN])
     registry = build_resources(settings)["model_registry"]
     tags = {"train_end": f"{result.train_end:%Y-%m-%d}"}

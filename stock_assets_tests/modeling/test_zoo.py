@@ -111,35 +111,30 @@ def test_lightgbm_score_ranks_a_nonlinear_signal_and_skips_rows_it_cannot_read()
     assert abs(rank_ic("ridge_score")) < 0.05
 
 
-def test_lightgbm_refits_the_same_and_bins_once_for_every_configuration():
+def test_lightgbm_refits_the_same_and_skips_rows_without_a_label():
     import pickle
 
-    from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMReturn
+    from stock_assets.modeling.zoo import TREE_CONFIG, LightGBMReturn
 
     rows = _rows(200, 10, seed=5)
     rows["label"] = 0.01 * rows[FEATURE_COLUMNS[1]] + np.random.default_rng(6).normal(0, 0.02, 2000)
     rows.loc[rows.index[:7], "label"] = np.nan  # unlabelled rows teach nothing
     label = rows["label"]
-    together = LightGBMReturn.fit_configs(TREE_CONFIGS, rows, label)
-    assert [model.config for model in together] == list(TREE_CONFIGS)
-    for model in together:
-        alone = LightGBMReturn(model.config).fit(rows, label)
-        assert alone.rows == model.rows == 1993
-        np.testing.assert_array_equal(model.predict_return(rows), alone.predict_return(rows))
-    # Deterministic: a refit, or the model unpickled as a served version holds it, agrees.
-    first = together[-1]
-    again = LightGBMReturn(first.config).fit(rows, label)
+    first = LightGBMReturn(TREE_CONFIG).fit(rows, label)
+    assert first.rows == 1993
+    # Deterministic (its row and feature draws are seeded): a refit, or the model unpickled as
+    # a served version holds it, agrees.
+    again = LightGBMReturn(TREE_CONFIG).fit(rows, label)
     np.testing.assert_array_equal(first.predict_return(rows), again.predict_return(rows))
     restored = pickle.loads(pickle.dumps(first))
     np.testing.assert_array_equal(first.predict_return(rows), restored.predict_return(rows))
-    assert 1 < len(TREE_CONFIGS) <= zoo.MAX_CONFIGS
 
 
 def test_a_member_that_cannot_train_says_why():
     from stock_assets.features.cross_section import RANK_COLUMNS
-    from stock_assets.modeling.zoo import TREE_CONFIGS, LightGBMScore
+    from stock_assets.modeling.zoo import TREE_CONFIG, LightGBMScore
 
     rows = _rows(50, 5, seed=8)
     rows[RANK_COLUMNS] = np.nan  # five tickers are too few to rank
     with pytest.raises(ValueError, match="LightGBMScore: 0 usable rows"):
-        LightGBMScore(TREE_CONFIGS[0]).fit(rows, rows["ret_1d"])
+        LightGBMScore(TREE_CONFIG).fit(rows, rows["ret_1d"])
