@@ -287,7 +287,7 @@ def test_day_by_day_partitions_match_one_backfill(definitions, settings, tmp_pat
     tickers = ["SYN0000", "SYN0001", "SYN0002"]
     market = generate_market(n_tickers=3, years=1.6, seed=0, defects=Defects(splits=2, gaps=2))
     days = [f"{d:%Y-%m-%d}" for d in market.bars["date"].drop_duplicates().sort_values()]
-    tail = days[-12:]
+    tail = days[-6:]
 
     whole = build_resources(settings)
     whole["market_data"] = MarketData(tickers=tickers, source="synthetic", **source, **defects)
