@@ -118,6 +118,9 @@ class TrainedSample:
         with (root / "build.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not summary.exists():
+                # A build stopped half-way (its worker's session ended first) starts over.
+                for partial in (root / "home", root / "trained"):
+                    shutil.rmtree(partial, ignore_errors=True)
                 summary.write_text(json.dumps(_build(root), default=str))
         built = json.loads(summary.read_text())
         return cls(
