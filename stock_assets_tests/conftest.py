@@ -53,17 +53,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     modules: set[str] = set()
 
     def rank(item: pytest.Item) -> int:
-        slow = item.get_closest_marker("slow") is not None
         if not _needs_sample(item):
-            return 0 if slow else 2
-        module, first = item.nodeid.split("::")[0], False
-        if module not in modules:
-            modules.add(module)
-            first = True
-        return 1 if first else 3
+            return 0 if item.get_closest_marker("slow") is not None else 2
+        module = item.nodeid.split("::")[0]
+        if module in modules:
+            return 3
+        modules.add(module)
+        return 1
 
-    ranks = {id(item): rank(item) for item in items}
-    items.sort(key=lambda item: ranks[id(item)])
+    # A stable sort calls `rank` once per item, in collection order.
+    items.sort(key=rank)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -148,9 +147,7 @@ class TrainedSample:
             str(root),
         ]  # fmt: skip
         with (root / "build.log").open("w") as log:
-            return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)
-            )
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     def copy_to(self, destination: Path, *, trained_only: bool = False) -> Path:
         """A private copy of the sample (or of its `trained` stage) at `destination`."""
