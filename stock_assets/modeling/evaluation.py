@@ -15,7 +15,7 @@ import pandas as pd
 from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.cross_section import MIN_SCORE_TICKERS, no_skill_score
 from stock_assets.modeling import targets
-from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, Forecaster
+from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS, TARGET_COLUMNS, Forecaster
 from stock_assets.modeling.ranking import (
     EQUAL_WEIGHTED,
     MOMENTUM,
@@ -31,6 +31,9 @@ from stock_assets.modeling.targets import daily_correlations
 MIN_TRAIN_SESSIONS = 504
 TEST_SESSIONS = 126
 HOLDOUT_SESSIONS = 126
+# Every fold refits every member of the zoo, so a longer history is tested in at most this
+# many folds, each longer than half a year: ten years' would otherwise take 15 refits.
+MAX_FOLDS = 8
 # The fewest labelled sessions a model is trained on: 60 to train, two tests of 20, and 20
 # held out for the gate (its min_evaluation_sessions). With fewer, the baselines serve.
 MIN_LABELLED_SESSIONS = 120
@@ -46,14 +49,16 @@ class Frame:
 
 def scaled_frame(sessions: int, holdout: int | None = None) -> Frame:
     """The walk-forward frame for `sessions` labelled sessions: the full frame where there is
-    room for it, else a sixth held out, and the rest split into a first training window and
-    two test folds of a fifth each. `holdout` overrides the held-out count."""
+    room for it (in at most MAX_FOLDS test folds), else a sixth held out, and the rest split
+    into a first training window and two test folds of a fifth each. `holdout` overrides the
+    held-out count."""
     if holdout is None:
         full = MIN_TRAIN_SESSIONS + TEST_SESSIONS + HOLDOUT_SESSIONS
         holdout = HOLDOUT_SESSIONS if sessions >= full else max(sessions // 6, _MIN_TEST)
     rest = sessions - holdout
     if rest >= MIN_TRAIN_SESSIONS + TEST_SESSIONS:
-        return Frame(MIN_TRAIN_SESSIONS, TEST_SESSIONS, holdout)
+        tested = rest - MIN_TRAIN_SESSIONS
+        return Frame(MIN_TRAIN_SESSIONS, max(TEST_SESSIONS, -(-tested // MAX_FOLDS)), holdout)
     test = max(rest // 5, _MIN_TEST)
     return Frame(rest - 2 * test, test, holdout)
 
@@ -128,10 +133,10 @@ def daily_ic(dates: pd.Series, predicted: np.ndarray, label: np.ndarray) -> floa
 def score_forecasts(
     rows: pd.DataFrame, forecasts: dict[str, pd.DataFrame], cost_bps: float = DEFAULT_COST_BPS
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Each target's scores, by candidate: every named forecast beside the target's baselines,
-    on the same rows. The score's long-short backtests pay `cost_bps` per unit of weight
-    traded, and are shown beside buy-and-hold of the equal-weighted universe on the dates
-    they trade.
+    """Each target's scores, by candidate: every named forecast holding the target's columns
+    (TARGET_COLUMNS) beside the target's baselines, on the same rows. The score's long-short
+    backtests pay `cost_bps` per unit of weight traded, and are shown beside buy-and-hold of
+    the equal-weighted universe on the dates they trade.
 
     `rows` has ticker, date, close, label, ret_1d, ret_20d and vol_20, with earlier rows
     for the trailing empirical baseline (rows flagged `scored` False are history only); each
@@ -147,24 +152,30 @@ def score_forecasts(
     # Too short a history for the empirical quantiles: the Gaussian ones stand in.
     empirical = np.where(np.isnan(empirical).any(axis=1)[:, None], gaussian, empirical)
 
+    # Each target's forecasts: a zoo member forecasts its own target only.
+    of = {
+        target: {n: f for n, f in forecasts.items() if set(columns).issubset(f.columns)}
+        for target, columns in TARGET_COLUMNS.items()
+    }
     returns = {
-        name: score_predictions(frame, f["predicted_return"]) for name, f in forecasts.items()
+        name: score_predictions(frame, f["predicted_return"])
+        for name, f in of[targets.RETURN].items()
     }
     returns.update(baseline_scores(frame))
     ranges = {
         name: targets.range_scores(label, f[RETURN_QUANTILE_COLUMNS].to_numpy())
-        for name, f in forecasts.items()
+        for name, f in of[targets.RANGE].items()
     }
     ranges[targets.TRAILING_GAUSSIAN] = targets.range_scores(label, gaussian)
     ranges[targets.TRAILING_EMPIRICAL] = targets.range_scores(label, empirical)
     variances = {
         name: targets.volatility_scores(label, f["predicted_volatility"].to_numpy() ** 2)
-        for name, f in forecasts.items()
+        for name, f in of[targets.VOLATILITY].items()
     }
     variances[targets.TRAILING_VOLATILITY] = targets.volatility_scores(
         label, baseline["predicted_volatility"].to_numpy() ** 2
     )
-    ranked = {name: f["score"].to_numpy() for name, f in forecasts.items()}
+    ranked = {name: f["score"].to_numpy() for name, f in of[targets.SCORE].items()}
     ranked[MOMENTUM] = baseline["score"].to_numpy()
     ranked[NO_SKILL] = no_skill_score(frame)
     tickers = frame.groupby("date")["ticker"].size()

@@ -8,6 +8,7 @@ ranks the request's tickers against each other, and is given only where there ar
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from stock_assets.features.cross_section import (
     MIN_SCORE_TICKERS,
+    SCORE_COLUMNS,
     cross_sectional_features,
     momentum_score,
 )
@@ -27,6 +29,7 @@ from stock_assets.modeling.targets import (
     RANGES,
     RETURN,
     SCORE,
+    TARGETS,
     VOLATILITY,
     VOLATILITY_WINDOW,
     gaussian_quantiles,
@@ -80,31 +83,49 @@ class Forecaster:
     def part_name(self, target: str) -> str:
         return self.names.get(target, "model") if target in self.parts else BASELINES[target]
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Every target's forecast for feature rows (ticker, date, close and FEATURE_COLUMNS),
-        with `score_note` saying why a row has no score."""
-        parts = self.parts
-        if RETURN in parts:
-            predicted = parts[RETURN].predict_return(features)
-        else:
-            predicted = np.zeros(len(features))
-        if VOLATILITY in parts:
-            variance = parts[VOLATILITY].predict_variance(features)
-        else:
-            variance = features[_TRAILING].to_numpy(dtype="float64") ** 2
-        if RANGE in parts:
-            quantiles = parts[RANGE].predict_quantiles(features)
-        else:
-            quantiles = gaussian_quantiles(features[_TRAILING])
-        forecast = price_forecast(features["close"], predicted, np.sqrt(variance), quantiles)
-        forecast["score"], forecast["score_note"] = self._score(features)
+    def predict(self, features: pd.DataFrame, targets: Iterable[str] = TARGETS) -> pd.DataFrame:
+        """The forecast columns of `targets` (by default every target's: FORECAST_COLUMNS) for
+        feature rows (ticker, date, close and FEATURE_COLUMNS); with the score, `score_note`
+        saying why a row has none."""
+        parts, targets = self.parts, set(targets)
+        close = features["close"].to_numpy(dtype="float64")
+        forecast = pd.DataFrame(index=pd.RangeIndex(len(features)))
+        if RETURN in targets:
+            if RETURN in parts:
+                predicted = parts[RETURN].predict_return(features)
+            else:
+                predicted = np.zeros(len(features))
+            forecast["predicted_return"] = predicted
+            forecast["predicted_close"] = close * (1 + predicted)
+        if VOLATILITY in targets:
+            if VOLATILITY in parts:
+                variance = parts[VOLATILITY].predict_variance(features)
+            else:
+                variance = features[_TRAILING].to_numpy(dtype="float64") ** 2
+            forecast["predicted_volatility"] = np.sqrt(variance)
+        if RANGE in targets:
+            if RANGE in parts:
+                quantiles = parts[RANGE].predict_quantiles(features)
+            else:
+                quantiles = gaussian_quantiles(features[_TRAILING])
+            for i, name in enumerate(RETURN_QUANTILE_COLUMNS):
+                forecast[name] = quantiles[:, i]
+            for level, bounds in RANGES.items():
+                for side, q in zip(("low", "high"), bounds, strict=True):
+                    column = RETURN_QUANTILE_COLUMNS[QUANTILES.index(q)]
+                    forecast[f"close_{side}_{level}"] = close * (1 + forecast[column])
+        if SCORE in targets:
+            forecast["score"], forecast["score_note"] = self._score(features)
         return forecast
 
     def _score(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The cross-sectional score where a date has enough tickers to rank, and why not."""
         counts = features.groupby("date")["ticker"].transform("size").to_numpy()
         if SCORE in self.parts:
-            ranked = pd.concat([features, cross_sectional_features(features)], axis=1)
+            ranked = features
+            # Training ranks its rows once for every fold; a request is ranked here.
+            if not set(SCORE_COLUMNS).issubset(features.columns):
+                ranked = pd.concat([features, cross_sectional_features(features)], axis=1)
             score = self.parts[SCORE].predict_score(ranked)
         else:
             score = momentum_score(features)
@@ -120,27 +141,6 @@ class Forecaster:
             }
             note[~enough] = short.map(said).to_numpy()
         return np.where(enough, score, np.nan), note
-
-
-def price_forecast(
-    close: pd.Series, predicted: np.ndarray, volatility: np.ndarray, quantiles: np.ndarray
-) -> pd.DataFrame:
-    """Forecasts of returns as FORECAST_COLUMNS, with the closes and price ranges they imply."""
-    close = close.to_numpy(dtype="float64")
-    frame = pd.DataFrame(
-        {
-            "predicted_return": predicted,
-            "predicted_close": close * (1 + predicted),
-            "predicted_volatility": volatility,
-        }
-    )
-    for i, name in enumerate(RETURN_QUANTILE_COLUMNS):
-        frame[name] = quantiles[:, i]
-    for level, bounds in RANGES.items():
-        for side, q in zip(("low", "high"), bounds, strict=True):
-            column = RETURN_QUANTILE_COLUMNS[QUANTILES.index(q)]
-            frame[f"close_{side}_{level}"] = close * (1 + frame[column])
-    return frame
 
 
 def as_forecaster(loaded: Any) -> Forecaster:

@@ -3,6 +3,7 @@ becoming the challenger's part, all scored against each target's own baselines."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,12 @@ from stock_assets.modeling.evaluation import (
     score_forecasts,
     walk_forward_folds,
 )
-from stock_assets.modeling.forecast import FORECAST_COLUMNS, TARGET_COLUMNS, Forecaster
+from stock_assets.modeling.forecast import (
+    BASELINES,
+    FORECAST_COLUMNS,
+    TARGET_COLUMNS,
+    Forecaster,
+)
 from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.modeling.zoo import ZOO, Member, fit
 
@@ -32,6 +38,10 @@ _MIN_TRAIN = 60
 # the universe. 100,000 rows are 200 sessions of a 500-ticker universe, over 800 rows per
 # coefficient of the widest linear member; each row more costs every fold of the search.
 MAX_TRAINING_ROWS = 100_000
+# Members are fitted side by side, one thread each: the trees, which take most of the time,
+# grow in LightGBM's C++ without holding Python's lock, and both tree members fit at once.
+# Every fit is deterministic, so the result does not depend on which finishes first.
+FIT_THREADS = 2
 
 
 class NotEnoughHistoryError(ValueError):
@@ -95,23 +105,26 @@ def train_and_evaluate(
     forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in ZOO}
     configs: dict[str, list[Any]] = {m.name: [] for m in ZOO}
     failed: dict[str, str] = {}
-    for train, test in folds:
-        tested |= test
-        # One copy of the fold's rows for every member: copying a large window costs more
-        # than fitting a linear model on it.
-        train = latest_sessions(train, dates, MAX_TRAINING_ROWS)
-        window, outcome, ahead = ranked[train], label[train], usable[test]
-        for member in ZOO:
-            if member.name in failed:
-                continue
-            try:
-                config, model = fit(member, window, outcome)
-            except ValueError as error:  # e.g. a universe too small to rank
-                failed[member.name] = str(error)
-                continue
-            configs[member.name].append(config)
-            alone = Forecaster({member.target: model}, {member.target: member.name})
-            forecasts[member.name].append(alone.predict(ahead))
+    with ThreadPoolExecutor(FIT_THREADS) as pool:
+        for train, test in folds:
+            tested |= test
+            # One copy of the fold's rows for every member: copying a large window costs more
+            # than fitting a linear model on it.
+            train = latest_sessions(train, dates, MAX_TRAINING_ROWS)
+            window, outcome, ahead = ranked[train], label[train], ranked[test]
+            jobs = {
+                m.name: pool.submit(_fit_and_forecast, m, window, outcome, ahead)
+                for m in ZOO
+                if m.name not in failed
+            }
+            for name, job in jobs.items():
+                try:
+                    config, forecast = job.result()
+                except ValueError as error:  # e.g. a universe too small to rank
+                    failed[name] = str(error)
+                    continue
+                configs[name].append(config)
+                forecasts[name].append(forecast)
     trained = [m for m in ZOO if m.name not in failed]
     by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
@@ -133,16 +146,25 @@ def train_and_evaluate(
     combined = Forecaster().predict(usable[tested])
     for target, member in best.items():
         combined[TARGET_COLUMNS[target]] = by_member[member.name][TARGET_COLUMNS[target]]
-    scores = score_forecasts(history, {"model": combined}, cost_bps)
-    for target in scores:
-        scores[target].update(
-            {m.name: member_scores[target][m.name] for m in trained if m.target == target}
-        )
+    # The challenger forecasts each target as its chosen member does, or as the baseline
+    # where none was chosen: its scores are theirs, on the same rows. Listed first, then the
+    # baselines, then the members.
+    scores = {}
+    for target, by_candidate in member_scores.items():
+        serving = best[target].name if target in best else BASELINES[target]
+        scores[target] = {
+            "model": dict(by_candidate[serving]),
+            **{name: s for name, s in by_candidate.items() if name not in forecasts},
+            **{name: s for name, s in by_candidate.items() if name in forecasts},
+        }
     parts, names, finals = {}, {}, {}
     final = latest_sessions(np.ones(len(usable), dtype=bool), dates, MAX_TRAINING_ROWS)
-    for target, member in best.items():
-        finals[member.name], parts[target] = fit(member, ranked[final], label[final])
-        names[target] = member.name
+    window, outcome = ranked[final], label[final]
+    with ThreadPoolExecutor(FIT_THREADS) as pool:
+        jobs = {t: pool.submit(fit, m, window, outcome) for t, m in best.items()}
+        for target, member in best.items():
+            finals[member.name], parts[target] = jobs[target].result()
+            names[target] = member.name
     members = [
         MemberResult(
             member=m,
@@ -167,6 +189,16 @@ def train_and_evaluate(
         train_end=usable["date"].max(),
         rows=len(usable),
     )
+
+
+def _fit_and_forecast(
+    member: Member, window: pd.DataFrame, outcome: pd.Series, ahead: pd.DataFrame
+) -> tuple[Any, pd.DataFrame]:
+    """The member's configuration chosen and fitted on a fold's window, and its forecast of
+    its target on the fold's test rows."""
+    config, model = fit(member, window, outcome)
+    alone = Forecaster({member.target: model}, {member.target: member.name})
+    return config, alone.predict(ahead, [member.target])
 
 
 def latest_sessions(rows: np.ndarray, dates: np.ndarray, most: int) -> np.ndarray:

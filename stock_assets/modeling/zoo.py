@@ -188,7 +188,7 @@ class LightGBM:
             "num_threads": TREE_THREADS,
             "seed": 0,
             "deterministic": True,
-            "force_row_wise": True,
+            "force_col_wise": True,
             "verbose": -1,
         }
         data = lightgbm.Dataset(x, y, params={"verbose": -1})
