@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -203,17 +204,34 @@ def _add_new_columns(engine: sa.Engine) -> None:
                     raise
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain Python values (dates as dates, NaN as None) for any driver."""
+def _python_columns(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Each column as plain Python values: dates as dates, NaN as None."""
     columns = []
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_datetime64_any_dtype(column) and name != "created_at":
             column = column.dt.date
         columns.append(column.astype(object).where(column.notna(), None).to_numpy())
+    return columns
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values for any driver."""
     names = list(frame.columns)
     # Built column by column, then zipped: several times faster than DataFrame.to_dict.
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*_python_columns(frame), strict=True)]
+
+
+def _driver_rows(
+    frame: pd.DataFrame, table: sa.Table, dialect: sa.Dialect, names: list[str]
+) -> list[tuple]:
+    """Rows as the driver takes them, columns in `names` order: each value through its column
+    type's bind processor, as SQLAlchemy passes it, without SQLAlchemy's work per row."""
+    columns = []
+    for name, values in zip(names, _python_columns(frame[names]), strict=True):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append(values if process is None else [process(v) for v in values])
+    return list(zip(*columns, strict=True))
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -259,9 +277,19 @@ class Warehouse(dg.ConfigurableResource):
         # seeking all over it: a quarter less time for a million rows on SQLite.
         frame = frame.sort_values(keys, kind="stable")
         with self.engine.begin() as connection:
+            if dialect == "sqlite":
+                # The driver's own executemany: SQLAlchemy's work per row took as long as
+                # SQLite's. (On PostgreSQL, SQLAlchemy already sends many rows at once.)
+                compiled = statement.compile(
+                    dialect=connection.dialect, column_keys=list(frame.columns)
+                )
             for start in range(0, len(frame), _ROWS_PER_BATCH):
                 batch = frame.iloc[start : start + _ROWS_PER_BATCH]
-                connection.execute(statement, _records(batch))
+                if dialect == "sqlite":
+                    rows = _driver_rows(batch, table, connection.dialect, compiled.positiontup)
+                    connection.exec_driver_sql(str(compiled), rows)
+                else:
+                    connection.execute(statement, _records(batch))
         return len(frame)
 
     def append(self, table: sa.Table, frame: pd.DataFrame) -> int:
