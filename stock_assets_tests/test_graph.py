@@ -161,6 +161,9 @@ def test_sample_history_to_predictions(
     backtest = rows[rows["kind"] == "backtest"]
     assert pd.to_datetime(backtest["as_of_date"]).max() <= train_end
     assert len(backtest) == int(returns.loc["model", "rows"])
+    # Four tickers are too few to rank: no row has a score, and every row says why.
+    assert rows["score"].isna().all()
+    assert rows["score_note"].str.contains("at least 10 tickers").all()
 
     again = materialize(definitions, resources, ["price_predictions"], "2006-12-01", last)
     assert again.success

@@ -63,7 +63,8 @@ class MemberResult:
 @dataclass
 class TrainingResult:
     forecaster: Forecaster
-    backtest: pd.DataFrame  # BACKTEST_COLUMNS and the FORECAST_COLUMNS, out of sample
+    # BACKTEST_COLUMNS, the FORECAST_COLUMNS and score_note (why a row has no score), out of sample
+    backtest: pd.DataFrame
     # target -> candidate -> score: "model" (the challenger), each member, the baselines.
     scores: dict[str, dict[str, dict[str, float]]]
     members: list[MemberResult]
@@ -177,7 +178,10 @@ def train_and_evaluate(
         for m in ZOO
     ]
     backtest = pd.concat(
-        [usable.loc[tested, BACKTEST_COLUMNS].reset_index(drop=True), combined[FORECAST_COLUMNS]],
+        [
+            usable.loc[tested, BACKTEST_COLUMNS].reset_index(drop=True),
+            combined[[*FORECAST_COLUMNS, "score_note"]],
+        ],
         axis=1,
     )
     return TrainingResult(

@@ -15,6 +15,9 @@ from stock_assets.storage.warehouse import Warehouse
 from stock_assets.storage.warehouse import price_predictions as predictions_table
 
 UNIQUE_KEY = ["ticker", "as_of_date", "model_version", "kind"]
+# A result's metadata is recorded on every partition it covers: the latest date's predictions
+# for a 500-ticker universe, over a ten-year backfill, would store 2,520 copies of 500 rows.
+LATEST_ROWS = 20
 
 
 @dg.asset(
@@ -45,11 +48,10 @@ def price_predictions(
     live_dates = dates[dates > train_end]
     if len(live_dates):
         live = model_registry.predict_sessions(version, object_store, live_dates)
-        if len(live):
-            # The served model says "" where a row has a score; the table says NULL.
-            live["score_note"] = live["score_note"].replace("", None)
         frames.append(live.assign(kind="live"))
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    # The model says "" where a row has a score; the table says NULL.
+    rows["score_note"] = rows["score_note"].replace("", None)
     if rows.empty:
         context.log.warning(
             f"no predictions from {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}; skipped"
@@ -71,7 +73,7 @@ def price_predictions(
             "warehouse_table": predictions_table.name,
             "realised_coverage": covered or "no outcomes known yet",
             "latest": dg.MetadataValue.md(
-                latest.drop(columns="created_at").to_markdown(index=False)
+                latest.drop(columns="created_at").head(LATEST_ROWS).to_markdown(index=False)
             ),
         }
     )
@@ -108,8 +110,11 @@ def _backtest_rows(
             "predicted_close": backtest["close"] * (1 + backtest["predicted_return"]),
         }
     )
-    # Versions logged before the other targets existed forecast the return alone.
-    forecasts = backtest.reindex(columns=[c for c in FORECAST_COLUMNS if c != "predicted_close"])
+    # Versions logged before the other targets existed forecast the return alone, and
+    # before the score's notes, say nothing of why a row has no score.
+    forecasts = backtest.reindex(
+        columns=[*(c for c in FORECAST_COLUMNS if c != "predicted_close"), "score_note"]
+    )
     return pd.concat([rows, forecasts], axis=1).assign(kind="backtest")
 
 
@@ -132,7 +137,7 @@ def prediction_report(
     """The dashboard's charts as one HTML file anyone can open: per ticker, the last year's
     actual vs predicted close and realised error, the champion's scores, the score's backtest
     beside the equal-weighted universe, the drift checks."""
-    from stock_assets.modeling.targets import SCORE
+    from stock_assets.modeling.targets import TARGETS
     from stock_assets.reporting import queries, report
 
     span = queries.date_range(warehouse)
@@ -154,8 +159,7 @@ def prediction_report(
     )
     page = report.render(
         views,
-        queries.latest_gate(warehouse),
-        queries.latest_gate(warehouse, SCORE),
+        {target: queries.latest_gate(warehouse, target) for target in TARGETS},
         queries.latest_drift(warehouse),
         freshness,
         f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by run {context.run.run_id}",
