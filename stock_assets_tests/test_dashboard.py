@@ -44,6 +44,10 @@ def test_the_report_is_one_self_contained_html_file_linked_and_logged(
     for ticker in ("AAPL", "GOOG", "IBM", "MSFT"):
         assert f"{ticker}: actual vs predicted close" in page
     assert "<p>No backtest: the score ranks only dates with at least 10 tickers" in page
+    # The latest gate for every target, each with its own headline scores.
+    for target, column in (("return", "RMSE / persistence"), ("range", "coverage_80")):
+        assert f"<h3>{target}</h3>" in page and f"<th>{column}</th>" in page
+    assert "<h3>volatility</h3>" in page and "<th>qlike_ratio</th>" in page
     registry = resources["model_registry"]
     champion = registry.champion()
     logged = registry.client().list_artifacts(champion.run_id, "reports")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.io as pio
 
+from stock_assets.modeling.targets import SCORE, TARGETS
 from stock_assets.reporting import charts, tables
 
 
@@ -20,15 +21,14 @@ class TickerView:
 
 def render(
     views: list[TickerView],
-    gate: pd.DataFrame,
-    score_gate: pd.DataFrame,
+    gates: dict[str, pd.DataFrame],
     drift_rows: pd.DataFrame,
     freshness: str,
     generated: str,
 ) -> str:
     """HTML with plotly.js inlined once, so the file opens anywhere without a network.
 
-    `gate` and `score_gate` are the latest promotion gate's rows for the return and the score.
+    `gates` holds the latest promotion gate's rows by target (TARGETS).
     """
     figures = []
     for view in views:
@@ -38,12 +38,17 @@ def render(
         pio.to_html(figure, full_html=False, include_plotlyjs="inline" if i == 0 else False)
         for i, figure in enumerate(figures)
     ]
-    scores = tables.gate_table(gate)
-    no_backtest = tables.no_backtest_reason(score_gate)
+    scores = "".join(
+        f"<h3>{target}</h3>"
+        + tables.gate_table(gates[target], target).to_html(index=False, na_rep="")
+        for target in TARGETS
+        if len(gates[target])
+    )
+    no_backtest = tables.no_backtest_reason(gates[SCORE])
     backtest = (
         f"<p>{html.escape(no_backtest)}</p>"
         if no_backtest
-        else tables.backtest_table(score_gate).to_html(index=False, na_rep="")
+        else tables.backtest_table(gates[SCORE]).to_html(index=False, na_rep="")
     )
     drift_table = charts.drift_frame(drift_rows)
     return f"""<!doctype html>
@@ -53,7 +58,7 @@ td,th{{border:1px solid #ccc;padding:0.2em 0.5em}}</style></head><body>
 <h1>stock_assets prediction report</h1>
 <p>{html.escape(generated)} · {html.escape(freshness)}</p>
 <h2>Champion and baselines (latest promotion gate)</h2>
-{scores.to_html(index=False, na_rep="") if len(scores) else "<p>no promotion gate yet</p>"}
+{scores or "<p>no promotion gate yet</p>"}
 <h2>The score's long-short backtest beside the equal-weighted universe (latest gate)</h2>
 {backtest}
 <h2>Latest drift checks</h2>
