@@ -106,7 +106,7 @@ def lightgbm_model(config: zoo.TreeConfig) -> Any:
         n_jobs=THREADS,
         random_state=SEED,
         deterministic=True,
-        force_row_wise=True,
+        force_col_wise=True,  # as the zoo's trees
         verbose=-1,
     )
 
