@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Time the batch graph (raw -> cleaned -> features -> model -> predictions, "
         "through Dagster on the embedded default) on synthetic universes, beside a per-ticker "
         "pandas loop doing the same cleaning and features. Writes DIR/batch_graph.json and "
-        "DIR/batch_graph.md. 5, 50 and 500 tickers take about 10 minutes here.",
+        "DIR/batch_graph.md. 5, 50 and 500 tickers take about 20 minutes here (each graph "
+        "twice: on the embedded default and on Dagster's own instance).",
     )
     parser.add_argument(
         "--tickers", default="5,50,500", help="universe sizes, comma-separated (default 5,50,500)"
