@@ -155,8 +155,8 @@ def train_and_evaluate(
         serving = best[target].name if target in best else BASELINES[target]
         scores[target] = {
             "model": dict(by_candidate[serving]),
-            **{name: s for name, s in by_candidate.items() if name not in forecasts},
-            **{name: s for name, s in by_candidate.items() if name in forecasts},
+            **{name: s for name, s in by_candidate.items() if name not in by_member},
+            **{name: s for name, s in by_candidate.items() if name in by_member},
         }
     parts, names, finals = {}, {}, {}
     final = latest_sessions(np.ones(len(usable), dtype=bool), dates, MAX_TRAINING_ROWS)
