@@ -70,6 +70,7 @@ def test_sample_history_to_predictions(
         ("return", "ridge"),
         ("return", "lightgbm"),
         ("range", "har_filtered_quantiles"),
+        ("range", "lightgbm_quantiles"),
         ("volatility", "har"),
         ("return", "persistence"),
         ("return", "always_up"),
@@ -130,6 +131,7 @@ def test_sample_history_to_predictions(
         "lightgbm",
         "har",
         "har_filtered_quantiles",
+        "lightgbm_quantiles",
         "ridge_score",
         "lightgbm_score",
     }

@@ -18,6 +18,7 @@ import pandas as pd
 from stock_assets.features.cross_section import SCORE_COLUMNS
 from stock_assets.features.indicators import FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
+    QUANTILES,
     RANGE,
     RETURN,
     SCORE,
@@ -26,7 +27,12 @@ from stock_assets.modeling.targets import (
     ranking_scores,
     volatility_scores,
 )
-from stock_assets.modeling.volatility import HAR_CONFIGS, FilteredQuantiles, HarVolatility
+from stock_assets.modeling.volatility import (
+    HAR_CONFIGS,
+    HAR_INPUTS,
+    FilteredQuantiles,
+    HarVolatility,
+)
 
 MAX_CONFIGS = 8
 # The share of a training window's latest sessions the search validates on.
@@ -145,6 +151,37 @@ BIN_SAMPLE_ROWS = 20_000
 class TreeConfig:
     leaves: int  # at most, per tree
     min_leaf_rows: int  # the fewest training rows a leaf may hold: the main regulariser
+    trees: int = TREES
+    learning_rate: float = LEARNING_RATE
+
+
+def _grow(config: TreeConfig, data: Any, objective: dict[str, Any]) -> Any:
+    """A LightGBM booster on `data` (rows and label), with the zoo's shared settings."""
+    import lightgbm  # its import takes seconds; light commands never fit a model
+
+    params = {
+        **objective,
+        "learning_rate": config.learning_rate,
+        "num_leaves": config.leaves,
+        "min_data_in_leaf": config.min_leaf_rows,
+        "bagging_fraction": ROW_SHARE,
+        "bagging_freq": 1,
+        "feature_fraction": FEATURE_SHARE,
+        "bin_construct_sample_cnt": BIN_SAMPLE_ROWS,
+        "num_threads": TREE_THREADS,
+        "seed": 0,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbose": -1,
+    }
+    return lightgbm.train(params, data, num_boost_round=config.trees)
+
+
+def _dataset(x: np.ndarray, y: np.ndarray) -> Any:
+    import lightgbm
+
+    # Kept after binning, so that several boosters can be grown on the same bins.
+    return lightgbm.Dataset(x, y, params={"verbose": -1}, free_raw_data=False)
 
 
 class LightGBM:
@@ -165,8 +202,6 @@ class LightGBM:
         return label
 
     def fit(self, rows: pd.DataFrame, label: pd.Series) -> LightGBM:
-        import lightgbm  # its import takes seconds; light commands never fit a model
-
         # The features are float32: passed as they are, not widened, they grow the same trees.
         x = rows[self.columns].to_numpy(dtype="float32")
         y = self._label(rows, label).to_numpy(dtype="float64")
@@ -177,23 +212,7 @@ class LightGBM:
             raise ValueError(
                 f"{type(self).__name__}: {len(y)} usable rows for {x.shape[1]} columns"
             )
-        params = {
-            "objective": "regression",
-            "learning_rate": LEARNING_RATE,
-            "num_leaves": self.config.leaves,
-            "min_data_in_leaf": self.config.min_leaf_rows,
-            "bagging_fraction": ROW_SHARE,
-            "bagging_freq": 1,
-            "feature_fraction": FEATURE_SHARE,
-            "bin_construct_sample_cnt": BIN_SAMPLE_ROWS,
-            "num_threads": TREE_THREADS,
-            "seed": 0,
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbose": -1,
-        }
-        data = lightgbm.Dataset(x, y, params={"verbose": -1})
-        self.booster = lightgbm.train(params, data, num_boost_round=TREES)
+        self.booster = _grow(self.config, _dataset(x, y), {"objective": "regression"})
         self.rows = len(y)
         return self
 
@@ -228,6 +247,63 @@ class LightGBMScore(LightGBM):
 
     def predict_score(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
+
+
+# The most rows the quantile trees learn from: each quantile's trees cost as much as the
+# return's, and five of them on a whole window would double the zoo's training time.
+QUANTILE_TREE_ROWS = 25_000
+
+
+class LightGBMQuantiles:
+    """Return quantiles from quantile-loss trees, one per quantile, of the return standardised
+    by the HAR volatility forecast. Filtered historical simulation gives every row the same
+    standardised tails; the trees let their width and skew depend on the state a ticker is in
+    (the last days' standardised moves, where the price sits in its range, volume, and each
+    HAR input against the monthly variance), from per-ticker inputs only."""
+
+    # Unit-free per-ticker features beside the HAR ratios (see `_inputs`).
+    columns = ["vol_20", "ret_20d", "rsv_20", "volume_z_20"]
+
+    def __init__(self, config: TreeConfig) -> None:
+        self.config = config
+        self.volatility = HarVolatility()
+        self.boosters: list[Any] = []
+
+    def _inputs(self, rows: pd.DataFrame) -> np.ndarray:
+        monthly = HAR_INPUTS["monthly"](rows)
+        ratios = [HAR_INPUTS[name](rows) / monthly for name in HAR_INPUTS if name != "monthly"]
+        moves = [rows["ret_1d"] / rows["vol_20"], rows["ret_5d"] / rows["vol_20"]]
+        return np.column_stack([*ratios, *moves, *(rows[c] for c in self.columns)]).astype(
+            "float32"
+        )
+
+    def fit(self, rows: pd.DataFrame, label: pd.Series) -> LightGBMQuantiles:
+        sigma = np.sqrt(self.volatility.fit(rows, label).predict_variance(rows))
+        x, z = self._inputs(rows), label.to_numpy(dtype="float64") / sigma
+        usable = np.flatnonzero(np.isfinite(x).all(axis=1) & np.isfinite(z))
+        if len(usable) <= x.shape[1]:
+            raise ValueError(f"LightGBMQuantiles: {len(usable)} usable rows")
+        # Every k-th row, so that every session and ticker of the window stays in the sample.
+        usable = usable[:: -(-len(usable) // QUANTILE_TREE_ROWS)]
+        data = _dataset(x[usable], z[usable])
+        self.boosters = [
+            _grow(self.config, data, {"objective": "quantile", "alpha": q}) for q in QUANTILES
+        ]
+        return self
+
+    def predict_quantiles(self, rows: pd.DataFrame) -> np.ndarray:
+        if not self.boosters:
+            raise ValueError("LightGBMQuantiles is not fitted: call fit first")
+        x = self._inputs(rows)
+        z = np.column_stack([b.predict(x, num_threads=TREE_THREADS) for b in self.boosters])
+        # Quantiles fitted apart can cross; sorting each row's restores their order and never
+        # raises the pinball loss (Chernozhukov, Fernandez-Val and Galichon 2010).
+        z = np.sort(z, axis=1)
+        sigma = np.sqrt(self.volatility.predict_variance(rows))
+        return np.where(np.isfinite(x).all(axis=1)[:, None], z * sigma[:, None], np.nan)
+
+    def __repr__(self) -> str:
+        return f"LightGBMQuantiles({self.config!r})"
 
 
 def return_loss(model: Any, rows: pd.DataFrame, label: pd.Series) -> float:
@@ -288,6 +364,7 @@ RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 # triple their cost: two fits on the window's earlier sessions, then the chosen one on all.
 # Heavily regularised: next-session labels are mostly noise.
 TREE_CONFIG = TreeConfig(leaves=15, min_leaf_rows=300)
+QUANTILE_TREE_CONFIG = TreeConfig(leaves=7, min_leaf_rows=1000, trees=50, learning_rate=0.1)
 ZOO: tuple[Member, ...] = (
     Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn, RidgeReturn.fit_alphas),
     Member("lightgbm", RETURN, (TREE_CONFIG,), LightGBMReturn),
@@ -300,6 +377,7 @@ ZOO: tuple[Member, ...] = (
         HAR_CONFIGS,
         lambda inputs: FilteredQuantiles(HarVolatility(inputs)),
     ),
+    Member("lightgbm_quantiles", RANGE, (QUANTILE_TREE_CONFIG,), LightGBMQuantiles),
 )
 
 

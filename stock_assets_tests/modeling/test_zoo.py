@@ -138,3 +138,43 @@ def test_a_member_that_cannot_train_says_why():
     rows[RANK_COLUMNS] = np.nan  # five tickers are too few to rank
     with pytest.raises(ValueError, match="LightGBMScore: 0 usable rows"):
         LightGBMScore(TREE_CONFIG).fit(rows, rows["ret_1d"])
+
+
+def test_quantile_trees_learn_tails_that_depend_on_the_state():
+    """After a fall the next return spreads three times as wide as after a rise. Filtered
+    historical simulation gives every row the same standardised tails; the quantile trees read
+    the fall and come close to the known quantiles."""
+    from statistics import NormalDist
+
+    from stock_assets.modeling.targets import QUANTILES, range_scores
+
+    n = 60_000
+    rng = np.random.default_rng(11)
+    vol = rng.uniform(0.01, 0.03, n)
+    rows = pd.DataFrame({"date": np.repeat(pd.bdate_range("2015-01-01", periods=600), 100)})
+    for column in ("vol_5", "vol_20", "vol_60"):
+        rows[column] = vol
+    for column in ("parkinson_1", "parkinson_5", "parkinson_20"):
+        rows[column] = vol**2
+    rows["ret_1d"] = vol * rng.standard_normal(n)
+    rows["ret_5d"], rows["ret_20d"] = rows["ret_1d"], 0.0
+    rows["rsv_20"], rows["volume_z_20"] = 0.5, 0.0
+    spread = vol * np.where(rows["ret_1d"] < 0, 1.5, 0.5)
+    label = pd.Series(spread * rng.standard_normal(n))
+    rows.loc[rows.index[-3:], "vol_5"] = np.nan  # rows an input cannot describe
+    test = (rows["date"] >= rows["date"].unique()[400]).to_numpy()
+    kept = test & rows["vol_5"].notna().to_numpy()
+
+    def pinball(name: str) -> float:
+        member = next(m for m in zoo.ZOO if m.name == name)
+        _, model = zoo.fit(member, rows[~test], label[~test])
+        quantiles = model.predict_quantiles(rows[test])
+        assert np.isnan(quantiles[-3:]).all()
+        assert (np.diff(quantiles[:-3], axis=1) >= 0).all()  # never crossing
+        return range_scores(label[kept].to_numpy(), quantiles[:-3])["pinball"]
+
+    z = np.array([NormalDist().inv_cdf(q) for q in QUANTILES])
+    known = range_scores(label[kept].to_numpy(), spread[kept][:, None] * z)["pinball"]
+    trees, filtered = pinball("lightgbm_quantiles"), pinball("har_filtered_quantiles")
+    assert trees < 0.92 * filtered
+    assert trees < 1.03 * known
