@@ -204,22 +204,26 @@ def _add_new_columns(engine: sa.Engine) -> None:
                     raise
 
 
-def _python_columns(frame: pd.DataFrame) -> list[np.ndarray]:
-    """Each column as plain Python values: dates as dates, NaN as None."""
+def _python_columns(frame: pd.DataFrame, table: sa.Table) -> list[np.ndarray]:
+    """Each column as plain Python values: NaN as None, and a timestamp as a date where its
+    table column is a date (a timestamp column keeps its time of day)."""
     columns = []
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(column) and name != "created_at":
+        if pd.api.types.is_datetime64_any_dtype(column) and not isinstance(
+            table.c[name].type, sa.DateTime
+        ):
             column = column.dt.date
         columns.append(column.astype(object).where(column.notna(), None).to_numpy())
     return columns
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def _records(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
     """Rows as plain Python values for any driver."""
     names = list(frame.columns)
     # Built column by column, then zipped: several times faster than DataFrame.to_dict.
-    return [dict(zip(names, row, strict=True)) for row in zip(*_python_columns(frame), strict=True)]
+    columns = _python_columns(frame, table)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _driver_rows(
@@ -228,7 +232,7 @@ def _driver_rows(
     """Rows as the driver takes them, columns in `names` order: each value through its column
     type's bind processor, as SQLAlchemy passes it, without SQLAlchemy's work per row."""
     columns = []
-    for name, values in zip(names, _python_columns(frame[names]), strict=True):
+    for name, values in zip(names, _python_columns(frame[names], table), strict=True):
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         columns.append(values if process is None else [process(v) for v in values])
     return list(zip(*columns, strict=True))
@@ -249,7 +253,7 @@ def _insert_many(
             rows = _driver_rows(batch, table, connection.dialect, compiled.positiontup)
             connection.exec_driver_sql(str(compiled), rows)
         else:
-            connection.execute(statement, _records(batch))
+            connection.execute(statement, _records(batch, table))
 
 
 class Warehouse(dg.ConfigurableResource):

@@ -186,3 +186,27 @@ def test_an_older_warehouse_gains_new_columns_and_keeps_its_rows(tmp_path) -> No
             assert stored["candidate"].tolist() == ["model", "persistence"] * 2
             assert stored["evaluation"].isna().tolist() == [True, True, False, False]
             assert stored["decision"].tolist()[2:] == ["refused", "refused"]
+
+
+def test_a_timestamp_column_keeps_its_time_of_day(warehouse: Warehouse) -> None:
+    """Converted by the column's type, not its name: drift_checks.checked_at is a timestamp."""
+    from stock_assets.storage.warehouse import drift_checks
+
+    checked_at = pd.Timestamp("2024-03-08 14:35:07", tz="UTC")
+    row = pd.DataFrame(
+        {
+            "check_name": ["data_freshness"],
+            "subject": ["ALL"],
+            "metric": ["stale_sessions"],
+            "value": [0.0],
+            "passed": [True],
+            "window_start": [pd.Timestamp("2024-03-01")],
+            "checked_at": [checked_at],
+        }
+    )
+    warehouse.append(drift_checks, row)
+    stored = warehouse.read("SELECT window_start, checked_at FROM drift_checks")
+    stored_at = pd.Timestamp(stored["checked_at"].iloc[0])
+    # SQLite gives the UTC time back without its zone; PostgreSQL with it.
+    assert (stored_at if stored_at.tz else stored_at.tz_localize("UTC")) == checked_at
+    assert pd.Timestamp(stored["window_start"].iloc[0]) == pd.Timestamp("2024-03-01")
