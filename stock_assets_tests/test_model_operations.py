@@ -341,3 +341,30 @@ def test_retraining_is_weekly_and_every_automation_starts_running(definitions):
     for sensor in definitions.sensors:
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
     assert "drift_automation_sensor" in {s.name for s in definitions.sensors}
+
+
+def test_drift_checks_judge_stored_rows_not_empty_partitions(definitions, sample_home):
+    """A backfill through days without bars stores an empty features partition per session:
+    the checks judge the latest sessions with rows, and freshness the latest stored bars."""
+    from stock_assets.modeling import drift
+    from stock_assets.reporting import queries
+    from stock_assets.storage.object_store import PRICE_FEATURES
+
+    resources = build_resources(sample_home)
+    store, warehouse = resources["object_store"], resources["warehouse"]
+    last = store.partition_dates(PRICE_FEATURES)[-1]
+    later = calendar.sessions_in_range(last + pd.Timedelta(days=1), last + pd.Timedelta(days=120))
+    empty = store.read_partitions(PRICE_FEATURES, start=last).iloc[:0]
+    store.write_partitions(PRICE_FEATURES, empty, later)
+
+    checked = run(definitions, resources, dg.DagsterInstance.ephemeral(), ["drift_checks"])
+    rows = warehouse.read(f"SELECT * FROM drift_checks WHERE dagster_run_id = '{checked.run_id}'")
+    assert pd.Timestamp(rows["window_end"].iloc[0]) == last
+    shift = rows[rows["check_name"] == "feature_shift"]
+    assert shift["value"].notna().all()
+    fresh = rows[rows["check_name"] == "data_freshness"].iloc[0]
+    stored_until = queries.date_range(warehouse)[1]
+    behind = calendar.sessions_in_range(
+        stored_until + pd.Timedelta(days=1), drift.expected_latest_session(pd.Timestamp.now("UTC"))
+    )
+    assert fresh["value"] == len(behind) and not fresh["passed"]

@@ -2,6 +2,8 @@
 
 Each returns rows shaped like the warehouse table `drift_checks` (check_name, subject,
 metric, value, threshold, passed), so what the asset checks report is what the table keeps.
+A measure with no data to judge has no value and does not pass: it is not a verdict of
+health, and not a reason to retrain either (`retraining_reasons`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def feature_shift(
                 "metric": "psi",
                 "value": value,
                 "threshold": threshold,
-                "passed": bool(np.isnan(value) or value <= threshold),
+                "passed": bool(value <= threshold),
             }
         )
     return pd.DataFrame(rows)
@@ -74,7 +76,7 @@ def prediction_error(
     `predictions`: ticker, as_of_date, predicted_return. `outcomes`: ticker, date, label (the
     realised next-day return). `training`: the model's walk-forward backtest (ticker, label,
     predicted_return). A subject with fewer than MIN_OUTCOMES known outcomes is reported with
-    no value and passes: too few to judge.
+    no value, not passed: too few to judge.
     """
     made = predictions[["ticker", "predicted_return"]].assign(
         date=pd.to_datetime(predictions["as_of_date"])
@@ -95,7 +97,7 @@ def prediction_error(
                 "metric": "return_rmse_ratio_to_training",
                 "value": value,
                 "threshold": threshold,
-                "passed": bool(np.isnan(value) or value <= threshold),
+                "passed": bool(value <= threshold),
             }
         )
     return pd.DataFrame(rows)
@@ -110,19 +112,25 @@ def expected_latest_session(now: pd.Timestamp) -> pd.Timestamp:
     return settled.index[settled <= now][-1]
 
 
-def freshness(latest: pd.Timestamp, now: pd.Timestamp, max_lag_sessions: int) -> pd.DataFrame:
-    """How many NYSE sessions the stored data is behind: weekends and holidays do not count."""
+def freshness(
+    latest: pd.Timestamp | None, now: pd.Timestamp, max_lag_sessions: int
+) -> pd.DataFrame:
+    """How many NYSE sessions the latest stored bars (None: there are none) are behind:
+    weekends and holidays do not count."""
     expected = expected_latest_session(now)
-    behind = len(calendar.sessions_in_range(latest + pd.Timedelta(days=1), expected))
+    if latest is None:
+        behind = float("nan")
+    else:
+        behind = float(len(calendar.sessions_in_range(latest + pd.Timedelta(days=1), expected)))
     return pd.DataFrame(
         [
             {
                 "check_name": DATA_FRESHNESS,
                 "subject": ALL,
                 "metric": "sessions_behind",
-                "value": float(behind),
+                "value": behind,
                 "threshold": float(max_lag_sessions),
-                "passed": behind <= max_lag_sessions,
+                "passed": bool(behind <= max_lag_sessions),
             }
         ]
     )
@@ -132,9 +140,10 @@ def retraining_reasons(rows: pd.DataFrame) -> list[str]:
     """Why one evaluation's results call for retraining (none: they do not).
 
     Overall error drift or any key feature's shift does; stale data does not (retraining
-    cannot fix missing bars), and one ticker's error alone is left to the dashboard.
+    cannot fix missing bars), nor a measure with no data to judge, and one ticker's error
+    alone is left to the dashboard.
     """
-    failed = rows[~rows["passed"].astype(bool)]
+    failed = rows[~rows["passed"].astype(bool) & rows["value"].notna()]
     error = failed[(failed["check_name"] == PREDICTION_ERROR) & (failed["subject"] == ALL)]
     shift = failed[failed["check_name"] == FEATURE_SHIFT]
     reasons = [

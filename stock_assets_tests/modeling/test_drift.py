@@ -57,7 +57,18 @@ def test_too_few_outcomes_is_no_verdict():
     rows = drift.prediction_error(
         recent.rename(columns={"date": "as_of_date"}), recent, training, 1.5
     )
-    assert rows["value"].isna().all() and rows["passed"].all()
+    # No verdict: it does not pass, and it is no reason to retrain.
+    assert rows["value"].isna().all() and not rows["passed"].any()
+    assert drift.retraining_reasons(rows) == []
+
+
+def test_no_data_to_judge_never_passes_and_never_retrains():
+    reference = pd.DataFrame({name: np.arange(100.0) for name in drift.KEY_FEATURES})
+    shift = drift.feature_shift(reference, reference.iloc[:0], 0.25)
+    assert shift["value"].isna().all() and not shift["passed"].any()
+    stale = drift.freshness(None, pd.Timestamp("2026-11-25 20:00", tz="UTC"), 0)
+    assert stale["value"].isna().all() and not stale["passed"].any()
+    assert drift.retraining_reasons(pd.concat([shift, stale])) == []
 
 
 @pytest.mark.parametrize(

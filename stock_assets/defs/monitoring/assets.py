@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from stock_assets.features.indicators import attach_label
@@ -60,16 +61,20 @@ def drift_checks(
     """Whether the serving model still fits the market: every result kept in table drift_checks,
     and drift beyond the thresholds triggers retraining."""
     champion = model_registry.champion()
-    stored = object_store.partition_dates(PRICE_FEATURES)
-    if champion is None or stored.empty:
+    if champion is None or object_store.partition_dates(PRICE_FEATURES).empty:
         raise dg.Failure(
             "drift needs a champion and stored features: materialize price_features, "
             "price_model and champion_model first"
         )
     version = str(champion.version)
     train_start, train_end = training_window(champion)
-    recent = stored[-config.recent_sessions :]
-    features = attach_label(object_store.read_partitions(PRICE_FEATURES, start=train_start))
+    features = object_store.read_partitions(PRICE_FEATURES, start=train_start)
+    if features.empty:  # every partition since training is empty
+        features = pd.DataFrame(columns=["ticker", "date", "ret_1d", *drift.KEY_FEATURES])
+    features = attach_label(features)
+    # Sessions with rows: a backfill through today stores an empty partition per day without
+    # bars, and those are no evidence of anything.
+    recent = pd.DatetimeIndex(np.sort(features["date"].unique()))[-config.recent_sessions :]
     reference = features[features["date"].between(train_start, train_end)]
     latest = features[features["date"].isin(recent)]
 
@@ -78,10 +83,12 @@ def drift_checks(
         table.select()
         .where(table.c.kind == "live")
         .where(table.c.model_version == version)
-        .where(table.c.as_of_date >= recent[0].date())
+        .where(table.c.as_of_date >= (recent[0] if len(recent) else train_end).date())
     )
-    from stock_assets.reporting import previews
+    from stock_assets.reporting import previews, queries
 
+    # Fresh as the stored bars are, the way the dashboard judges it.
+    span = queries.date_range(warehouse)
     rows = pd.concat(
         [
             drift.prediction_error(
@@ -91,13 +98,14 @@ def drift_checks(
                 config.error_ratio_threshold,
             ),
             drift.feature_shift(reference, latest, config.psi_threshold),
-            drift.freshness(stored[-1], pd.Timestamp.now(tz=UTC), config.max_lag_sessions),
+            drift.freshness(span and span[1], pd.Timestamp.now(tz=UTC), config.max_lag_sessions),
         ],
         ignore_index=True,
     )
+    window = (recent[0], recent[-1]) if len(recent) else (pd.NaT, pd.NaT)
     rows = rows.assign(
-        window_start=recent[0],
-        window_end=recent[-1],
+        window_start=window[0],
+        window_end=window[1],
         model_version=version,
         dagster_run_id=context.run.run_id,
         checked_at=datetime.now(UTC),
@@ -113,7 +121,9 @@ def drift_checks(
     return dg.MaterializeResult(
         metadata={
             "model_version": dg.MetadataValue.text(version),
-            "window": f"{recent[0]:%Y-%m-%d}..{recent[-1]:%Y-%m-%d}",
+            "window": f"{window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"
+            if len(recent)
+            else "no stored feature rows since training",
             "training_window": f"{train_start:%Y-%m-%d}..{train_end:%Y-%m-%d}",
             "live_predictions": len(predictions),
             "retraining_reasons": dg.MetadataValue.md(
@@ -148,6 +158,9 @@ def _check_result(name: str, rows: pd.DataFrame) -> dg.AssetCheckResult:
     metadata = {"results": dg.MetadataValue.md(_results_table(mine))}
     if len(worst) and pd.notna(worst["value"].iloc[0]):
         metadata["worst"] = f"{worst['subject'].iloc[0]}: {worst['value'].iloc[0]:.4g}"
+    unjudged = mine.loc[mine["value"].isna(), "subject"].tolist()
+    if unjudged:  # these did not pass: there was nothing to judge them on
+        metadata["no_data_to_judge"] = ", ".join(map(str, unjudged))
     return dg.AssetCheckResult(
         check_name=name,
         passed=passed,
