@@ -1,9 +1,13 @@
 """Settings from the environment: what a wrong value says, and where a right one goes."""
 
+from pathlib import Path
+
 import pytest
 
 from stock_assets.config import load_settings
 from stock_assets.defs.resources import build_resources
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("raw", ["-1", "five", "nan", "inf"])
@@ -18,3 +22,27 @@ def test_trading_costs_default_to_5_bp_and_reach_the_backtests_resource(settings
     assert build_resources(settings)["trading_costs"].cost_bps == 5.0
     monkeypatch.setenv("STOCK_ASSETS_COST_BPS", "12.5")
     assert build_resources(load_settings())["trading_costs"].cost_bps == 12.5
+
+
+@pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.yaml"])
+def test_both_instances_retry_crashed_runs_a_bounded_number_of_times(path):
+    import yaml
+
+    config = yaml.safe_load((REPO / path).read_text())
+    assert config["run_retries"] == {
+        "enabled": True,
+        "max_retries": 2,
+        "retry_on_asset_or_op_failure": False,
+    }
+    assert config["run_monitoring"]["enabled"] is True
+
+
+def test_the_embedded_instance_loads_with_retries_and_monitoring(tmp_path):
+    import shutil
+
+    import dagster as dg
+
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.run_monitoring_enabled

@@ -2,11 +2,16 @@
 
 Both keep the same key layout, so the sensors, assets and operators see one set of names:
 `<dataset>/date=YYYY-MM-DD.parquet` for per-trading-date partitions.
+
+Arriving bars land under `landing/bars/date=YYYY-MM-DD/<batch id>.parquet`, and each batch's
+record (its dates and bar count) under `landing/batches/<batch id>.json` once all its bars are
+stored: the records are what the reconciling sensor checks against Dagster's runs.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -24,6 +29,7 @@ CLEANED_PRICES = "cleaned/prices"
 REJECTED_PRICES = "rejected/prices"
 PRICE_FEATURES = "features/prices"
 LANDED_BARS = "landing/bars"
+LANDED_BATCHES = "landing/batches"
 REPORTS = "reports"
 _READ_THREADS = 16
 
@@ -39,6 +45,10 @@ def landed_prefix(date: pd.Timestamp) -> str:
 
 def landed_key(date: pd.Timestamp, batch_id: str) -> str:
     return f"{landed_prefix(date)}{batch_id}.parquet"
+
+
+def batch_record_key(batch_id: str) -> str:
+    return f"{LANDED_BATCHES}/{batch_id}.json"
 
 
 def _date_of(key: str) -> pd.Timestamp | None:
@@ -59,11 +69,12 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def get_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
-        """(key, version tag) under prefix; the tag changes when an object is replaced."""
+    def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
+        """(key, version tag) under prefix, sorted, only keys after `after` if given; the tag
+        changes when an object is replaced."""
 
-    def list_keys(self, prefix: str) -> list[str]:
-        return [key for key, _ in self.list_objects(prefix)]
+    def list_keys(self, prefix: str, after: str = "") -> list[str]:
+        return [key for key, _ in self.list_objects(prefix, after)]
 
     def move(self, source: str, target: str) -> None:
         self.put_bytes(target, self.get_bytes(source))
@@ -139,11 +150,22 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         return pa.concat_tables(tables, promote_options="default").to_pandas()
 
     def land(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
-        """Store a streamed batch, one object per trading date; returns the keys."""
+        """Store an arriving batch, one object per trading date, then its record; returns the
+        bars' keys. The batch is landed once its record is stored."""
         groups = [(landed_key(date, batch_id), rows) for date, rows in frame.groupby("date")]
         with ThreadPoolExecutor(_READ_THREADS) as pool:
             list(pool.map(lambda group: self.write_frame(*group), groups))
+        dates = sorted(f"{pd.Timestamp(date):%Y-%m-%d}" for date in frame["date"].unique())
+        record = {"batch_id": batch_id, "dates": dates, "bars": len(frame)}
+        self.put_bytes(batch_record_key(batch_id), json.dumps(record).encode())
         return [key for key, _ in groups]
+
+    def landed_batches(self, after: str = "") -> list[dict]:
+        """The records of landed batches (batch_id, dates, bars), oldest first: all of them, or
+        those landed after batch `after`."""
+        keys = self.list_keys(f"{LANDED_BATCHES}/", batch_record_key(after) if after else "")
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            return [json.loads(data) for data in pool.map(self.get_bytes, keys)]
 
     def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Every batch landed for the given trading dates, in one frame."""
@@ -180,7 +202,7 @@ class LocalObjectStore(ObjectStore):
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
+    def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
         base = self._path(prefix)
         folder = base if prefix.endswith("/") or not prefix else base.parent
         if not folder.is_dir():
@@ -193,7 +215,7 @@ class LocalObjectStore(ObjectStore):
                     continue
                 path = Path(dirpath) / name
                 key = path.relative_to(root).as_posix()
-                if key.startswith(prefix):
+                if key.startswith(prefix) and key > after:
                     stat = path.stat()
                     keys.append((key, f"{stat.st_size:x}-{stat.st_mtime_ns:x}"))
         return sorted(keys)

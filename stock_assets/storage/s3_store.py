@@ -39,11 +39,13 @@ class S3ObjectStore(ObjectStore):
         response = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))
         return response["Body"].read()
 
-    def list_objects(self, prefix: str) -> list[tuple[str, str]]:
+    def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
         paginator = self._s3().get_paginator("list_objects_v2")
         strip = len(self._key(""))
         found = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+        # S3 lists keys in order and starts after StartAfter: keys before it are never read.
+        start = {"StartAfter": self._key(after)} if after else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **start):
             found.extend((item["Key"][strip:], item["ETag"]) for item in page.get("Contents", []))
         return sorted(found)
 

@@ -15,6 +15,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from stock_assets.streaming.messages import Invalid, landed_frame, validate_batch
+from stock_assets.streaming.reconcile import BATCH_TIME_FORMAT
 
 EXCHANGE = "market"
 QUEUE = "stock_assets.bars"
@@ -76,7 +77,7 @@ def declare(channel: BlockingChannel, topology: Topology) -> None:
 
 def new_batch_id() -> str:
     """Sortable by landing time, unique across consumers."""
-    return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    return f"{pd.Timestamp.now(tz='UTC').strftime(BATCH_TIME_FORMAT)}-{uuid.uuid4().hex[:8]}"
 
 
 def drain(

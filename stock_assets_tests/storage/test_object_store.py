@@ -62,6 +62,28 @@ def test_list_keys_by_prefix(store: ObjectStore) -> None:
     assert store.list_keys("cleaned/prices/date=2024-03-05") == keys[1:2]
     assert store.list_keys("reports/summary.md") == keys[4:]
     assert store.list_keys("missing/") == []
+    # Only keys after a given one: what a reader with a low-water mark lists.
+    assert store.list_keys("cleaned/", after=keys[0]) == keys[1:3]
+    assert store.list_keys("cleaned/prices/", after=keys[1]) == []
+
+
+def test_a_landed_batch_is_recorded_after_its_bars(store: ObjectStore, bars: Bars) -> None:
+    first, second = bars(DAYS[:2]), bars(DAYS[2:])
+    store.land(first, "20240305T000000000000Z-aaaaaaaa")
+    store.land(second, "20240307T000000000000Z-bbbbbbbb")
+    batches = store.landed_batches()
+    assert [b["batch_id"] for b in batches] == [
+        "20240305T000000000000Z-aaaaaaaa",
+        "20240307T000000000000Z-bbbbbbbb",
+    ]
+    assert batches[0]["dates"] == ["2024-03-04", "2024-03-05"]
+    assert batches[0]["bars"] == len(first)
+    assert store.landed_batches(after=batches[0]["batch_id"]) == batches[1:]
+    assert_frame_equal(
+        store.read_landed(DAYS[:2]).sort_values(["date", "ticker"], ignore_index=True),
+        first.sort_values(["date", "ticker"], ignore_index=True),
+        check_dtype=False,
+    )
 
 
 def test_list_keys_with_empty_prefix_lists_every_key(store: ObjectStore) -> None:

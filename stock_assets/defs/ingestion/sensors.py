@@ -1,4 +1,8 @@
-"""Sensors that land arriving data and request one run for what arrived."""
+"""Sensors that land arriving data and request one run for what arrived, and the sensor that
+asks again for every landed batch no run has refreshed yet."""
+
+import json
+import time
 
 import dagster as dg
 import pandas as pd
@@ -7,8 +11,10 @@ import pika.exceptions
 from stock_assets.defs.partitions import range_tags, trading_days
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
-from stock_assets.storage.object_store import ObjectStore
-from stock_assets.streaming import history, rabbitmq
+from stock_assets.storage.object_store import LANDED_BARS, ObjectStore
+from stock_assets.streaming import history, rabbitmq, reconcile
+
+BATCH_TAG = "stock_assets/batch_id"
 
 
 @dg.sensor(
@@ -52,7 +58,7 @@ def market_bars_sensor(
         run_key=f"bars-{result.batch_id}",
         tags={
             **range_tags(first, last),
-            "stock_assets/batch_id": result.batch_id,
+            BATCH_TAG: result.batch_id,
             "stock_assets/bars": str(result.landed),
         },
     )
@@ -94,7 +100,143 @@ def s3_history_sensor(
         run_key=f"history-{result.batch_id}",
         tags={
             **range_tags(first, last),
-            "stock_assets/batch_id": result.batch_id,
+            BATCH_TAG: result.batch_id,
             "stock_assets/files": str(result.files),
         },
     )
+
+
+# A batch is left to its own sensor's request for this long after it lands, and to Dagster's
+# run retries for this long after a run of it ends.
+SETTLE_SECONDS = 120.0
+# Runs per batch, Dagster's retries included, before the batch is given up and reported.
+MAX_RUNS_PER_BATCH = 4
+# Batches looked at per tick (each costs a query of the run storage): a long backlog, after an
+# upgrade, is worked through a few ticks at a time.
+MAX_BATCHES_PER_TICK = 200
+_WAITING = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.MANAGED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.SUSPENDED,
+}
+
+
+@dg.sensor(
+    job_name="refresh_prices",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landed_batches_sensor(
+    context: dg.SensorEvaluationContext, object_store: ObjectStore
+) -> dg.SensorResult:
+    """Refresh again every landed batch that no successful run has refreshed: a request lost
+    when the daemon died after the broker's ack, a run that failed or whose worker was killed."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    batches = object_store.landed_batches(after=cursor.get("settled_through", ""))
+    batches = batches[:MAX_BATCHES_PER_TICK]
+    runs = {b["batch_id"]: _batch_runs(context, b["batch_id"]) for b in batches}
+    now = pd.Timestamp(time.time(), unit="s")
+    plan = reconcile.plan(
+        batches,
+        runs,
+        now,
+        SETTLE_SECONDS,
+        MAX_RUNS_PER_BATCH,
+        settled_through=cursor.get("settled_through", ""),
+    )
+    reported = set(cursor.get("given_up", []))
+    for batch_id in plan.given_up:
+        if batch_id not in reported:
+            context.log.error(
+                f"batch {batch_id}: {runs[batch_id].made} refresh runs, none succeeded; its "
+                f"bars stay under {object_store.uri(LANDED_BARS)}/: fix the cause, then "
+                f"materialize refresh_prices for {_span(_batch(batches, batch_id))}"
+            )
+    requests = []
+    for batch, attempt in plan.requests:
+        dates = pd.DatetimeIndex(batch["dates"])
+        context.log.info(
+            f"batch {batch['batch_id']} ({batch['bars']} bars, {_span(batch)}): no successful "
+            f"refresh yet; requesting attempt {attempt}"
+        )
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{batch['batch_id']}-attempt-{attempt}",
+                tags={
+                    **range_tags(dates[0], dates[-1]),
+                    BATCH_TAG: batch["batch_id"],
+                    "stock_assets/attempt": str(attempt),
+                    "stock_assets/trigger": "reconcile",
+                },
+            )
+        )
+    new_cursor = json.dumps(
+        {
+            "settled_through": plan.settled_through,
+            # Reported once each; the latest few are enough to tell new from known.
+            "given_up": sorted(reported | set(plan.given_up))[-100:],
+        }
+    )
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=new_cursor)
+    return dg.SensorResult(
+        skip_reason=f"{len(batches)} landed batches checked: none to refresh again "
+        f"({plan.waiting} waiting for their runs)",
+        cursor=new_cursor,
+    )
+
+
+def _batch(batches: list[dict], batch_id: str) -> dict:
+    return next(b for b in batches if b["batch_id"] == batch_id)
+
+
+def _span(batch: dict) -> str:
+    return f"{batch['dates'][0]}..{batch['dates'][-1]}"
+
+
+def _batch_runs(context: dg.SensorEvaluationContext, batch_id: str) -> reconcile.BatchRuns:
+    """The runs made for a batch. A started run whose worker process is gone (killed with
+    SIGKILL, say) would stay STARTED for ever under the default run launcher, which Dagster's
+    run monitoring cannot ask: it is marked failed here."""
+    instance = context.instance
+    records = instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: batch_id}))
+    succeeded = in_flight = False
+    ended: list[pd.Timestamp] = []
+    for record in records:
+        run, status = record.dagster_run, record.dagster_run.status
+        if status == dg.DagsterRunStatus.STARTED and _worker_gone(instance, run.run_id):
+            message = (
+                f"the run worker of run {run.run_id} (batch {batch_id}) is gone while the run "
+                "was STARTED; marked failed so the batch is refreshed again"
+            )
+            context.log.warning(message)
+            instance.report_run_failed(run, message)
+            ended.append(pd.Timestamp(time.time(), unit="s"))
+        elif status == dg.DagsterRunStatus.SUCCESS:
+            succeeded = True
+        elif status == dg.DagsterRunStatus.STARTED or status in _WAITING:
+            in_flight = True
+        else:  # failed or canceled; a run with no end time counts as ending now
+            ended.append(pd.Timestamp(record.end_time or time.time(), unit="s"))
+    return reconcile.BatchRuns(
+        made=len(records),
+        succeeded=succeeded,
+        in_flight=in_flight,
+        last_ended=max(ended) if ended else None,
+    )
+
+
+def _worker_gone(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a run launched by the default run launcher (a process on this machine) has lost
+    its worker process. Other launchers' workers run elsewhere: their runs are left to run
+    monitoring."""
+    if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
+        return False
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+        if data is not None and "pid" in data.metadata:
+            return not reconcile.process_alive(int(data.metadata["pid"].value))
+    return False  # no worker recorded yet
