@@ -28,6 +28,7 @@ INCOMING = "incoming/"
 QUARANTINE = "quarantine/"
 MANIFEST = "landing/history/manifest.parquet"
 REJECTED_HISTORY = "rejected/history"
+_READERS = 16  # files read at once: S3 latency, not bandwidth, bounds small files
 
 
 @dataclass
@@ -71,18 +72,22 @@ def ingest(
     def read(item: tuple[str, str]) -> tuple[str, str, bytes]:
         return item[0], item[1], store.get_bytes(item[0])
 
-    with ThreadPoolExecutor(16) as pool:
-        for key, tag, data in pool.map(read, pending[:max_files]):
+    pending = pending[:max_files]
+    with ThreadPoolExecutor(_READERS) as pool:
+        # A few files at a time, the budget checked before each read: reading ahead of the
+        # parse would spend the tick on files it then leaves for the next one.
+        for start in range(0, len(pending), _READERS):
             if time.monotonic() > deadline:
                 break
-            taken.append((key, tag))
-            try:
-                rows = bar_columns(read_history_bytes(key, data), store.uri(key))
-            except StructuralError as error:
-                _quarantine(store, key, str(error))
-                result.quarantined.append(key)
-                continue
-            raws.append(rows.assign(_source=store.uri(key)))
+            for key, tag, data in pool.map(read, pending[start : start + _READERS]):
+                taken.append((key, tag))
+                try:
+                    rows = bar_columns(read_history_bytes(key, data), store.uri(key))
+                except StructuralError as error:
+                    _quarantine(store, key, str(error))
+                    result.quarantined.append(key)
+                    continue
+                raws.append(rows.assign(_source=store.uri(key)))
     result.files = len(taken)
     if raws:
         # One parse for the whole batch: per-file pandas overhead dominates small files.
