@@ -128,11 +128,8 @@ def supervise(
     poll_seconds: float,
 ) -> int:
     """Serve the champion until SIGINT, SIGTERM or SIGHUP; restart when the alias moves or the
-    server dies (a failed restart is retried at the next poll, never left unserved)."""
-    version = champion_version()
-    if version is None:
-        log("the registered model has no 'champion' alias yet: run `make demo` first")
-        return 1
+    server dies. A registry that does not answer yet, or a start that fails (the first one
+    included), is retried every poll: serving never gives up while the supervisor runs."""
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -140,30 +137,45 @@ def supervise(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     try:
-        _start(server, version)
+        version = _first_version(champion_version, poll_seconds)
+        if version is None:
+            log("the registered model has no 'champion' alias yet: run `make demo` first")
+            return 1
+        served: str | None = None  # what the running server serves
         while True:
-            time.sleep(poll_seconds)
-            current = _safely(champion_version, version)
-            if current == version and server.running():
-                continue
-            reason = (
-                f"champion moved from version {version} to {current}"
-                if current != version
-                else "the scoring server is not running"
-            )
-            log(f"{reason}: restarting")
-            server.stop()
-            version = current
-            try:
-                _start(server, version)
-            except RuntimeError as error:
-                log(f"{error}; trying again in {poll_seconds:g} s")
+            if served != version or not server.running():
+                if served is not None:
+                    reason = (
+                        f"champion moved from version {served} to {version}"
+                        if served != version
+                        else "the scoring server is not running"
+                    )
+                    log(f"{reason}: restarting")
                 server.stop()
+                try:
+                    _start(server, version)
+                    served = version
+                except RuntimeError as error:
+                    log(f"{error}; trying again in {poll_seconds:g} s")
+                    server.stop()
+                    served = None
+            time.sleep(poll_seconds)
+            version = _safely(champion_version, version)
     except KeyboardInterrupt:
         log("stopping")
         return 0
     finally:
         server.stop()
+
+
+def _first_version(champion_version: Callable[[], str | None], poll_seconds: float) -> str | None:
+    """The champion's version, asked until the registry answers (None: it has no champion)."""
+    while True:
+        try:
+            return champion_version()
+        except Exception as error:  # the registry is not up yet: it may be starting too
+            log(f"could not read the champion alias ({error}); trying again in {poll_seconds:g} s")
+            time.sleep(poll_seconds)
 
 
 def _start(server: ScoringServer, version: str) -> None:

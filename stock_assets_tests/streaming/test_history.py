@@ -18,10 +18,9 @@ def test_a_tick_reads_only_what_its_budget_allows_and_the_next_ticks_take_the_re
     store = LocalObjectStore(root=str(tmp_path / "objects"))
     for i in range(FILES):
         day = pd.Timestamp("2024-03-04") + pd.Timedelta(days=7 * (i // 5))
-        store.put_bytes(
-            f"{history.INCOMING}file{i:03d}.csv",
-            f"ticker,date,open,high,low,close,volume\nT{i % 5},{day:%Y-%m-%d},10,11,9,10,1000\n".encode(),
-        )
+        row = f"T{i % 5},{day:%Y-%m-%d},10,11,9,10,1000"
+        body = f"ticker,date,open,high,low,close,volume\n{row}\n"
+        store.put_bytes(f"{history.INCOMING}file{i:03d}.csv", body.encode())
     reads = []
     lock = threading.Lock()
     original = LocalObjectStore.get_bytes
