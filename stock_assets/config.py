@@ -19,6 +19,9 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # What the score's long-short backtest pays to trade, in basis points of each unit of weight
 # bought or sold.
 DEFAULT_COST_BPS = 5.0
+# A bar message is about 200 bytes: anything over this is not one, and is dead-lettered
+# (reason too_large) before it is parsed.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 def _env(name: str, default: str) -> str:
@@ -48,6 +51,15 @@ def _cost_bps(raw: str) -> float:
     return cost
 
 
+def _max_message_bytes(raw: str) -> int:
+    if not (raw.isdigit() and int(raw) > 0):
+        raise ValueError(
+            f"STOCK_ASSETS_MAX_MESSAGE_BYTES={raw!r} is not a size: give a whole number of bytes "
+            f"above 0 (default {DEFAULT_MAX_MESSAGE_BYTES})"
+        )
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -72,6 +84,7 @@ class Settings:
     amqp_url_set: bool
     executor: str
     cost_bps: float
+    max_message_bytes: int
 
 
 def load_settings() -> Settings:
@@ -121,4 +134,7 @@ def load_settings() -> Settings:
         amqp_url_set=bool(os.environ.get("STOCK_ASSETS_AMQP_URL", "").strip()),
         executor=executor,
         cost_bps=_cost_bps(_env("STOCK_ASSETS_COST_BPS", str(DEFAULT_COST_BPS))),
+        max_message_bytes=_max_message_bytes(
+            _env("STOCK_ASSETS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))
+        ),
     )

@@ -24,6 +24,15 @@ def test_trading_costs_default_to_5_bp_and_reach_the_backtests_resource(settings
     assert build_resources(load_settings())["trading_costs"].cost_bps == 12.5
 
 
+def test_the_message_size_limit_defaults_to_64_kib_and_reaches_the_broker(settings, monkeypatch):
+    assert build_resources(settings)["broker"].max_message_bytes == 64 * 1024
+    monkeypatch.setenv("STOCK_ASSETS_MAX_MESSAGE_BYTES", "1000")
+    assert build_resources(load_settings())["broker"].max_message_bytes == 1000
+    monkeypatch.setenv("STOCK_ASSETS_MAX_MESSAGE_BYTES", "64k")
+    with pytest.raises(ValueError, match="STOCK_ASSETS_MAX_MESSAGE_BYTES='64k' is not a size"):
+        load_settings()
+
+
 @pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.yaml"])
 def test_both_instances_retry_crashed_runs_a_bounded_number_of_times(path):
     import yaml

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
+from stock_assets.config import DEFAULT_MAX_MESSAGE_BYTES
 from stock_assets.streaming import rabbitmq
 
 
@@ -18,6 +19,8 @@ class RabbitMQ(dg.ConfigurableResource):
     dead_queue: str = rabbitmq.DEAD_QUEUE
     budget_seconds: float = 20.0
     max_messages: int = rabbitmq.MAX_MESSAGES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    """A message over this size is dead-lettered unread, with reason too_large."""
 
     @property
     def topology(self) -> rabbitmq.Topology:

@@ -57,13 +57,20 @@ def validate_batch(
     universe: frozenset[str],
     first_date: pd.Timestamp,
     now: pd.Timestamp,
+    max_bytes: int | None = None,
 ) -> list[dict | Invalid]:
-    """`validate` for many messages: fields one by one, then every timestamp in one pass.
+    """`validate` for many messages: fields one by one, then every timestamp in one pass. A
+    message over `max_bytes` is not parsed at all.
 
     Parsing timestamps, converting zones and looking up the calendar per message cost more
     than all the rest of a tick; over the whole batch they are a few array operations.
     """
-    checked = [_check_fields(body, universe) for body in bodies]
+    checked = [
+        Invalid(f"too_large: {len(body):,} bytes, over the limit of {max_bytes:,}")
+        if max_bytes is not None and len(body) > max_bytes
+        else _check_fields(body, universe)
+        for body in bodies
+    ]
     pending = [i for i, item in enumerate(checked) if not isinstance(item, Invalid)]
     if not pending:
         return checked

@@ -88,6 +88,7 @@ def drain(
     first_date: pd.Timestamp,
     budget_seconds: float = 20.0,
     max_messages: int = MAX_MESSAGES,
+    max_message_bytes: int | None = None,
 ) -> DrainResult:
     """Take up to max_messages within budget_seconds; land the valid ones, dead-letter the rest.
 
@@ -119,7 +120,7 @@ def drain(
         now = pd.Timestamp.now(tz="UTC")
         valid, invalid = [], []
         bodies = [body for _, _, body in deliveries]
-        checks = validate_batch(bodies, universe, first_date, now)
+        checks = validate_batch(bodies, universe, first_date, now, max_message_bytes)
         for (method, properties, body), checked in zip(deliveries, checks, strict=True):
             if isinstance(checked, Invalid):
                 invalid.append((method, properties, body, checked.reason))

@@ -38,6 +38,7 @@ def market_bars_sensor(
             first_date=pd.Timestamp(trading_days.start.date()),
             budget_seconds=broker.budget_seconds,
             max_messages=broker.max_messages,
+            max_message_bytes=broker.max_message_bytes,
         )
     except pika.exceptions.AMQPError as error:
         return dg.SkipReason(
