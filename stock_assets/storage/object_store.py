@@ -47,6 +47,12 @@ def landed_key(date: pd.Timestamp, batch_id: str) -> str:
     return f"{landed_prefix(date)}{batch_id}.parquet"
 
 
+class ObjectTooLarge(Exception):
+    def __init__(self, uri: str, size: int, limit: int) -> None:
+        super().__init__(f"{uri}: {size:,} bytes, over the limit of {limit:,}")
+        self.size = size
+
+
 def batch_record_key(batch_id: str) -> str:
     return f"{LANDED_BATCHES}/{batch_id}.json"
 
@@ -66,7 +72,8 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         """Store data at key atomically: a reader sees the old object or the new, never half."""
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes:
+        """The object's bytes; `ObjectTooLarge`, without reading them, if over `limit`."""
 
     @abstractmethod
     def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
@@ -199,8 +206,11 @@ class LocalObjectStore(ObjectStore):
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def get_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes:
+        path = self._path(key)
+        if limit is not None and (size := path.stat().st_size) > limit:
+            raise ObjectTooLarge(self.uri(key), size, limit)
+        return path.read_bytes()
 
     def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
         base = self._path(prefix)

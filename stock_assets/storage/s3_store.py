@@ -11,7 +11,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from stock_assets.storage.object_store import ObjectStore
+from stock_assets.storage.object_store import ObjectStore, ObjectTooLarge
 
 
 class S3ObjectStore(ObjectStore):
@@ -35,8 +35,12 @@ class S3ObjectStore(ObjectStore):
         # A single PUT is atomic in S3: readers see the old object or the new one.
         self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, limit: int | None = None) -> bytes:
         response = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))
+        # The size comes with the response's headers: an object over the limit is never read.
+        if limit is not None and response["ContentLength"] > limit:
+            response["Body"].close()
+            raise ObjectTooLarge(self.uri(key), response["ContentLength"], limit)
         return response["Body"].read()
 
     def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:

@@ -12,23 +12,22 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from stock_assets.market import calendar
 from stock_assets.market.bars import StructuralError, bar_columns, parse_bars
 from stock_assets.market.sources import read_history_bytes
+from stock_assets.storage.object_store import ObjectStore, ObjectTooLarge
 from stock_assets.streaming.messages import LANDED_COLUMNS
-
-if TYPE_CHECKING:
-    from stock_assets.storage.object_store import ObjectStore
 
 INCOMING = "incoming/"
 QUARANTINE = "quarantine/"
 MANIFEST = "landing/history/manifest.parquet"
 REJECTED_HISTORY = "rejected/history"
 _READERS = 16  # files read at once: S3 latency, not bandwidth, bounds small files
+# A file over this size is quarantined unread: a tick holds its files in memory at once.
+MAX_FILE_BYTES = 512 * 1024**2
 
 
 @dataclass
@@ -60,8 +59,10 @@ def ingest(
     first_date: pd.Timestamp,
     max_files: int = 1000,
     budget_seconds: float = 30.0,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> HistoryResult:
-    """Land the bars of up to max_files pending files (within the budget) as one batch."""
+    """Land the bars of up to max_files pending files (within the budget) as one batch; a file
+    over max_file_bytes is quarantined unread."""
     present, seen = dict(store.list_objects(INCOMING)), _manifest(store)
     pending = pending_files(present, seen)
     result = HistoryResult(pending=len(pending))
@@ -69,8 +70,11 @@ def ingest(
     taken: list[tuple[str, str]] = []
     raws: list[pd.DataFrame] = []
 
-    def read(item: tuple[str, str]) -> tuple[str, str, bytes]:
-        return item[0], item[1], store.get_bytes(item[0])
+    def read(item: tuple[str, str]) -> tuple[str, str, bytes | ObjectTooLarge]:
+        try:
+            return item[0], item[1], store.get_bytes(item[0], limit=max_file_bytes)
+        except ObjectTooLarge as error:
+            return item[0], item[1], error
 
     pending = pending[:max_files]
     with ThreadPoolExecutor(_READERS) as pool:
@@ -81,6 +85,10 @@ def ingest(
                 break
             for key, tag, data in pool.map(read, pending[start : start + _READERS]):
                 taken.append((key, tag))
+                if isinstance(data, ObjectTooLarge):
+                    _quarantine(store, key, f"{data} per history file: split it")
+                    result.quarantined.append(key)
+                    continue
                 try:
                     rows = bar_columns(read_history_bytes(key, data), store.uri(key))
                 except StructuralError as error:

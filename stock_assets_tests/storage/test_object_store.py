@@ -39,6 +39,15 @@ def test_bytes_round_trip(store: ObjectStore) -> None:
     assert store.get_bytes("reports/empty.bin") == b""
 
 
+def test_an_object_over_a_limit_is_refused_unread(store: ObjectStore) -> None:
+    from stock_assets.storage.object_store import ObjectTooLarge
+
+    store.put_bytes("incoming/big.csv", b"x" * 1000)
+    assert store.get_bytes("incoming/big.csv", limit=1000) == b"x" * 1000
+    with pytest.raises(ObjectTooLarge, match="big.csv: 1,000 bytes, over the limit of 999"):
+        store.get_bytes("incoming/big.csv", limit=999)
+
+
 def test_put_bytes_replaces_the_object(store: ObjectStore) -> None:
     store.put_bytes(KEY, b"first version")
     store.put_bytes(KEY, b"second")

@@ -25,12 +25,12 @@ def test_a_tick_reads_only_what_its_budget_allows_and_the_next_ticks_take_the_re
     lock = threading.Lock()
     original = LocalObjectStore.get_bytes
 
-    def slow_read(self, key):
+    def slow_read(self, key, limit=None):
         if key.startswith(history.INCOMING):
             time.sleep(0.02)  # a remote store's latency
             with lock:
                 reads.append(key)
-        return original(self, key)
+        return original(self, key, limit)
 
     monkeypatch.setattr(LocalObjectStore, "get_bytes", slow_read)
     first = history.ingest(store, new_batch_id(), pd.Timestamp("2000-01-03"), budget_seconds=0.1)
@@ -48,3 +48,21 @@ def test_a_tick_reads_only_what_its_budget_allows_and_the_next_ticks_take_the_re
     assert ingested == FILES
     assert sorted(reads) == sorted(set(reads))  # each file read once
     assert history.ingest(store, new_batch_id(), pd.Timestamp("2000-01-03")).pending == 0
+
+
+def test_a_file_over_the_size_limit_is_quarantined_unread_and_the_rest_land(tmp_path):
+    store = LocalObjectStore(root=str(tmp_path / "objects"))
+    header = "ticker,date,open,high,low,close,volume\n"
+    store.put_bytes(
+        f"{history.INCOMING}small.csv", f"{header}AAA,2024-03-04,10,11,9,10,1\n".encode()
+    )
+    rows = "".join(f"BBB,2024-03-{d:02d},10,11,9,10,1\n" for d in (4, 5, 6, 7, 8))
+    store.put_bytes(f"{history.INCOMING}big.csv", f"{header}{rows}".encode())
+    limit = len(header) + 40
+
+    result = history.ingest(store, new_batch_id(), pd.Timestamp("2000-01-03"), max_file_bytes=limit)
+    assert result.quarantined == [f"{history.INCOMING}big.csv"]
+    assert result.landed == 1
+    reason = store.get_bytes(f"{history.QUARANTINE}big.csv.error.txt").decode()
+    assert f"big.csv: {len(header) + len(rows)} bytes, over the limit of {limit}" in reason
+    assert "split it" in reason
