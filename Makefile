@@ -7,7 +7,10 @@ STOCK_ASSETS_HOME ?= $(CURDIR)/.stock_assets
 DAGSTER_HOME := $(STOCK_ASSETS_HOME)/dagster
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
-export STOCK_ASSETS_HOME DAGSTER_HOME
+# Every UI and server listens on loopback only, unless this says otherwise (then put a
+# reverse proxy with authentication in front: README, "Access").
+STOCK_ASSETS_BIND_HOST ?= 127.0.0.1
+export STOCK_ASSETS_HOME DAGSTER_HOME STOCK_ASSETS_BIND_HOST
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
@@ -49,18 +52,18 @@ ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI o
 	@MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
 	    --backend-store-uri sqlite:///$(STOCK_ASSETS_HOME)/mlflow.db \
 	    --default-artifact-root file://$(STOCK_ASSETS_HOME)/mlartifacts \
-	    --host 127.0.0.1 --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
+	    --host $(STOCK_ASSETS_BIND_HOST) --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
 	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true \
-	    $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	    $(BIN)/dagster dev -w workspace.yaml -h $(STOCK_ASSETS_BIND_HOST) -p $(DAGSTER_PORT)
 
 serve: PORT ?= 5001
 serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions
-	$(BIN)/stock-assets serve --port $(PORT)
+	$(BIN)/stock-assets serve --host $(STOCK_ASSETS_BIND_HOST) --port $(PORT)
 
 dashboard: PORT ?= 8050
 dashboard: install  ## predictions dashboard at 127.0.0.1:$PORT (default 8050), read-only over the warehouse
-	$(BIN)/stock-assets dashboard --port $(PORT)
+	$(BIN)/stock-assets dashboard --host $(STOCK_ASSETS_BIND_HOST) --port $(PORT)
 
 screenshot: install  ## refresh docs/dashboard.png from the browser test
 	STOCK_ASSETS_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q stock_assets_tests/test_dashboard.py -k choosing

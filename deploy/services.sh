@@ -37,7 +37,8 @@ with admin.connect() as c:
 PY
   MLFLOW_S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
     PATH="$PWD/$BIN:$PATH" "$BIN/mlflow" server --backend-store-uri "$BACKEND" \
-    --artifacts-destination "$ARTIFACTS" --host 127.0.0.1 --port "$MLFLOW_PORT" \
+    --artifacts-destination "$ARTIFACTS" --host "${STOCK_ASSETS_BIND_HOST:-127.0.0.1}" \
+    --port "$MLFLOW_PORT" \
     > "$STATE/mlflow.log" 2>&1 &
   echo $! > "$STATE/mlflow.pid"
   for _ in $(seq 60); do

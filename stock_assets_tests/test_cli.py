@@ -40,6 +40,26 @@ def test_definitions_validate(tmp_path):
     assert "Validation successful" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("host", [None, "0.0.0.0"])
+def test_every_ui_listens_on_loopback_unless_a_setting_says_otherwise(tmp_path, host):
+    extra = {} if host is None else {"STOCK_ASSETS_BIND_HOST": host}
+    commands = {}
+    for target in ("ui", "serve", "dashboard"):
+        # A dry run: make prints the commands without running them or installing anything.
+        result = subprocess.run(
+            ["make", "-n", "-o", ".venv/.installed", "-o", f"{tmp_path}/dagster/dagster.yaml",
+             target],
+            cwd=ROOT, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        commands[target] = result.stdout
+    expected = host or "127.0.0.1"
+    assert f"--host {expected} --port" in commands["ui"]  # the MLflow UI
+    assert f"dagster dev -w workspace.yaml -h {expected} " in commands["ui"]
+    assert f"serve --host {expected} " in commands["serve"]
+    assert f"dashboard --host {expected} " in commands["dashboard"]
+
+
 @pytest.mark.slow
 def test_help_explains_the_commands(tmp_path):
     result = subprocess.run(
