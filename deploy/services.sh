@@ -2,7 +2,8 @@
 # Start or stop what a developer machine lacks for the production settings (.env.example):
 # an S3-compatible server (SeaweedFS `weed mini`, :8333) and an MLflow tracking server
 # (:5000, PostgreSQL backend, artifacts in S3). PostgreSQL and RabbitMQ are used where they
-# already run. Each process is stopped by the PID recorded when it started.
+# already run; the RabbitMQ users the settings name are created in it. Each process is stopped
+# by the PID recorded when it started.
 #   deploy/services.sh start|stop     (run through `make services` / `make services-stop`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ start() {
     echo "weed is missing: install the 'services' extra (make services does)" >&2; exit 1
   fi
   # Bind to loopback with telemetry off: the defaults listen on 0.0.0.0 and phone home.
+  # The RabbitMQ users and vhosts the settings name, with their rights (idempotent).
+  "$BIN/stock-assets" broker-users
   "$BIN/weed" mini -dir="$STATE/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -admin.ui=false -s3.port="$S3_PORT" -s3.port.iceberg=0 \
     -s3.port.lance=0 -bucket="$BUCKET" > "$STATE/seaweedfs.log" 2>&1 &

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 STATE=${STOCK_ASSETS_HOME:-.stock_assets}/workers
-BROKER=${STOCK_ASSETS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+BROKER=${STOCK_ASSETS_CELERY_BROKER_URL:-${STOCK_ASSETS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}}
 HOST=${WORKER_HOST:-$(hostname)}
 
 start() {

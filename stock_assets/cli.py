@@ -405,6 +405,32 @@ def dashboard(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def broker_users(settings: Settings) -> int:
+    """The RabbitMQ users and vhosts the settings name, with their permissions."""
+    from stock_assets.streaming import access
+    from stock_assets.streaming.rabbitmq import Topology
+
+    platform = access.platform_permissions(Topology())
+    wanted = {settings.amqp_url: platform}
+    shared = settings.celery_broker_url == settings.amqp_url
+    if not shared or settings.executor == "celery":
+        if shared:
+            print(
+                "broker-users: Celery shares STOCK_ASSETS_AMQP_URL, so its user gets every right "
+                "on its vhost; give STOCK_ASSETS_CELERY_BROKER_URL a user of its own to keep the "
+                "platform's to its exchange and queues"
+            )
+        wanted[settings.celery_broker_url] = (access.EVERYTHING,) * 3
+    for url, permissions in wanted.items():
+        user = access.BrokerUser.from_url(url)
+        if user.name == "guest":  # the development default: nothing to create
+            print(f"broker-users: {user.name} on vhost {user.vhost} is RabbitMQ's own user")
+            continue
+        for line in access.ensure_user(user, permissions):
+            print(f"broker-users: {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stock-assets",
@@ -451,6 +477,15 @@ def main(argv: list[str] | None = None) -> int:
         help="send dead-lettered bar messages and quarantined history files back through "
         "ingestion once their cause is fixed",
     )
+    commands.add_parser(
+        "broker-users",
+        help="create the RabbitMQ users and vhosts STOCK_ASSETS_AMQP_URL and "
+        "STOCK_ASSETS_CELERY_BROKER_URL name (`make services` runs it; needs rabbitmqctl)",
+        description="The platform's user may configure, write and read only the exchange "
+        "'market', the queues stock_assets.bars and stock_assets.bars.dead, and publish through "
+        "the default exchange (dead letters), on its URL's vhost; Celery's user gets every right "
+        "on a vhost of its own. Idempotent: an existing user gets the password and rights again.",
+    )
     back = commands.add_parser(
         "rollback",
         help="move the 'champion' alias back to an earlier model version (default: the one "
@@ -492,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         return rollback(settings, args.to)
     if args.command == "redrive":
         return redrive(settings)
+    if args.command == "broker-users":
+        return broker_users(settings)
     if args.command == "demo":
         return demo(settings)
     if args.command == "backfill":

@@ -82,6 +82,8 @@ class Settings:
     dagster_home: Path
     amqp_url: str
     amqp_url_set: bool
+    celery_broker_url: str
+    celery_broker_url_env: str | None  # the variable holding it, when one is set
     executor: str
     cost_bps: float
     max_message_bytes: int
@@ -132,6 +134,17 @@ def load_settings() -> Settings:
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         amqp_url=_env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL),
         amqp_url_set=bool(os.environ.get("STOCK_ASSETS_AMQP_URL", "").strip()),
+        celery_broker_url=_env(
+            "STOCK_ASSETS_CELERY_BROKER_URL", _env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL)
+        ),
+        celery_broker_url_env=next(
+            (
+                name
+                for name in ("STOCK_ASSETS_CELERY_BROKER_URL", "STOCK_ASSETS_AMQP_URL")
+                if os.environ.get(name, "").strip()
+            ),
+            None,
+        ),
         executor=executor,
         cost_bps=_cost_bps(_env("STOCK_ASSETS_COST_BPS", str(DEFAULT_COST_BPS))),
         max_message_bytes=_max_message_bytes(

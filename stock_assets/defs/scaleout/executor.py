@@ -21,9 +21,9 @@ def executor() -> dg.Definitions:
         executor=celery_executor.configured(
             {
                 # A URL holding credentials stays in the environment, as for the broker resource.
-                "broker": {"env": "STOCK_ASSETS_AMQP_URL"}
-                if settings.amqp_url_set
-                else settings.amqp_url,
+                "broker": {"env": settings.celery_broker_url_env}
+                if settings.celery_broker_url_env
+                else settings.celery_broker_url,
                 "backend": CELERY_RESULT_BACKEND,
                 "config_source": {"result_expires": 60},
             }
