@@ -62,8 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Time the batch graph (raw -> cleaned -> features -> model -> predictions, "
         "through Dagster on the embedded default) on synthetic universes, beside a per-ticker "
         "pandas loop doing the same cleaning and features. Writes DIR/batch_graph.json and "
-        "DIR/batch_graph.md. 5, 50 and 500 tickers take about 20 minutes here (each graph "
-        "twice: on the embedded default and on Dagster's own instance).",
+        "DIR/batch_graph.md. 5, 50 and 500 tickers take about 21 minutes here (each graph "
+        "twice: on the embedded default and on Dagster's own instance; the largest a third time "
+        "as of --before).",
     )
     parser.add_argument(
         "--tickers", default="5,50,500", help="universe sizes, comma-separated (default 5,50,500)"
