@@ -38,8 +38,25 @@ with admin.connect() as c:
     if not c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first():
         c.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
 PY
+  # With MLFLOW_TRACKING_USERNAME set, MLflow's basic-auth app guards the server; that user is
+  # its admin (created on the first start with MLFLOW_TRACKING_PASSWORD).
+  local auth=()
+  if [ -n "${MLFLOW_TRACKING_USERNAME:-}" ]; then
+    : "${MLFLOW_TRACKING_PASSWORD:?set it with MLFLOW_TRACKING_USERNAME (see .env.example)}"
+    : "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set it with MLFLOW_TRACKING_USERNAME (see .env.example)}"
+    local state
+    state=$(cd "$STATE" && pwd)
+    printf '%s\n' "[mlflow]" "default_permission = READ" \
+      "database_uri = sqlite:///$state/basic_auth.db" \
+      "admin_username = $MLFLOW_TRACKING_USERNAME" \
+      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth" \
+      > "$state/basic_auth.ini"
+    export MLFLOW_AUTH_CONFIG_PATH="$state/basic_auth.ini"
+    export MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_TRACKING_PASSWORD"
+    auth=(--app-name basic-auth)
+  fi
   MLFLOW_S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
-    PATH="$PWD/$BIN:$PATH" "$BIN/mlflow" server --backend-store-uri "$BACKEND" \
+    PATH="$PWD/$BIN:$PATH" "$BIN/mlflow" server "${auth[@]}" --backend-store-uri "$BACKEND" \
     --artifacts-destination "$ARTIFACTS" --host "${STOCK_ASSETS_BIND_HOST:-127.0.0.1}" \
     --port "$MLFLOW_PORT" \
     > "$STATE/mlflow.log" 2>&1 &
