@@ -131,3 +131,75 @@ def server_process(
         except ProcessLookupError:
             pass
         process.wait()
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of the test's own (its node name, ports and data folder), which a fault
+    test may stop and start again; the machine's broker is never touched. Stopped by its PID."""
+
+    SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "enabled_plugins").write_text("[].\n")
+        (root / "rabbitmq.conf").write_text("loopback_users = none\n")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": f"stock_assets_test_{uuid.uuid4().hex[:8]}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq"),
+        }
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 60) -> None:
+        import subprocess
+        import time
+
+        import pika
+
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pika.BlockingConnection(pika.URLParameters(self.url)).close()
+                return
+            except pika.exceptions.AMQPError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.root / "server.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"private RabbitMQ did not start:\n{tail}") from None
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        """SIGTERM to the node's process group (a clean shutdown), SIGKILL after 30 s."""
+        import signal
+        import subprocess
+
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.process = None

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pika
@@ -188,26 +189,66 @@ def publish(
     messages: list[tuple[str, bytes]],
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
+    retry_seconds: float = 120.0,
 ) -> int:
-    """Publish (routing key, body) pairs with publisher confirms, optionally at a rate."""
-    connection = connect(url)
-    try:
-        channel = connection.channel()
-        declare(channel, topology)
-        channel.confirm_delivery()
-        started = time.monotonic()
-        for count, (routing_key, body) in enumerate(messages, start=1):
-            _publish(channel, topology.exchange, routing_key, body, message_id=uuid.uuid4().hex)
-            if rate:
-                ahead = count / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-            if progress is not None and count % 1000 == 0:
-                progress(count)
-        return len(messages)
-    finally:
-        if connection.is_open:
-            connection.close()
+    """Publish (routing key, body) pairs with publisher confirms, optionally at a rate.
+
+    Each message is confirmed before the next is sent. When the broker goes away (a restart,
+    a network cut), the publisher reconnects for up to `retry_seconds` and publishes again
+    every message not yet confirmed, under the same message id: the one in flight may reach
+    the queue twice, which landing absorbs (a repeated bar counts once).
+    """
+    ids = [uuid.uuid4().hex for _ in messages]
+    sent = 0
+    started = time.monotonic()
+    give_up = None
+    while sent < len(messages):
+        try:
+            connection = connect(url)
+        except _REFUSED:
+            raise  # wrong credentials or vhost: waiting will not fix them
+        except pika.exceptions.AMQPConnectionError:
+            give_up = _wait_or_raise(give_up, retry_seconds, url)
+            continue
+        try:
+            channel = connection.channel()
+            declare(channel, topology)
+            channel.confirm_delivery()
+            give_up = None
+            for routing_key, body in messages[sent:]:
+                _publish(channel, topology.exchange, routing_key, body, message_id=ids[sent])
+                sent += 1
+                if rate:
+                    ahead = sent / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                if progress is not None and sent % 1000 == 0:
+                    progress(sent)
+        except pika.exceptions.AMQPConnectionError:
+            give_up = _wait_or_raise(give_up, retry_seconds, url)
+        finally:
+            if connection.is_open:
+                connection.close()
+    return len(messages)
+
+
+_REFUSED = (
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+    pika.exceptions.AuthenticationError,
+)
+
+
+def _wait_or_raise(give_up: float | None, retry_seconds: float, url: str) -> float:
+    """Wait a second before the next attempt; raise once the broker has been gone too long."""
+    give_up = give_up if give_up is not None else time.monotonic() + retry_seconds
+    if time.monotonic() > give_up:
+        raise pika.exceptions.AMQPConnectionError(
+            f"RabbitMQ at {urlsplit(url).hostname}:{urlsplit(url).port or 5672} has not come back "
+            f"for {retry_seconds:g} s; the messages from this one on were not published"
+        )
+    time.sleep(1.0)
+    return give_up
 
 
 def redrive(url: str, topology: Topology) -> int:
