@@ -22,6 +22,9 @@ DEFAULT_COST_BPS = 5.0
 # A bar message is about 200 bytes: anything over this is not one, and is dead-lettered
 # (reason too_large) before it is parsed.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+# How long landed_batches_sensor leaves a batch to its own request, and a failed run to
+# Dagster's retries, before it asks again.
+DEFAULT_RECONCILE_SETTLE_SECONDS = 120.0
 
 
 def _env(name: str, default: str) -> str:
@@ -87,6 +90,7 @@ class Settings:
     executor: str
     cost_bps: float
     max_message_bytes: int
+    reconcile_settle_seconds: float
 
 
 def load_settings() -> Settings:
@@ -149,5 +153,8 @@ def load_settings() -> Settings:
         cost_bps=_cost_bps(_env("STOCK_ASSETS_COST_BPS", str(DEFAULT_COST_BPS))),
         max_message_bytes=_max_message_bytes(
             _env("STOCK_ASSETS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))
+        ),
+        reconcile_settle_seconds=float(
+            _env("STOCK_ASSETS_RECONCILE_SETTLE_SECONDS", str(DEFAULT_RECONCILE_SETTLE_SECONDS))
         ),
     )

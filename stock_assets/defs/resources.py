@@ -1,11 +1,12 @@
-"""Every external system's resource, local or production, chosen here from the settings, and
-the backtest's trading costs."""
+"""Every external system's resource, local or production, chosen here from the settings, the
+backtest's trading costs and how landed batches are reconciled."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from stock_assets.config import Settings, load_settings
+from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
@@ -62,6 +63,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             synthetic_seed=settings.synthetic_seed,
         ),
         "trading_costs": TradingCosts(cost_bps=settings.cost_bps),
+        "reconciliation": Reconciliation(settle_seconds=settings.reconcile_settle_seconds),
     }
 
 

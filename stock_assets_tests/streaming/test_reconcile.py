@@ -119,12 +119,12 @@ def land(store: LocalObjectStore, minutes_ago: float, name: str) -> str:
     return record["batch_id"]
 
 
-def test_the_sensor_requests_lost_failed_and_killed_batches_and_marks_killed_runs_failed(
-    store, monkeypatch
-):
+def test_the_sensor_requests_lost_failed_and_killed_batches_and_marks_killed_runs_failed(store):
     from dagster._core.events import EngineEventData  # how a run worker records its pid
 
-    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0.0)
+    from stock_assets.defs.ingestion.resources import Reconciliation
+
+    reconciliation = Reconciliation(settle_seconds=0.0)
     job = defs().resolve_job_def("refresh_prices")
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -150,10 +150,12 @@ def test_the_sensor_requests_lost_failed_and_killed_batches_and_marks_killed_run
         alive = land(store, 20, "alive")
         run_for(alive, dg.DagsterRunStatus.STARTED, pid=os.getpid())
         hopeless = land(store, 10, "hopeless")
-        for _ in range(sensors.MAX_RUNS_PER_BATCH):
+        for _ in range(reconciliation.max_runs):
             run_for(hopeless, dg.DagsterRunStatus.FAILURE)
 
-        context = dg.build_sensor_context(instance=instance, resources={"object_store": store})
+        context = dg.build_sensor_context(
+            instance=instance, resources={"object_store": store, "reconciliation": reconciliation}
+        )
         result = sensors.landed_batches_sensor(context)
         requested = {r.tags[sensors.BATCH_TAG]: r for r in result.run_requests}
         assert set(requested) == {lost, failed, killed}

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 import pika.exceptions
 
+from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.partitions import range_tags, trading_days
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
@@ -107,14 +108,6 @@ def s3_history_sensor(
     )
 
 
-# A batch is left to its own sensor's request for this long after it lands, and to Dagster's
-# run retries for this long after a run of it ends.
-SETTLE_SECONDS = 120.0
-# Runs per batch, Dagster's retries included, before the batch is given up and reported.
-MAX_RUNS_PER_BATCH = 4
-# Batches looked at per tick (each costs a query of the run storage): a long backlog, after an
-# upgrade, is worked through a few ticks at a time.
-MAX_BATCHES_PER_TICK = 200
 _WAITING = {
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -127,25 +120,25 @@ _WAITING = {
 
 @dg.sensor(
     job_name="refresh_prices",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landed_batches_sensor(
-    context: dg.SensorEvaluationContext, object_store: ObjectStore
+    context: dg.SensorEvaluationContext, object_store: ObjectStore, reconciliation: Reconciliation
 ) -> dg.SensorResult:
     """Refresh again every landed batch that no successful run has refreshed: a request lost
     when the daemon died after the broker's ack, a run that failed or whose worker was killed."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     batches = object_store.landed_batches(after=cursor.get("settled_through", ""))
-    batches = batches[:MAX_BATCHES_PER_TICK]
+    batches = batches[: reconciliation.max_batches_per_tick]
     runs = {b["batch_id"]: _batch_runs(context, b["batch_id"]) for b in batches}
     now = pd.Timestamp(time.time(), unit="s")
     plan = reconcile.plan(
         batches,
         runs,
         now,
-        SETTLE_SECONDS,
-        MAX_RUNS_PER_BATCH,
+        reconciliation.settle_seconds,
+        reconciliation.max_runs,
         settled_through=cursor.get("settled_through", ""),
     )
     reported = set(cursor.get("given_up", []))
