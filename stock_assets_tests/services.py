@@ -203,3 +203,56 @@ class PrivateRabbitMQ:
             pass
         self.process.wait()
         self.process = None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (its data folder and port, run as user postgres),
+    which a fault test may stop and start again; the machine's server is never touched. Its
+    folder is under /tmp, where user postgres may go (pytest's folders are root's own)."""
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        self.bin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+        self.root = Path(tempfile.mkdtemp(prefix="stock-assets-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *command: str) -> None:
+        import subprocess
+
+        done = subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)}: {done.stderr or done.stdout}")
+
+    def init(self) -> None:
+        import shutil
+
+        shutil.chown(self.root, "postgres", "postgres")
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-N")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.root / "server.log"), "-w", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """`immediate` is a crash: no shutdown checkpoint, open transactions simply vanish."""
+        if (self.data / "postmaster.pid").exists():
+            self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
+                              "stop")  # fmt: skip
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -152,9 +152,13 @@ _ROWS_PER_BATCH = 20_000
 @lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    # A server restarted since a pooled connection was opened has closed it: each checkout
+    # checks first, so a long-lived process (a sensor's code server) does not fail once per
+    # dead connection after a database restart.
+    engine = sa.create_engine(url, pool_pre_ping=not sqlite)
     metadata.create_all(engine)
     _add_new_columns(engine)
     return engine
