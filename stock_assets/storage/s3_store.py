@@ -67,3 +67,9 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def unreachable_errors(self) -> tuple[type[Exception], ...]:
+        from botocore.exceptions import ConnectionError as Unreachable
+        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+        return (Unreachable, ConnectTimeoutError, ReadTimeoutError)

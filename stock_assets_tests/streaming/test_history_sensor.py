@@ -152,3 +152,19 @@ def test_a_ticker_new_to_the_universe_gets_its_history_backfilled(settings):
     counts = dict(zip(stored["ticker"], stored["n"]))
     assert counts["NEWCO"] == len(newcomer)
     assert counts["AAPL"] > 200  # the sample's tickers came along for the same dates
+
+
+def test_an_unreachable_object_store_is_a_skip_that_says_so(settings):
+    from dagster_aws.s3 import S3Resource
+
+    from stock_assets.storage.s3_store import S3ObjectStore
+    from stock_assets_tests.services import S3_CREDENTIALS, free_port
+
+    definitions = defs()
+    resources = build_resources(settings)
+    s3 = S3Resource(endpoint_url=f"http://127.0.0.1:{free_port()}", **S3_CREDENTIALS)
+    resources["object_store"] = S3ObjectStore(s3=s3, bucket="stock-assets")
+    result = evaluate(definitions, resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "s3://stock-assets/incoming/ is not reachable" in result.skip_message
+    assert "the files wait there until it is back" in result.skip_message

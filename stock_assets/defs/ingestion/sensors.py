@@ -75,11 +75,17 @@ def s3_history_sensor(
     context: dg.SensorEvaluationContext, object_store: ObjectStore
 ) -> dg.RunRequest | dg.SkipReason:
     """Ingest history files new or replaced under incoming/, and refresh the dates they span."""
-    result = history.ingest(
-        object_store,
-        rabbitmq.new_batch_id(),
-        first_date=pd.Timestamp(trading_days.start.date()),
-    )
+    try:
+        result = history.ingest(
+            object_store,
+            rabbitmq.new_batch_id(),
+            first_date=pd.Timestamp(trading_days.start.date()),
+        )
+    except object_store.unreachable_errors() as error:
+        return dg.SkipReason(
+            f"the object store at {object_store.uri(history.INCOMING)} is not reachable "
+            f"({type(error).__name__}: {error}); the files wait there until it is back"
+        )
     for key in result.quarantined:
         context.log.warning(
             f"{object_store.uri(key)}: unreadable, moved to quarantine/ with a reason"
