@@ -14,7 +14,7 @@ export STOCK_ASSETS_HOME DAGSTER_HOME STOCK_ASSETS_BIND_HOST
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test test-fast ui serve dashboard screenshot bench services services-stop workers workers-stop lint clean
+.PHONY: help install demo test test-fast ui serve dashboard screenshot bench services services-stop workers workers-stop chaos lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -92,6 +92,11 @@ workers: install  ## N Celery workers (default 2) for STOCK_ASSETS_EXECUTOR=cele
 
 workers-stop:  ## stop what `make workers` started
 	BIN=$(BIN) deploy/workers.sh stop
+
+chaos: install  ## inject faults into services it starts itself (a RabbitMQ node, PostgreSQL, dagster dev) and print what was lost
+	@rm -f $(STOCK_ASSETS_HOME)/chaos.jsonl; mkdir -p $(STOCK_ASSETS_HOME)
+	STOCK_ASSETS_CHAOS_REPORT=$(STOCK_ASSETS_HOME)/chaos.jsonl $(BIN)/pytest -q -m faults -p no:cacheprovider; \
+	    status=$$?; $(BIN)/python -m stock_assets_tests.chaos $(STOCK_ASSETS_HOME)/chaos.jsonl; exit $$status
 
 lint: install  ## ruff
 	$(BIN)/ruff check .

@@ -1,5 +1,5 @@
 """Faults injected into the running platform: `dagster dev` with its daemon on the embedded
-default, bars arriving on RabbitMQ (a vhost of the test's own), and a crash in the middle.
+default, bars arriving on a RabbitMQ node of the test's own, and a crash in the middle.
 
 After each fault: the stored daily bars equal what the broker confirmed, every streamed
 session has live predictions, the queue is empty, and the time to recover is printed.
@@ -22,9 +22,10 @@ from stock_assets.defs.ingestion.sensors import BATCH_TAG
 from stock_assets.defs.resources import build_resources
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages
-from stock_assets_tests.services import free_port
+from stock_assets_tests.chaos import lost_and_duplicated, record
+from stock_assets_tests.services import PrivateRabbitMQ, free_port
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STREAMED = ("2007-01-03", "2007-01-31")  # the sessions after the trained sample's last
@@ -87,8 +88,18 @@ def _killpg(group: int, sig: signal.Signals) -> None:
 
 
 @pytest.fixture
-def platform(sample_home, rabbitmq_url, tmp_path):
-    """The trained sample's home run by `dagster dev`, draining a vhost of the test's own."""
+def broker(tmp_path):
+    node = PrivateRabbitMQ(tmp_path / "rabbitmq")
+    node.start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def platform(sample_home, broker, tmp_path):
+    """The trained sample's home run by `dagster dev`, draining a broker of the test's own."""
     settings = sample_home
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", settings.dagster_home / "dagster.yaml")
@@ -96,7 +107,7 @@ def platform(sample_home, rabbitmq_url, tmp_path):
     env.update(
         STOCK_ASSETS_HOME=str(settings.home),
         DAGSTER_HOME=str(settings.dagster_home),
-        STOCK_ASSETS_AMQP_URL=rabbitmq_url,
+        STOCK_ASSETS_AMQP_URL=broker,
         # A short wait, so that recovery takes seconds here, not minutes.
         STOCK_ASSETS_RECONCILE_SETTLE_SECONDS="20",
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -105,7 +116,7 @@ def platform(sample_home, rabbitmq_url, tmp_path):
     dev = DagsterDev(env, tmp_path / "dagster-dev.log")
     dev.start()
     try:
-        yield settings, rabbitmq_url, dev
+        yield settings, broker, dev
     finally:
         dev.stop()
 
@@ -183,11 +194,11 @@ def test_the_daemon_and_a_run_worker_killed_mid_refresh_lose_nothing(platform, s
     )
     stored["date"] = pd.to_datetime(stored["date"])
     expected = bars[["ticker", "date", "open", "high", "low", "close", "volume"]]
-    pd.testing.assert_frame_equal(
-        stored.reset_index(drop=True),
-        expected.sort_values(["ticker", "date"]).reset_index(drop=True),
-        check_dtype=False,
-    )
+    expected = expected.sort_values(["ticker", "date"]).reset_index(drop=True)
+    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+    record("dagster daemon and run worker killed mid-run", len(expected), len(stored), lost,
+           duplicated, 0, recovery)  # fmt: skip
+    pd.testing.assert_frame_equal(stored.reset_index(drop=True), expected, check_dtype=False)
     connection = rabbitmq.connect(url)
     try:
         channel = connection.channel()

@@ -3,15 +3,17 @@ next one goes through on the same resource. The cluster is the test's own (its p
 folder); the machine's PostgreSQL is never touched."""
 
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from stock_assets.storage.warehouse import Warehouse, _engine, price_predictions
+from stock_assets_tests.chaos import lost_and_duplicated, record
 from stock_assets_tests.services import PrivatePostgres
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 KEY = ["ticker", "as_of_date", "model_version", "kind"]
 
 
@@ -75,6 +77,7 @@ def test_a_restart_between_writes_and_a_crash_during_one_lose_and_duplicate_noth
     writer.start()
     threading.Event().wait(0.3)
     postgres.stop("immediate")
+    crashed_at = time.monotonic()
     writer.join(timeout=120)
     postgres.start()
     after_crash = stored(warehouse)
@@ -85,4 +88,11 @@ def test_a_restart_between_writes_and_a_crash_during_one_lose_and_duplicate_noth
 
     # The write again (what a retried run does): every row once, with its new value.
     warehouse.upsert(price_predictions, second, KEY)
+    recovery = time.monotonic() - crashed_at
+    rows = warehouse.read("SELECT ticker, as_of_date, model_version, kind, predicted_return "
+                          "FROM price_predictions")  # fmt: skip
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"])
+    lost, duplicated = lost_and_duplicated(rows, second[[*KEY, "predicted_return"]], KEY)
+    record("PostgreSQL crashed mid-write (prediction rows)", len(second), len(rows), lost,
+           duplicated, None, recovery)  # fmt: skip
     assert stored(warehouse).to_dict("records") == [{"predicted_return": 0.02, "n": 100_000}]

@@ -14,10 +14,11 @@ import pytest
 from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages, daily_bars
+from stock_assets_tests.chaos import lost_and_duplicated, record
 from stock_assets_tests.services import PrivateRabbitMQ
 from stock_assets_tests.streaming.test_rabbitmq import FIRST, TOPOLOGY, UNIVERSE, queue_depth
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 
 
 @pytest.fixture
@@ -75,11 +76,16 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_nothing(
     back = time.monotonic() - stopped_at
     for thread in threads:
         thread.join(timeout=120)
+    recovery = time.monotonic() - stopped_at  # until every bar was published and stored
     assert not failures, failures
     assert drained["broker_errors"] > 0  # the restart really happened under the consumer
 
     stored, _ = daily_bars(store.read_landed(pd.DatetimeIndex(sorted(bars["date"].unique()))))
     expected = bars.sort_values(["ticker", "date"]).reset_index(drop=True)
+    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+    record("RabbitMQ restarted mid-stream", len(expected), len(stored), lost, duplicated, None,
+           recovery)  # fmt: skip
+    assert (lost, duplicated) == (0, 0)
     # Every bar the broker confirmed is stored, each counted once, with its own values.
     pd.testing.assert_frame_equal(stored.reset_index(drop=True), expected, check_dtype=False)
     # Repeats (a message in flight at the restart, published or delivered again) were absorbed.
