@@ -99,7 +99,7 @@ def broker(tmp_path):
 
 @pytest.fixture
 def platform(sample_home, broker, tmp_path):
-    """The trained sample's home run by `dagster dev`, draining a broker of the test's own."""
+    """The trained sample's home for `dagster dev`, draining a broker of the test's own."""
     settings = sample_home
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", settings.dagster_home / "dagster.yaml")
@@ -114,9 +114,8 @@ def platform(sample_home, broker, tmp_path):
         TMPDIR=str(tmp_path),
     )
     dev = DagsterDev(env, tmp_path / "dagster-dev.log")
-    dev.start()
     try:
-        yield settings, broker, dev
+        yield settings, broker, dev  # the test stages its inputs, then starts it
     finally:
         dev.stop()
 
@@ -143,19 +142,94 @@ def _wait(condition, timeout: float, what: str, dev: DagsterDev):
     pytest.fail(f"{what} did not happen in {timeout:g} s:\n{dev.tail()}")
 
 
-def test_the_daemon_and_a_run_worker_killed_mid_refresh_lose_nothing(platform, sample_bars):
+def _live_sessions(warehouse, first: str, last: str, tickers: int) -> int:
+    """Sessions from first to last with a live prediction for each of `tickers` tickers."""
+    live = warehouse.read(
+        "SELECT as_of_date, COUNT(*) AS n FROM price_predictions WHERE kind = 'live' "
+        f"AND as_of_date BETWEEN '{first}' AND '{last}' GROUP BY as_of_date"
+    )
+    return int((live["n"] == tickers).sum())
+
+
+def _stored_bars(warehouse, first: str, last: str) -> pd.DataFrame:
+    stored = warehouse.read(
+        "SELECT ticker, date, open, high, low, close, volume FROM prices "
+        f"WHERE date BETWEEN '{first}' AND '{last}' ORDER BY ticker, date"
+    )
+    stored["date"] = pd.to_datetime(stored["date"])
+    return stored
+
+
+def _poison(store, good_messages, good_file: pd.DataFrame) -> list[tuple[str, bytes]]:
+    """Stage a good history file beside a truncated Parquet file and a CSV with a binary body;
+    the messages to publish: good ones with one not JSON and one over the size limit."""
+    import io
+
+    from stock_assets.streaming import history
+
+    out = io.StringIO()
+    good_file.assign(date=good_file["date"].dt.strftime("%Y-%m-%d")).to_csv(out, index=False)
+    store.put_bytes(f"{history.INCOMING}good.csv", out.getvalue().encode())
+    parquet = io.BytesIO()
+    good_file.to_parquet(parquet, index=False)
+    store.put_bytes(f"{history.INCOMING}truncated.parquet", parquet.getvalue()[:300])
+    store.put_bytes(f"{history.INCOMING}binary.csv", bytes(range(256)) * 40)
+    oversized = good_messages[0][1][:-1] + b', "note": "' + b"x" * 70_000 + b'"}'
+    return [*good_messages[:3], ("bars.AAPL", b"{not json"), ("bars.AAPL", oversized),
+            *good_messages[3:]]  # fmt: skip
+
+
+def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platform, sample_bars):
+    """Two faults on one platform start: poison files and messages among good ones, then the
+    daemon and a refresh run's worker killed with SIGKILL mid-run."""
+    from stock_assets.streaming import history
+
     settings, url, dev = platform
     tickers = list(settings.tickers)
-    bars = sample_bars[sample_bars["date"].between(*STREAMED) & sample_bars["ticker"].isin(tickers)]
-    rabbitmq.publish(url, rabbitmq.Topology(), bar_messages(bars))
-    warehouse = build_resources(settings)["warehouse"]
+    window = sample_bars[
+        sample_bars["date"].between(*STREAMED) & sample_bars["ticker"].isin(tickers)
+    ]
+    sessions = sorted(window["date"].unique())
+    # Streamed, then a file, for the first sessions; the rest streamed while the kill happens.
+    poisoned, filed, killed = sessions[:5], sessions[5:9], sessions[9:]
+    span = {name: (f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}")
+            for name, days in (("poison", poisoned + filed), ("kill", killed))}  # fmt: skip
+    n_tickers = window["ticker"].nunique()
+    resources = build_resources(settings)
+    warehouse, store = resources["warehouse"], resources["object_store"]
+    columns = ["ticker", "date", "open", "high", "low", "close", "volume"]
 
+    streamed = window[window["date"].isin(poisoned)]
+    messages = _poison(store, bar_messages(streamed), window[window["date"].isin(filed)][columns])
+    rabbitmq.publish(url, rabbitmq.Topology(), messages)
+    dev.start()
+    dropped_at = time.monotonic()
+    _wait(lambda: _live_sessions(warehouse, *span["poison"], n_tickers) == 9, RECOVERY_TIMEOUT,
+          "predictions for the good bars among the poison", dev)  # fmt: skip
+    recovery = time.monotonic() - dropped_at
+    expected = window[window["date"].isin(poisoned + filed)][columns]
+    expected = expected.sort_values(["ticker", "date"]).reset_index(drop=True)
+    stored = _stored_bars(warehouse, *span["poison"])
+    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+    missing = 9 - _live_sessions(warehouse, *span["poison"], n_tickers)
+    record("poison files and messages among good ones", len(expected), len(stored), lost,
+           duplicated, missing, recovery)  # fmt: skip
+    assert (lost, duplicated) == (0, 0)
+    quarantined = store.list_keys(history.QUARANTINE)
+    assert f"{history.QUARANTINE}truncated.parquet.error.txt" in quarantined
+    assert f"{history.QUARANTINE}binary.csv.error.txt" in quarantined
+    assert _queue_depths(url) == (0, 2)  # the two bad messages, dead-lettered with reasons
+
+    bars = window[window["date"].isin(killed)]
+    rabbitmq.publish(url, rabbitmq.Topology(), bar_messages(bars))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        # The refresh of the streamed batch starts; its worker is killed with everything else.
+        known = {r.run_id for r in _runs(instance)}
+
+        # The refresh of the new batch starts; its worker is killed with everything else.
         def started():
             for run in _runs(instance):
                 pid = _worker_pid(instance, run.run_id)
-                if run.status == dg.DagsterRunStatus.STARTED and pid:
+                if run.run_id not in known and run.status == dg.DagsterRunStatus.STARTED and pid:
                     return run, pid
             return None
 
@@ -166,8 +240,6 @@ def test_the_daemon_and_a_run_worker_killed_mid_refresh_lose_nothing(platform, s
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
 
         dev.start()
-        sessions = sorted(bars["date"].unique())
-
         batch = run.tags[BATCH_TAG]
 
         def recovered():
@@ -175,12 +247,7 @@ def test_the_daemon_and_a_run_worker_killed_mid_refresh_lose_nothing(platform, s
                 r for r in _runs(instance)
                 if r.tags[BATCH_TAG] == batch and r.status == dg.DagsterRunStatus.SUCCESS
             ]  # fmt: skip
-            live = warehouse.read(
-                "SELECT as_of_date, COUNT(*) AS n FROM price_predictions WHERE kind = 'live' "
-                f"AND as_of_date >= '{STREAMED[0]}' GROUP BY as_of_date"
-            )
-            covered = len(live) == len(sessions) and (live["n"] == len(set(bars["ticker"]))).all()
-            return refreshed and covered
+            return refreshed and _live_sessions(warehouse, *span["kill"], n_tickers) == len(killed)
 
         _wait(recovered, RECOVERY_TIMEOUT, "a successful refresh of the killed run's batch", dev)
         recovery = time.monotonic() - killed_at
@@ -188,22 +255,24 @@ def test_the_daemon_and_a_run_worker_killed_mid_refresh_lose_nothing(platform, s
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert len([r for r in _runs(instance) if r.tags[BATCH_TAG] == batch]) == 2
 
-    stored = warehouse.read(
-        f"SELECT ticker, date, open, high, low, close, volume FROM prices "
-        f"WHERE date >= '{STREAMED[0]}' ORDER BY ticker, date"
-    )
-    stored["date"] = pd.to_datetime(stored["date"])
-    expected = bars[["ticker", "date", "open", "high", "low", "close", "volume"]]
-    expected = expected.sort_values(["ticker", "date"]).reset_index(drop=True)
+    stored = _stored_bars(warehouse, *span["kill"])
+    expected = bars[columns].sort_values(["ticker", "date"]).reset_index(drop=True)
     lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
     record("dagster daemon and run worker killed mid-run", len(expected), len(stored), lost,
-           duplicated, 0, recovery)  # fmt: skip
+           duplicated, len(killed) - _live_sessions(warehouse, *span["kill"], n_tickers),
+           recovery)  # fmt: skip
     pd.testing.assert_frame_equal(stored.reset_index(drop=True), expected, check_dtype=False)
+    assert _queue_depths(url) == (0, 2)
+
+
+def _queue_depths(url: str) -> tuple[int, int]:
+    """Messages waiting in the bars queue and in its dead-letter queue."""
     connection = rabbitmq.connect(url)
     try:
         channel = connection.channel()
-        for queue in (rabbitmq.QUEUE, rabbitmq.DEAD_QUEUE):
-            assert channel.queue_declare(queue, passive=True).method.message_count == 0
+        return tuple(
+            channel.queue_declare(queue, passive=True).method.message_count
+            for queue in (rabbitmq.QUEUE, rabbitmq.DEAD_QUEUE)
+        )
     finally:
         connection.close()
-    print(f"recovered {recovery:.0f} s after the kill")
