@@ -166,3 +166,24 @@ def test_the_sensor_requests_lost_failed_and_killed_batches_and_marks_killed_run
         cursor = json.loads(result.cursor)
         assert cursor["settled_through"] == done
         assert hopeless in cursor["given_up"]
+
+
+def test_an_unreachable_object_store_is_a_skip(tmp_path):
+    from dagster_aws.s3 import S3Resource
+
+    from stock_assets.defs.ingestion.resources import Reconciliation
+    from stock_assets.storage.s3_store import S3ObjectStore
+    from stock_assets_tests.services import S3_CREDENTIALS, free_port
+
+    s3 = S3Resource(endpoint_url=f"http://127.0.0.1:{free_port()}", **S3_CREDENTIALS)
+    resources = {
+        "object_store": S3ObjectStore(s3=s3, bucket="stock-assets"),
+        "reconciliation": Reconciliation(),
+    }
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(instance=instance, resources=resources) as context,
+    ):
+        result = sensors.landed_batches_sensor(context)
+    assert not result.run_requests
+    assert "the object store is not reachable" in result.skip_reason.skip_message

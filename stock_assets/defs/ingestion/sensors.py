@@ -135,7 +135,13 @@ def landed_batches_sensor(
     """Refresh again every landed batch that no successful run has refreshed: a request lost
     when the daemon died after the broker's ack, a run that failed or whose worker was killed."""
     cursor = json.loads(context.cursor) if context.cursor else {}
-    batches = object_store.landed_batches(after=cursor.get("settled_through", ""))
+    try:
+        batches = object_store.landed_batches(after=cursor.get("settled_through", ""))
+    except object_store.unreachable_errors() as error:
+        return dg.SensorResult(
+            skip_reason=f"the object store is not reachable ({type(error).__name__}: {error}); "
+            "landed batches are checked once it is back"
+        )
     batches = batches[: reconciliation.max_batches_per_tick]
     runs = {b["batch_id"]: _batch_runs(context, b["batch_id"]) for b in batches}
     now = pd.Timestamp(time.time(), unit="s")
