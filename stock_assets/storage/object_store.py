@@ -50,7 +50,6 @@ def landed_key(date: pd.Timestamp, batch_id: str) -> str:
 class ObjectTooLarge(Exception):
     def __init__(self, uri: str, size: int, limit: int) -> None:
         super().__init__(f"{uri}: {size:,} bytes, over the limit of {limit:,}")
-        self.size = size
 
 
 def batch_record_key(batch_id: str) -> str:
@@ -163,6 +162,8 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def land(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
         """Store an arriving batch, one object per trading date, then its record; returns the
         bars' keys. The batch is landed once its record is stored."""
+        if frame.empty:  # nothing to refresh: no record
+            return []
         groups = [(landed_key(date, batch_id), rows) for date, rows in frame.groupby("date")]
         with ThreadPoolExecutor(_READ_THREADS) as pool:
             list(pool.map(lambda group: self.write_frame(*group), groups))
