@@ -202,14 +202,18 @@ def publish(
     sent = 0
     started = time.monotonic()
     give_up = None
+    connected = False
     while sent < len(messages):
         try:
             connection = connect(url)
-        except _REFUSED:
-            raise  # wrong credentials or vhost: waiting will not fix them
-        except pika.exceptions.AMQPConnectionError:
+        except pika.exceptions.AMQPConnectionError as error:
+            # Refused from the start, the credentials or vhost are wrong, and waiting will not
+            # fix them; after a connection that worked, it is the broker shutting down.
+            if isinstance(error, _REFUSED) and not connected:
+                raise
             give_up = _wait_or_raise(give_up, retry_seconds, url)
             continue
+        connected = True
         try:
             channel = connection.channel()
             declare(channel, topology)

@@ -97,3 +97,14 @@ def test_broker_users_creates_what_the_settings_name(settings, monkeypatch, caps
         for made in (platform, celery):
             for args in (("delete_user", made.name), ("delete_vhost", made.vhost)):
                 subprocess.run(["rabbitmqctl", "--quiet", *args], capture_output=True)
+
+
+def test_the_publisher_does_not_wait_on_credentials_the_broker_refuses(monkeypatch):
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a broker that refused the credentials")
+
+    monkeypatch.setattr(rabbitmq.time, "sleep", no_waiting)
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        rabbitmq.publish(
+            "amqp://nobody:wrong@127.0.0.1:5672/", rabbitmq.Topology(), [("bars.AAPL", b"{}")]
+        )
