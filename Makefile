@@ -95,7 +95,8 @@ workers-stop:  ## stop what `make workers` started
 
 chaos: install  ## inject faults into services it starts itself (a RabbitMQ node, PostgreSQL, dagster dev) and print what was lost
 	@rm -f $(STOCK_ASSETS_HOME)/chaos.jsonl; mkdir -p $(STOCK_ASSETS_HOME)
-	STOCK_ASSETS_CHAOS_REPORT=$(STOCK_ASSETS_HOME)/chaos.jsonl $(BIN)/pytest -q -m faults -p no:cacheprovider; \
+	STOCK_ASSETS_CHAOS_REPORT=$(STOCK_ASSETS_HOME)/chaos.jsonl STOCK_ASSETS_CHAOS_OUTAGE_SECONDS=60 \
+	    $(BIN)/pytest -q -m faults -p no:cacheprovider; \
 	    status=$$?; $(BIN)/python -m stock_assets_tests.chaos $(STOCK_ASSETS_HOME)/chaos.jsonl; exit $$status
 
 lint: install  ## ruff

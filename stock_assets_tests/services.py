@@ -256,3 +256,84 @@ class PrivatePostgres:
 
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateSeaweedFS:
+    """An S3 server (SeaweedFS `weed mini`) of the test's own: its ports and data folder, on
+    loopback, telemetry off. It keeps its objects across a restart, as moto does not. Stopped
+    by its PID."""
+
+    # weed mini's servers; each also listens on its port + 10000 (gRPC).
+    PORTS = ("s3", "master", "volume", "filer", "admin", "debug", "webdav")
+
+    def __init__(self, root: Path, bucket: str) -> None:
+        import sys
+
+        self.weed = Path(sys.executable).with_name("weed")
+        self.root, self.bucket = root, bucket
+        root.mkdir(parents=True, exist_ok=True)
+        # Ports whose gRPC twins (+10000) are free too: below 55536.
+        base = 20_000 + uuid.uuid4().int % 30_000
+        self.ports = {name: base + i for i, name in enumerate(self.PORTS)}
+        self.process: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def start(self, timeout: float = 60) -> None:
+        import subprocess
+        import time
+        import urllib.error
+        import urllib.request
+
+        command = [
+            str(self.weed), "mini", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.telemetry=false", "-admin.ui=false", "-s3.port.iceberg=0",
+            "-s3.port.lance=0", f"-bucket={self.bucket}",
+            *(f"-{name}.port={port}" for name, port in self.ports.items()),
+        ]  # fmt: skip
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+               "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+        with (self.root / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=2).close()
+                return
+            except urllib.error.HTTPError:  # answering (403 without credentials): up
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.root / "weed.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"SeaweedFS did not start:\n{tail}") from None
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.process = None
+
+    def store(self) -> ObjectStore:
+        from dagster_aws.s3 import S3Resource
+
+        from stock_assets.storage.s3_store import S3ObjectStore
+
+        s3 = S3Resource(endpoint_url=self.endpoint, **S3_CREDENTIALS)
+        return S3ObjectStore(s3=s3, bucket=self.bucket)
