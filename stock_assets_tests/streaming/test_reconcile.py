@@ -87,13 +87,14 @@ def test_process_alive():
         assert reconcile.process_alive(running.pid)
         running.kill()
         # Killed and not yet reaped by its parent: a zombie is not a running worker.
-        assert not _eventually_dead(running.pid)
+        assert not _alive_a_while_later(running.pid)
     finally:
         running.kill()
         running.wait()
 
 
-def _eventually_dead(pid: int) -> bool:
+def _alive_a_while_later(pid: int) -> bool:
+    """Whether the process still counts as running after up to 2.5 s of asking."""
     for _ in range(50):
         if not reconcile.process_alive(pid):
             return False
