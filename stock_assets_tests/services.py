@@ -78,6 +78,22 @@ def throwaway_database(prefix: str = "stock_assets_test") -> Iterator[str]:
         admin.dispose()
 
 
+def _free_pair(offset: int) -> int:
+    """A port p below 65536 - offset such that p and p + offset are both free right now."""
+    import random
+    import socket
+
+    while True:
+        port = random.randint(20_000, 65_535 - offset)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + offset))
+            return port
+        except OSError:
+            continue
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 nothing listens on right now."""
     import socket
@@ -87,50 +103,72 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_session(process: Any, grace: float, whole_group: bool = True) -> None:
+    """Stop a process started in a session of its own, and everything in that session: SIGTERM
+    (to the whole group, or to the leader alone for servers that pass it on, as `dagster dev`
+    does), then SIGKILL to whatever is left after `grace` seconds."""
+    import signal
+    import subprocess
+
+    try:
+        if whole_group:
+            os.killpg(process.pid, signal.SIGTERM)
+        elif process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def wait_until_up(up: Any, process: Any, log_path: Path, what: str, timeout: float) -> None:
+    """Poll `up()` until it is true; fail with the log's tail if the process exits first or the
+    time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not up():
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{what} did not start:\n{tail}")
+        time.sleep(0.3)
+
+
 @contextmanager
 def server_process(
     command: list[str], env: dict[str, str], ready_url: str, log_path: Path, timeout: float = 180
 ) -> Iterator[Any]:
     """A server started in its own session, yielded once `ready_url` answers; stopped by its
     PID afterwards (SIGTERM, then SIGKILL to its process group after 15 s)."""
-    import signal
     import subprocess
-    import time
     import urllib.request
 
     import pytest
+
+    def up() -> bool:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2).close()
+            return True
+        except OSError:
+            return False
 
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(ready_url, timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"{command[0]} never answered {ready_url}:\n"
-                        + log_path.read_text(errors="replace")[-3000:]
-                    )
-                time.sleep(0.3)
+        try:
+            wait_until_up(up, process, log_path, f"{command[0]} (at {ready_url})", timeout)
+        except RuntimeError as error:
+            pytest.fail(str(error), pytrace=False)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever it started in its session goes with it.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        stop_session(process, grace=15, whole_group=False)
 
 
 class PrivateRabbitMQ:
@@ -163,7 +201,6 @@ class PrivateRabbitMQ:
 
     def start(self, timeout: float = 60) -> None:
         import subprocess
-        import time
 
         import pika
 
@@ -172,37 +209,21 @@ class PrivateRabbitMQ:
                 [self.SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def up() -> bool:
             try:
                 pika.BlockingConnection(pika.URLParameters(self.url)).close()
-                return
+                return True
             except pika.exceptions.AMQPError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    tail = (self.root / "server.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"private RabbitMQ did not start:\n{tail}") from None
-                time.sleep(0.3)
+                return False
+
+        wait_until_up(up, self.process, self.root / "server.log", "private RabbitMQ", timeout)
 
     def stop(self) -> None:
         """SIGTERM to the node's process group (a clean shutdown), SIGKILL after 30 s."""
-        import signal
-        import subprocess
-
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_session(self.process, grace=30)
+            self.process = None
 
 
 class PrivatePostgres:
@@ -263,27 +284,28 @@ class PrivateSeaweedFS:
     loopback, telemetry off. It keeps its objects across a restart, as moto does not. Stopped
     by its PID."""
 
-    # weed mini's servers; each also listens on its port + 10000 (gRPC).
-    PORTS = ("s3", "master", "volume", "filer", "admin", "debug", "webdav")
-
     def __init__(self, root: Path, bucket: str) -> None:
         import sys
 
         self.weed = Path(sys.executable).with_name("weed")
         self.root, self.bucket = root, bucket
         root.mkdir(parents=True, exist_ok=True)
-        # Ports whose gRPC twins (+10000) are free too: below 55536.
-        base = 20_000 + uuid.uuid4().int % 30_000
-        self.ports = {name: base + i for i, name in enumerate(self.PORTS)}
+        # Every port weed mini opens, each free now; S3's gRPC port, which cannot be set, is
+        # its HTTP port + 10000, so that pair is chosen free together.
+        self.ports = {"s3.port": _free_pair(10_000)}  # flag -> port
+        for name in ("master", "volume", "filer", "admin"):
+            self.ports[f"{name}.port"] = free_port()
+            self.ports[f"{name}.port.grpc"] = free_port()
+        self.ports["debug.port"] = free_port()
+        self.ports["webdav.port"] = free_port()
         self.process: Any = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
 
     def start(self, timeout: float = 60) -> None:
         import subprocess
-        import time
         import urllib.error
         import urllib.request
 
@@ -291,7 +313,7 @@ class PrivateSeaweedFS:
             str(self.weed), "mini", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-admin.ui=false", "-s3.port.iceberg=0",
             "-s3.port.lance=0", f"-bucket={self.bucket}",
-            *(f"-{name}.port={port}" for name, port in self.ports.items()),
+            *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]  # fmt: skip
         env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
                "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
@@ -299,36 +321,22 @@ class PrivateSeaweedFS:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def up() -> bool:
             try:
                 urllib.request.urlopen(self.endpoint, timeout=2).close()
-                return
             except urllib.error.HTTPError:  # answering (403 without credentials): up
-                return
+                pass
             except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    tail = (self.root / "weed.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"SeaweedFS did not start:\n{tail}") from None
-                time.sleep(0.3)
+                return False
+            return True
+
+        wait_until_up(up, self.process, self.root / "weed.log", "SeaweedFS", timeout)
 
     def stop(self) -> None:
-        import signal
-        import subprocess
-
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_session(self.process, grace=15)
+            self.process = None
 
     def store(self) -> ObjectStore:
         from dagster_aws.s3 import S3Resource

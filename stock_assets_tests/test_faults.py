@@ -24,7 +24,7 @@ from stock_assets.defs.resources import build_resources
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages
 from stock_assets_tests.chaos import lost_and_duplicated, record
-from stock_assets_tests.services import PrivateRabbitMQ, free_port
+from stock_assets_tests.services import PrivateRabbitMQ, free_port, stop_session, wait_until_up
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 REPO = Path(__file__).resolve().parents[1]
@@ -49,15 +49,15 @@ class DagsterDev:
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while True:
+
+        def up() -> bool:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
-                return
+                return True
             except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"dagster dev did not start:\n{self.tail()}")
-                time.sleep(0.5)
+                return False
+
+        wait_until_up(up, self.process, self.log, "dagster dev", timeout=120)
 
     def kill(self) -> None:
         """SIGKILL to every process of its session: nothing gets to clean up."""
@@ -65,17 +65,9 @@ class DagsterDev:
         self.process.wait()
 
     def stop(self) -> None:
-        """SIGTERM to the leader, then SIGKILL to whatever is left of its session."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        _killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        """SIGTERM to the leader (it stops the rest), SIGKILL to what is left after 10 s."""
+        if self.process is not None:
+            stop_session(self.process, grace=10, whole_group=False)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
