@@ -171,18 +171,52 @@ def server_process(
         stop_session(process, grace=15, whole_group=False)
 
 
+def _certificates(folder: Path) -> Path:
+    """A CA and a server certificate for localhost and 127.0.0.1 signed by it (openssl); the
+    CA's certificate, which a client trusts."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=stock_assets test CA", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName = DNS:localhost, IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
+            "-out", "server.pem")  # fmt: skip
+    return folder / "ca.pem"
+
+
 class PrivateRabbitMQ:
     """A RabbitMQ node of the test's own (its node name, ports and data folder), which a fault
     test may stop and start again; the machine's broker is never touched. Stopped by its PID."""
 
     SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: bool = False) -> None:
         self.root = root
         self.port = free_port()
         root.mkdir(parents=True, exist_ok=True)
         (root / "enabled_plugins").write_text("[].\n")
-        (root / "rabbitmq.conf").write_text("loopback_users = none\n")
+        config = ["loopback_users = none"]
+        # With tls, an AMQPS listener too, on a certificate signed by a CA of the test's own.
+        self.tls_port = free_port() if tls else None
+        if tls:
+            self.ca = _certificates(root / "tls")
+            config += [
+                f"listeners.ssl.default = {self.tls_port}",
+                f"ssl_options.cacertfile = {self.ca}",
+                f"ssl_options.certfile = {root / 'tls' / 'server.pem'}",
+                f"ssl_options.keyfile = {root / 'tls' / 'server.key'}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
+        (root / "rabbitmq.conf").write_text("\n".join(config) + "\n")
         self.env = {
             **os.environ,
             "RABBITMQ_NODENAME": f"stock_assets_test_{uuid.uuid4().hex[:8]}@localhost",

@@ -108,3 +108,41 @@ def test_the_publisher_does_not_wait_on_credentials_the_broker_refuses(monkeypat
         rabbitmq.publish(
             "amqp://nobody:wrong@127.0.0.1:5672/", rabbitmq.Topology(), [("bars.AAPL", b"{}")]
         )
+
+
+def test_bars_travel_over_amqp_with_tls(tmp_path):
+    """An amqps:// URL with the CA to trust in its ssl_options, as pika reads them."""
+    import ssl
+    from urllib.parse import quote
+
+    from stock_assets_tests.services import PrivateRabbitMQ
+
+    node = PrivateRabbitMQ(tmp_path / "rabbitmq", tls=True)
+    node.start()
+    try:
+        options = quote(repr({"ca_certs": str(node.ca), "server_hostname": "localhost"}))
+        url = f"amqps://guest:guest@127.0.0.1:{node.tls_port}/%2F?ssl_options={options}"
+        bars = pd.DataFrame(
+            {
+                "ticker": ["AAPL"],
+                "date": pd.to_datetime(["2024-03-04"]),
+                "open": [10.0],
+                "high": [12.0],
+                "low": [9.0],
+                "close": [11.0],
+                "volume": [1000.0],
+            }
+        )
+        topology = rabbitmq.Topology()
+        assert rabbitmq.publish(url, topology, bar_messages(bars)) == 1
+        store = LocalObjectStore(root=str(tmp_path / "objects"))
+        drained = rabbitmq.drain(
+            url, topology, store.land, frozenset({"AAPL"}), pd.Timestamp("2000-01-03")
+        )
+        assert drained.landed == 1
+        # A client that does not trust the broker's CA is refused at the handshake.
+        untrusted = f"amqps://guest:guest@127.0.0.1:{node.tls_port}/%2F"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            rabbitmq.connect(untrusted)
+    finally:
+        node.stop()
