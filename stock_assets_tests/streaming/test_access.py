@@ -140,9 +140,29 @@ def test_bars_travel_over_amqp_with_tls(tmp_path):
             url, topology, store.land, frozenset({"AAPL"}), pd.Timestamp("2000-01-03")
         )
         assert drained.landed == 1
-        # A client that does not trust the broker's CA is refused at the handshake.
+        # A client that does not trust the broker's CA is refused at the handshake, and the
+        # sensor says how to fix it.
         untrusted = f"amqps://guest:guest@127.0.0.1:{node.tls_port}/%2F"
         with pytest.raises(ssl.SSLCertVerificationError):
             rabbitmq.connect(untrusted)
+        skip = _bars_sensor_tick(untrusted, store)
+        assert "the TLS handshake failed" in skip.skip_message
+        assert "ssl_options" in skip.skip_message
     finally:
         node.stop()
+
+
+def _bars_sensor_tick(url: str, store: LocalObjectStore):
+    import dagster as dg
+
+    from stock_assets.defs.ingestion.sensors import market_bars_sensor
+    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.storage.market_data import MarketData
+
+    resources = {
+        "broker": RabbitMQ(url=url),
+        "object_store": store,
+        "market_data": MarketData(tickers=["AAPL"], source="sample"),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        return market_bars_sensor(context)

@@ -2,6 +2,7 @@
 asks again for every landed batch no run has refreshed yet."""
 
 import json
+import ssl
 import time
 
 import dagster as dg
@@ -45,6 +46,12 @@ def market_bars_sensor(
         return dg.SkipReason(
             f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
             "bars wait in the queue until it is back"
+        )
+    except ssl.SSLError as error:
+        return dg.SkipReason(
+            f"RabbitMQ at {broker.safe_url}: the TLS handshake failed ({error}); bars wait in "
+            "the queue. Give the CA that signed the broker's certificate, and its name, in the "
+            "URL's ssl_options (README, Access)"
         )
     if result.dead_lettered:
         context.log.warning(
