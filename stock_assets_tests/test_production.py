@@ -4,6 +4,7 @@ tracking server (PostgreSQL backend, S3 artifacts) — and the same predictions 
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,9 +15,11 @@ from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
+from stock_assets_tests.chaos import lost_and_duplicated, record
 from stock_assets_tests.graph import FIRST, HISTORY, LAST, MODEL, PREDICTIONS, materialize
 from stock_assets_tests.services import (
     S3_CREDENTIALS,
+    PrivatePostgres,
     free_port,
     server_process,
     throwaway_database,
@@ -52,10 +55,31 @@ def mlflow_server(bucket, tmp_path):
             yield url
 
 
-def run_graph(resources: dict, instance: dg.DagsterInstance) -> None:
+def run_graph_through_a_crash(resources: dict, instance, cluster: PrivatePostgres) -> float:
+    """The graph, with the warehouse's PostgreSQL crashed (stopped at once, no shutdown) as the
+    predictions run starts writing to it; the run fails, and is retried (as Dagster's run
+    retries or landed_batches_sensor would) once the server is back. When it crashed."""
+    from stock_assets.storage.warehouse import Warehouse
+
     definitions = defs()
-    for selection, span in ((HISTORY, (FIRST, LAST)), (MODEL, ()), (PREDICTIONS, (FIRST, LAST))):
+    for selection, span in ((HISTORY, (FIRST, LAST)), (MODEL, ())):
         assert materialize(definitions, resources, selection, *span, instance=instance).success
+    original, crashed = Warehouse.upsert, []
+
+    def upsert_into_a_crash(self, table, frame, keys):
+        if not crashed:
+            cluster.stop("immediate")
+            crashed.append(time.monotonic())
+        return original(self, table, frame, keys)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Warehouse, "upsert", upsert_into_a_crash)
+        failed = materialize(definitions, resources, PREDICTIONS, FIRST, LAST,
+                             instance=instance, raise_on_error=False)  # fmt: skip
+    assert crashed and not failed.success
+    cluster.start()
+    assert materialize(definitions, resources, PREDICTIONS, FIRST, LAST, instance=instance).success
+    return crashed[0]
 
 
 def production_setting(name: str) -> str:
@@ -73,12 +97,28 @@ def predictions(resources: dict) -> pd.DataFrame:
     return rows[COLUMNS].sort_values(["kind", "ticker", "as_of_date"]).reset_index(drop=True)
 
 
-def test_services_give_the_same_predictions_as_the_embedded_default(
-    sample_home, bucket, mlflow_server, monkeypatch, tmp_path
-):
-    embedded = build_resources(sample_home)  # the trained sample, built as run_graph does
+@pytest.fixture
+def warehouse_cluster():
+    """The warehouse's PostgreSQL: a cluster of the test's own, which it crashes mid-write."""
+    cluster = PrivatePostgres()
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
-    with throwaway_database() as warehouse_url, throwaway_database() as dagster_url:
+
+@pytest.mark.faults
+def test_services_give_the_same_predictions_as_the_embedded_default(
+    sample_home, bucket, mlflow_server, warehouse_cluster, monkeypatch, tmp_path
+):
+    """...even when the warehouse's PostgreSQL crashes while the predictions run writes, and
+    the run is retried once it is back."""
+    embedded = build_resources(sample_home)  # the trained sample, built by the same runs
+    warehouse_url = warehouse_cluster.url
+
+    with throwaway_database() as dagster_url:
         monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "services-home"))
         monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE", "s3")
         monkeypatch.setenv("STOCK_ASSETS_S3_BUCKET", bucket.name)
@@ -107,8 +147,9 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
                 batches.append(len(events))
 
             monkeypatch.setattr(storage, "store_event_batch", store_event_batch)
-            run_graph(services, instance)
-            assert len(instance.get_runs()) == 3
+            crashed_at = run_graph_through_a_crash(services, instance, warehouse_cluster)
+            # Three runs, and the predictions run that the crash failed.
+            assert len(instance.get_runs()) == 4
             # The history's materializations went to PostgreSQL in batches, not one by one.
             # (A batch of a run's events: most of one asset's sessions at a time, for each asset.)
             sessions = len(calendar.sessions_in_range(FIRST, LAST))
@@ -123,5 +164,10 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
 
         got, expected = predictions(services), predictions(embedded)
         assert len(got) > 700
+        key, values = ["ticker", "as_of_date", "kind"], ["predicted_return", "predicted_close"]
+        lost, duplicated = lost_and_duplicated(got[key + values], expected[key + values], key)
+        record("PostgreSQL crashed while a run wrote the warehouse (production settings; "
+               "prediction rows)", len(expected), len(got), lost, duplicated, None,
+               time.monotonic() - crashed_at)  # fmt: skip
         pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
         services["warehouse"].engine.dispose()
