@@ -93,9 +93,10 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def uri(self, key: str) -> str:
         """Where an operator finds the object (a path or an s3:// URL)."""
 
-    def unreachable_errors(self) -> tuple[type[Exception], ...]:
-        """What this store raises when its server cannot be reached: a wait, not a fault."""
-        return ()
+    def unavailable(self, error: Exception) -> bool:
+        """Whether `error` says the store's server is away or not ready (unreachable, or
+        answering that it cannot serve yet): a wait, not a fault."""
+        return False
 
     def write_frame(self, key: str, frame: pd.DataFrame) -> None:
         self._write_table(key, pa.Table.from_pandas(frame, preserve_index=False))

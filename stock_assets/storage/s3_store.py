@@ -68,8 +68,18 @@ class S3ObjectStore(ObjectStore):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
-    def unreachable_errors(self) -> tuple[type[Exception], ...]:
+    def unavailable(self, error: Exception) -> bool:
+        from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
         from botocore.exceptions import ConnectionError as Unreachable
-        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-        return (Unreachable, ConnectTimeoutError, ReadTimeoutError)
+        if isinstance(error, Unreachable | ConnectTimeoutError | ReadTimeoutError):
+            return True
+        # A server still starting, or overloaded, says so with a 5xx once botocore's own
+        # retries are spent (SeaweedFS answers InternalError until its volumes are up).
+        return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in {
+            "InternalError",
+            "ServiceUnavailable",
+            "SlowDown",
+            "503",
+            "500",
+        }

@@ -88,7 +88,9 @@ def s3_history_sensor(
             rabbitmq.new_batch_id(),
             first_date=pd.Timestamp(trading_days.start.date()),
         )
-    except object_store.unreachable_errors() as error:
+    except Exception as error:
+        if not object_store.unavailable(error):
+            raise
         return dg.SkipReason(
             f"the object store at {object_store.uri(history.INCOMING)} is not reachable "
             f"({type(error).__name__}: {error}); the files wait there until it is back"
@@ -144,7 +146,9 @@ def landed_batches_sensor(
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
         batches = object_store.landed_batches(after=cursor.get("settled_through", ""))
-    except object_store.unreachable_errors() as error:
+    except Exception as error:
+        if not object_store.unavailable(error):
+            raise
         return dg.SensorResult(
             skip_reason=f"the object store is not reachable ({type(error).__name__}: {error}); "
             "landed batches are checked once it is back"
