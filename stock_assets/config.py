@@ -54,6 +54,19 @@ def _cost_bps(raw: str) -> float:
     return cost
 
 
+def _settle_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ValueError(
+            f"STOCK_ASSETS_RECONCILE_SETTLE_SECONDS={raw!r} is not a wait: give seconds, a "
+            f"number from 0 up (default {DEFAULT_RECONCILE_SETTLE_SECONDS:g})"
+        )
+    return seconds
+
+
 def _max_message_bytes(raw: str) -> int:
     if not (raw.isdigit() and int(raw) > 0):
         raise ValueError(
@@ -154,7 +167,7 @@ def load_settings() -> Settings:
         max_message_bytes=_max_message_bytes(
             _env("STOCK_ASSETS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))
         ),
-        reconcile_settle_seconds=float(
+        reconcile_settle_seconds=_settle_seconds(
             _env("STOCK_ASSETS_RECONCILE_SETTLE_SECONDS", str(DEFAULT_RECONCILE_SETTLE_SECONDS))
         ),
     )

@@ -23,12 +23,25 @@ from stock_assets.config import SAMPLE_TICKERS, Settings, load_settings
 from stock_assets.market.bars import parse_bars
 from stock_assets.market.sources import read_history_file, sample_path
 from stock_assets_tests.graph import STATE_ELSEWHERE, TrainedSample, stop_background_build
-from stock_assets_tests.services import S3_CREDENTIALS, Bucket, free_port, server_process
+from stock_assets_tests.services import (
+    S3_CREDENTIALS,
+    Bucket,
+    PrivatePostgres,
+    free_port,
+    server_process,
+)
 
 BIN = Path(sys.executable).parent
 
 
-SERVICE_FIXTURES = {"s3_endpoint", "bucket", "rabbitmq_url", "postgres_url", "mlflow_server"}
+SERVICE_FIXTURES = {
+    "s3_endpoint",
+    "bucket",
+    "rabbitmq_url",
+    "postgres_url",
+    "mlflow_server",
+    "private_postgres",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -176,3 +189,19 @@ def rabbitmq_url() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     finally:
         subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own, which a fault test may restart or crash (the
+    machine's server is never touched); removed afterwards, with the engines on it."""
+    from stock_assets.storage.warehouse import _engine
+
+    cluster = PrivatePostgres()
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        _engine.cache_clear()
+        cluster.remove()

@@ -33,6 +33,17 @@ def test_the_message_size_limit_defaults_to_64_kib_and_reaches_the_broker(settin
         load_settings()
 
 
+def test_the_reconcile_wait_defaults_to_2_minutes_and_a_bad_one_names_the_fix(
+    settings, monkeypatch
+):
+    assert build_resources(settings)["reconciliation"].settle_seconds == 120.0
+    monkeypatch.setenv("STOCK_ASSETS_RECONCILE_SETTLE_SECONDS", "20")
+    assert build_resources(load_settings())["reconciliation"].settle_seconds == 20.0
+    monkeypatch.setenv("STOCK_ASSETS_RECONCILE_SETTLE_SECONDS", "2m")
+    with pytest.raises(ValueError, match="SETTLE_SECONDS='2m' is not a wait: give seconds"):
+        load_settings()
+
+
 @pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.yaml"])
 def test_both_instances_retry_crashed_runs_a_bounded_number_of_times(path):
     import yaml

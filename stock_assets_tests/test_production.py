@@ -97,26 +97,15 @@ def predictions(resources: dict) -> pd.DataFrame:
     return rows[COLUMNS].sort_values(["kind", "ticker", "as_of_date"]).reset_index(drop=True)
 
 
-@pytest.fixture
-def warehouse_cluster():
-    """The warehouse's PostgreSQL: a cluster of the test's own, which it crashes mid-write."""
-    cluster = PrivatePostgres()
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.remove()
-
-
 @pytest.mark.faults
 def test_services_give_the_same_predictions_as_the_embedded_default(
-    sample_home, bucket, mlflow_server, warehouse_cluster, monkeypatch, tmp_path
+    sample_home, bucket, mlflow_server, private_postgres, monkeypatch, tmp_path
 ):
     """...even when the warehouse's PostgreSQL crashes while the predictions run writes, and
     the run is retried once it is back."""
     embedded = build_resources(sample_home)  # the trained sample, built by the same runs
-    warehouse_url = warehouse_cluster.url
+    # The warehouse's PostgreSQL is a cluster of the test's own: it is crashed mid-write.
+    warehouse_url = private_postgres.url
 
     with throwaway_database() as dagster_url:
         monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "services-home"))
@@ -147,7 +136,7 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
                 batches.append(len(events))
 
             monkeypatch.setattr(storage, "store_event_batch", store_event_batch)
-            crashed_at = run_graph_through_a_crash(services, instance, warehouse_cluster)
+            crashed_at = run_graph_through_a_crash(services, instance, private_postgres)
             # Three runs, and the predictions run that the crash failed.
             assert len(instance.get_runs()) == 4
             # The history's materializations went to PostgreSQL in batches, not one by one.

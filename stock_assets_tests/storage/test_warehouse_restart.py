@@ -9,25 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.storage.warehouse import Warehouse, _engine, price_predictions
+from stock_assets.storage.warehouse import Warehouse, price_predictions
 from stock_assets_tests.chaos import lost_and_duplicated, record
-from stock_assets_tests.services import PrivatePostgres
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 KEY = ["ticker", "as_of_date", "model_version", "kind"]
-
-
-@pytest.fixture
-def postgres():
-    cluster = PrivatePostgres()
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        _engine(cluster.url).dispose()
-        _engine.cache_clear()
-        cluster.remove()
 
 
 def predictions(rows: int, predicted_return: float) -> pd.DataFrame:
@@ -53,7 +39,10 @@ def stored(warehouse: Warehouse) -> pd.DataFrame:
     )
 
 
-def test_a_restart_between_writes_and_a_crash_during_one_lose_and_duplicate_nothing(postgres):
+def test_a_restart_between_writes_and_a_crash_during_one_lose_and_duplicate_nothing(
+    private_postgres,
+):
+    postgres = private_postgres
     warehouse = Warehouse(url=postgres.url)
     first, second = predictions(1_000, 0.01), predictions(100_000, 0.02)
     warehouse.upsert(price_predictions, first, KEY)

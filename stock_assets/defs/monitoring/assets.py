@@ -88,7 +88,8 @@ def drift_checks(
     from stock_assets.reporting import previews, queries
 
     # Fresh as the stored bars are, the way the dashboard judges it.
-    span = queries.date_range(warehouse)
+    stored = queries.date_range(warehouse)
+    latest_bars = None if stored is None else stored[1]
     rows = pd.concat(
         [
             drift.prediction_error(
@@ -98,7 +99,7 @@ def drift_checks(
                 config.error_ratio_threshold,
             ),
             drift.feature_shift(reference, latest, config.psi_threshold),
-            drift.freshness(span and span[1], pd.Timestamp.now(tz=UTC), config.max_lag_sessions),
+            drift.freshness(latest_bars, pd.Timestamp.now(tz=UTC), config.max_lag_sessions),
         ],
         ignore_index=True,
     )
