@@ -41,30 +41,18 @@ def _tickers(raw: str) -> tuple[str, ...]:
     return tickers
 
 
-def _cost_bps(raw: str) -> float:
+def _from_zero(name: str, default: float, meaning: str) -> float:
+    """Setting `name` as a number from 0 up; `meaning` says what it is, for the error."""
+    raw = _env(name, f"{default:g}")
     try:
-        cost = float(raw)
+        value = float(raw)
     except ValueError:
-        cost = math.nan
-    if not 0 <= cost < math.inf:
+        value = math.nan
+    if not 0 <= value < math.inf:
         raise ValueError(
-            f"STOCK_ASSETS_COST_BPS={raw!r} is not a trading cost: give basis points per unit "
-            f"of weight traded, a number from 0 up (default {DEFAULT_COST_BPS:g})"
+            f"{name}={raw!r} is not {meaning}, a number from 0 up (default {default:g})"
         )
-    return cost
-
-
-def _settle_seconds(raw: str) -> float:
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds < math.inf:
-        raise ValueError(
-            f"STOCK_ASSETS_RECONCILE_SETTLE_SECONDS={raw!r} is not a wait: give seconds, a "
-            f"number from 0 up (default {DEFAULT_RECONCILE_SETTLE_SECONDS:g})"
-        )
-    return seconds
+    return value
 
 
 def _max_message_bytes(raw: str) -> int:
@@ -163,11 +151,17 @@ def load_settings() -> Settings:
             None,
         ),
         executor=executor,
-        cost_bps=_cost_bps(_env("STOCK_ASSETS_COST_BPS", str(DEFAULT_COST_BPS))),
+        cost_bps=_from_zero(
+            "STOCK_ASSETS_COST_BPS",
+            DEFAULT_COST_BPS,
+            "a trading cost: give basis points per unit of weight traded",
+        ),
         max_message_bytes=_max_message_bytes(
             _env("STOCK_ASSETS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))
         ),
-        reconcile_settle_seconds=_settle_seconds(
-            _env("STOCK_ASSETS_RECONCILE_SETTLE_SECONDS", str(DEFAULT_RECONCILE_SETTLE_SECONDS))
+        reconcile_settle_seconds=_from_zero(
+            "STOCK_ASSETS_RECONCILE_SETTLE_SECONDS",
+            DEFAULT_RECONCILE_SETTLE_SECONDS,
+            "a wait: give seconds",
         ),
     )
