@@ -25,6 +25,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 # How long landed_batches_sensor leaves a batch to its own request, and a failed run to
 # Dagster's retries, before it asks again.
 DEFAULT_RECONCILE_SETTLE_SECONDS = 120.0
+# How often the sensors that read the object store (s3_history_sensor, landed_batches_sensor)
+# look: each look lists a prefix, which S3 bills as a request.
+DEFAULT_OBJECT_STORE_POLL_SECONDS = 30
 
 
 def _env(name: str, default: str) -> str:
@@ -55,12 +58,11 @@ def _from_zero(name: str, default: float, meaning: str) -> float:
     return value
 
 
-def _max_message_bytes(raw: str) -> int:
+def _above_zero(name: str, default: int, meaning: str) -> int:
+    """Setting `name` as a whole number above 0; `meaning` says what it is, for the error."""
+    raw = _env(name, str(default))
     if not (raw.isdigit() and int(raw) > 0):
-        raise ValueError(
-            f"STOCK_ASSETS_MAX_MESSAGE_BYTES={raw!r} is not a size: give a whole number of bytes "
-            f"above 0 (default {DEFAULT_MAX_MESSAGE_BYTES})"
-        )
+        raise ValueError(f"{name}={raw!r} is not {meaning} above 0 (default {default})")
     return int(raw)
 
 
@@ -92,6 +94,7 @@ class Settings:
     cost_bps: float
     max_message_bytes: int
     reconcile_settle_seconds: float
+    object_store_poll_seconds: int
 
 
 def load_settings() -> Settings:
@@ -156,12 +159,19 @@ def load_settings() -> Settings:
             DEFAULT_COST_BPS,
             "a trading cost: give basis points per unit of weight traded",
         ),
-        max_message_bytes=_max_message_bytes(
-            _env("STOCK_ASSETS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES))
+        max_message_bytes=_above_zero(
+            "STOCK_ASSETS_MAX_MESSAGE_BYTES",
+            DEFAULT_MAX_MESSAGE_BYTES,
+            "a size: give a whole number of bytes",
         ),
         reconcile_settle_seconds=_from_zero(
             "STOCK_ASSETS_RECONCILE_SETTLE_SECONDS",
             DEFAULT_RECONCILE_SETTLE_SECONDS,
             "a wait: give seconds",
+        ),
+        object_store_poll_seconds=_above_zero(
+            "STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS",
+            DEFAULT_OBJECT_STORE_POLL_SECONDS,
+            "an interval: give a whole number of seconds",
         ),
     )

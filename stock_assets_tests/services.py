@@ -41,6 +41,15 @@ class Bucket:
         return S3ObjectStore(s3=s3, bucket=self.name, prefix=prefix)
 
 
+def production_setting(name: str) -> str:
+    """A value as `.env.example`, the production settings, gives it."""
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    for line in example.read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise KeyError(f"{example} does not set {name}")
+
+
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 

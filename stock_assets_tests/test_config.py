@@ -44,6 +44,25 @@ def test_the_reconcile_wait_defaults_to_2_minutes_and_a_bad_one_names_the_fix(
         load_settings()
 
 
+def test_the_object_store_sensors_look_every_30_s_unless_set(settings, monkeypatch):
+    import importlib
+
+    from stock_assets.defs.ingestion import sensors
+
+    assert settings.object_store_poll_seconds == 30
+    monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS", "5")
+    try:
+        importlib.reload(sensors)
+        for sensor in (sensors.s3_history_sensor, sensors.landed_batches_sensor):
+            assert sensor.minimum_interval_seconds == 5
+    finally:
+        monkeypatch.delenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS")
+        importlib.reload(sensors)
+    monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS", "0.5")
+    with pytest.raises(ValueError, match="POLL_SECONDS='0.5' is not an interval: give a whole"):
+        load_settings()
+
+
 @pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.yaml"])
 def test_both_instances_retry_crashed_runs_a_bounded_number_of_times(path):
     import yaml

@@ -1,8 +1,10 @@
-"""Faults injected into the running platform: `dagster dev` with its daemon on the embedded
-default, bars arriving on a RabbitMQ node of the test's own, and a crash in the middle.
+"""Faults injected into the running platform: `dagster dev` with its daemon, on the embedded
+default (bars arriving on a RabbitMQ node of the test's own) and on the production settings
+(PostgreSQL, S3), and a crash in the middle.
 
 After each fault: the stored daily bars equal what the broker confirmed, every streamed
-session has live predictions, the queue is empty, and the time to recover is printed.
+session has live predictions, the queue is empty, and the time to recover is recorded
+(`make chaos` prints it).
 """
 
 import os
@@ -24,7 +26,15 @@ from stock_assets.defs.resources import build_resources
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages
 from stock_assets_tests.chaos import lost_and_duplicated, record
-from stock_assets_tests.services import PrivateRabbitMQ, free_port, stop_session, wait_until_up
+from stock_assets_tests.services import (
+    S3_CREDENTIALS,
+    PrivateRabbitMQ,
+    PrivateSeaweedFS,
+    free_port,
+    production_setting,
+    stop_session,
+    wait_until_up,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.faults]
 REPO = Path(__file__).resolve().parents[1]
@@ -90,22 +100,41 @@ def broker(tmp_path):
         node.stop()
 
 
-@pytest.fixture
-def platform(sample_home, broker, tmp_path):
-    """The trained sample's home for `dagster dev`, draining a broker of the test's own."""
-    settings = sample_home
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", settings.dagster_home / "dagster.yaml")
+def _platform_env(settings, tmp_path: Path, **settings_env: str) -> dict[str, str]:
+    """The environment `dagster dev` runs in: the test's own settings, no state of the machine's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DAGSTER_"))}
     env.update(
         STOCK_ASSETS_HOME=str(settings.home),
         DAGSTER_HOME=str(settings.dagster_home),
-        STOCK_ASSETS_AMQP_URL=broker.url,
-        # A short wait, so that recovery takes seconds here, not minutes.
-        STOCK_ASSETS_RECONCILE_SETTLE_SECONDS="20",
+        # Short waits, so that recovery takes seconds here, not minutes.
+        STOCK_ASSETS_RECONCILE_SETTLE_SECONDS="10",
+        STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS="5",
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
         TMPDIR=str(tmp_path),
     )
+    return {**env, **settings_env}
+
+
+def _forget_drift(settings) -> None:
+    """Clear the sample's drift evaluations: its last one found drift, and the retraining it
+    asks for would compete for the two cores with the faults under test (retraining is tested
+    on its own)."""
+    from stock_assets.storage.warehouse import Warehouse, drift_checks
+
+    warehouse = Warehouse(url=settings.warehouse_url)
+    with warehouse.engine.begin() as connection:
+        connection.execute(drift_checks.delete())
+    warehouse.engine.dispose()
+
+
+@pytest.fixture
+def platform(sample_home, broker, tmp_path):
+    """The trained sample's home for `dagster dev`, draining a broker of the test's own."""
+    settings = sample_home
+    _forget_drift(settings)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", settings.dagster_home / "dagster.yaml")
+    env = _platform_env(settings, tmp_path, STOCK_ASSETS_AMQP_URL=broker.url)
     dev = DagsterDev(env, tmp_path / "dagster-dev.log")
     try:
         yield settings, broker, dev  # the test stages its inputs, then starts it
@@ -301,3 +330,189 @@ def _queue_depths(url: str) -> tuple[int, int]:
         )
     finally:
         connection.close()
+
+
+@pytest.fixture
+def seaweedfs(tmp_path):
+    """An S3 server of the test's own that keeps its objects across a restart (moto does not)."""
+    server = PrivateSeaweedFS(tmp_path / "seaweedfs", bucket="stock-assets")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _move_to_services(settings, store, warehouse_url: str) -> None:
+    """The trained sample's objects into the S3 store and its warehouse tables into PostgreSQL,
+    where a deployment on the production settings keeps them; the local copies are removed, so
+    nothing reads them by mistake."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy as sa
+
+    from stock_assets.storage import warehouse as tables
+    from stock_assets.storage.warehouse import Warehouse
+
+    root = settings.local_store_root
+    files = [path for path in root.rglob("*") if path.is_file()]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda f: store.put_bytes(f.relative_to(root).as_posix(), f.read_bytes()),
+                      files))  # fmt: skip
+    shutil.rmtree(root)
+    embedded, services = Warehouse(url=settings.warehouse_url), Warehouse(url=warehouse_url)
+    for table in tables.metadata.sorted_tables:
+        # Generated ids are generated again: a copied id would collide with the next one.
+        services.append(table, embedded.read(sa.select(table)).drop(columns="id", errors="ignore"))
+    embedded.engine.dispose()
+    Path(embedded.engine.url.database).unlink()
+
+
+def _sensor_skipped(instance: dg.DagsterInstance, sensor: str, reason: str) -> bool:
+    """Whether one of the sensor's latest ticks skipped, saying `reason`."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name == sensor:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5)
+            return any(reason in (tick.skip_reason or "") for tick in ticks)
+    return False
+
+
+def _step_started(instance: dg.DagsterInstance, run_id: str, step: str) -> bool:
+    return any(
+        entry.dagster_event.step_key == step
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+    )
+
+
+def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
+    sample_home, sample_bars, seaweedfs, private_postgres, rabbitmq_url, tmp_path, monkeypatch
+):
+    """`dagster dev` on the production settings: Dagster's storage and the warehouse in one
+    PostgreSQL server, objects in S3. Two faults, one after the other: the S3 server stopped
+    while history files are pending; PostgreSQL crashed and started again while a refresh run
+    writes the warehouse."""
+    import sqlalchemy as sa
+
+    from stock_assets.storage.warehouse import Warehouse
+
+    settings = sample_home
+    for database in ("stock_assets", "stock_assets_dagster"):
+        with sa.create_engine(private_postgres.url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(sa.text(f"CREATE DATABASE {database}"))
+    server = private_postgres.url.rsplit("/", 1)[0]
+    warehouse = Warehouse(url=f"{server}/stock_assets")
+    store = seaweedfs.store()
+    _forget_drift(settings)
+    _move_to_services(settings, store, warehouse.url)
+    dagster_home = settings.home / "dagster-production"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+    services = {
+        "DAGSTER_HOME": str(dagster_home),
+        "STOCK_ASSETS_DAGSTER_PG_URL": f"{server}/stock_assets_dagster".replace(
+            "+psycopg:", "+psycopg2:"
+        ),  # dagster-postgres speaks psycopg2
+        "DAGSTER_EVENT_BATCH_SIZE": production_setting("DAGSTER_EVENT_BATCH_SIZE"),
+        "STOCK_ASSETS_WAREHOUSE_URL": warehouse.url,
+        "STOCK_ASSETS_OBJECT_STORE": "s3",
+        "STOCK_ASSETS_S3_BUCKET": seaweedfs.bucket,
+        "AWS_ENDPOINT_URL_S3": seaweedfs.endpoint,
+        "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": S3_CREDENTIALS["region_name"],
+        "STOCK_ASSETS_AMQP_URL": rabbitmq_url,
+        # The trained sample's registry (an MLflow server is test_production's part).
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+    for name, value in services.items():
+        monkeypatch.setenv(name, value)  # this process reads the same instance and warehouse
+    dev = DagsterDev(_platform_env(settings, tmp_path, **services), tmp_path / "dagster-dev.log")
+
+    from stock_assets.streaming import history
+
+    tickers = list(settings.tickers)
+    window = sample_bars[
+        sample_bars["date"].between(*STREAMED) & sample_bars["ticker"].isin(tickers)
+    ]
+    sessions = sorted(window["date"].unique())
+    filed, streamed = sessions[:5], sessions[5:10]
+    span = {name: (f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}")
+            for name, days in (("filed", filed), ("streamed", streamed))}  # fmt: skip
+    n_tickers = window["ticker"].nunique()
+    columns = ["ticker", "date", "open", "high", "low", "close", "volume"]
+
+    # The S3 server stops while history files wait under incoming/; the platform runs on.
+    files = window[window["date"].isin(filed)][columns]
+    for ticker, rows in files.groupby("ticker"):
+        body = rows.assign(date=rows["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False)
+        store.put_bytes(f"{history.INCOMING}{ticker}.csv", body.encode())
+    seaweedfs.stop()
+    try:
+        dev.start()
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            _wait(lambda: _sensor_skipped(instance, "s3_history_sensor", "not reachable"), 120,
+                  "s3_history_sensor skipping while S3 is down", dev)  # fmt: skip
+            time.sleep(float(os.environ.get("STOCK_ASSETS_CHAOS_OUTAGE_SECONDS", "5")))
+            seaweedfs.start()
+            back = time.monotonic()
+            _wait(lambda: _live_sessions(warehouse, *span["filed"], n_tickers) == len(filed),
+                  RECOVERY_TIMEOUT, "predictions for the files pending through the outage",
+                  dev)  # fmt: skip
+            recovery = time.monotonic() - back
+            stored = _stored_bars(warehouse, *span["filed"])
+            expected = files.sort_values(["ticker", "date"]).reset_index(drop=True)
+            lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+            record("S3 server stopped while history files were pending (production settings)",
+                   len(expected), len(stored), lost, duplicated,
+                   len(filed) - _live_sessions(warehouse, *span["filed"], n_tickers),
+                   recovery)  # fmt: skip
+            pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+            assert store.list_keys(history.QUARANTINE) == []
+
+            # PostgreSQL crashes as a refresh run of streamed bars starts writing the warehouse,
+            # and is started again: the run's writes and Dagster's own fail meanwhile.
+            bars = window[window["date"].isin(streamed)]
+            rabbitmq.publish(rabbitmq_url, rabbitmq.Topology(), bar_messages(bars))
+
+            def writing():
+                for run in _runs(instance):
+                    if "stock_assets/bars" in run.tags and _step_started(
+                        instance, run.run_id, "cleaned_prices"
+                    ):
+                        return run
+                return None
+
+            run = _wait(writing, 120, "a refresh run of the streamed bars", dev)
+            private_postgres.stop("immediate")
+            crashed_at = time.monotonic()
+            time.sleep(2.0)
+            private_postgres.start()
+            batch = run.tags[BATCH_TAG]
+
+            def recovered():
+                refreshed = [
+                    r for r in _runs(instance)
+                    if r.tags[BATCH_TAG] == batch and r.status == dg.DagsterRunStatus.SUCCESS
+                ]  # fmt: skip
+                live = _live_sessions(warehouse, *span["streamed"], n_tickers)
+                return refreshed and live == len(streamed)
+
+            _wait(recovered, RECOVERY_TIMEOUT, "a successful refresh after the restart", dev)
+            recovery = time.monotonic() - crashed_at
+            statuses = [r.status for r in _runs(instance) if r.tags[BATCH_TAG] == batch]
+            assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
+    finally:
+        dev.stop()
+    stored = _stored_bars(warehouse, *span["streamed"])
+    expected = bars[columns].sort_values(["ticker", "date"]).reset_index(drop=True)
+    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+    record("PostgreSQL crashed and restarted while a run wrote the warehouse (production "
+           "settings)", len(expected), len(stored), lost, duplicated,
+           len(streamed) - _live_sessions(warehouse, *span["streamed"], n_tickers),
+           recovery)  # fmt: skip
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert _queue_depths(rabbitmq_url) == (0, 0)
+    warehouse.engine.dispose()

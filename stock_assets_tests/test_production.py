@@ -4,7 +4,6 @@ tracking server (PostgreSQL backend, S3 artifacts) — and the same predictions 
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,12 +14,11 @@ from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
-from stock_assets_tests.chaos import lost_and_duplicated, record
 from stock_assets_tests.graph import FIRST, HISTORY, LAST, MODEL, PREDICTIONS, materialize
 from stock_assets_tests.services import (
     S3_CREDENTIALS,
-    PrivatePostgres,
     free_port,
+    production_setting,
     server_process,
     throwaway_database,
 )
@@ -55,41 +53,6 @@ def mlflow_server(bucket, tmp_path):
             yield url
 
 
-def run_graph_through_a_crash(resources: dict, instance, cluster: PrivatePostgres) -> float:
-    """The graph, with the warehouse's PostgreSQL crashed (stopped at once, no shutdown) as the
-    predictions run starts writing to it; the run fails, and is retried (as Dagster's run
-    retries or landed_batches_sensor would) once the server is back. When it crashed."""
-    from stock_assets.storage.warehouse import Warehouse
-
-    definitions = defs()
-    for selection, span in ((HISTORY, (FIRST, LAST)), (MODEL, ())):
-        assert materialize(definitions, resources, selection, *span, instance=instance).success
-    original, crashed = Warehouse.upsert, []
-
-    def upsert_into_a_crash(self, table, frame, keys):
-        if not crashed:
-            cluster.stop("immediate")
-            crashed.append(time.monotonic())
-        return original(self, table, frame, keys)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Warehouse, "upsert", upsert_into_a_crash)
-        failed = materialize(definitions, resources, PREDICTIONS, FIRST, LAST,
-                             instance=instance, raise_on_error=False)  # fmt: skip
-    assert crashed and not failed.success
-    cluster.start()
-    assert materialize(definitions, resources, PREDICTIONS, FIRST, LAST, instance=instance).success
-    return crashed[0]
-
-
-def production_setting(name: str) -> str:
-    """A value as `.env.example`, the production settings, gives it."""
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        if line.startswith(f"{name}="):
-            return line.split("=", 1)[1]
-    raise KeyError(f".env.example does not set {name}")
-
-
 def predictions(resources: dict) -> pd.DataFrame:
     rows = resources["warehouse"].read("SELECT * FROM price_predictions")
     for column in ("as_of_date", "target_date"):
@@ -97,17 +60,13 @@ def predictions(resources: dict) -> pd.DataFrame:
     return rows[COLUMNS].sort_values(["kind", "ticker", "as_of_date"]).reset_index(drop=True)
 
 
-@pytest.mark.faults
 def test_services_give_the_same_predictions_as_the_embedded_default(
-    sample_home, bucket, mlflow_server, private_postgres, monkeypatch, tmp_path
+    sample_home, bucket, mlflow_server, monkeypatch, tmp_path
 ):
-    """...even when the warehouse's PostgreSQL crashes while the predictions run writes, and
-    the run is retried once it is back."""
+    """The graph on the production settings (its faults are test_faults.py's)."""
     embedded = build_resources(sample_home)  # the trained sample, built by the same runs
-    # The warehouse's PostgreSQL is a cluster of the test's own: it is crashed mid-write.
-    warehouse_url = private_postgres.url
 
-    with throwaway_database() as dagster_url:
+    with throwaway_database() as dagster_url, throwaway_database() as warehouse_url:
         monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "services-home"))
         monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE", "s3")
         monkeypatch.setenv("STOCK_ASSETS_S3_BUCKET", bucket.name)
@@ -136,9 +95,15 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
                 batches.append(len(events))
 
             monkeypatch.setattr(storage, "store_event_batch", store_event_batch)
-            crashed_at = run_graph_through_a_crash(services, instance, private_postgres)
-            # Three runs, and the predictions run that the crash failed.
-            assert len(instance.get_runs()) == 4
+            definitions = defs()
+            for selection, span in (
+                (HISTORY, (FIRST, LAST)),
+                (MODEL, ()),
+                (PREDICTIONS, (FIRST, LAST)),
+            ):
+                run = materialize(definitions, services, selection, *span, instance=instance)
+                assert run.success
+            assert len(instance.get_runs()) == 3
             # The history's materializations went to PostgreSQL in batches, not one by one.
             # (A batch of a run's events: most of one asset's sessions at a time, for each asset.)
             sessions = len(calendar.sessions_in_range(FIRST, LAST))
@@ -153,10 +118,5 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
 
         got, expected = predictions(services), predictions(embedded)
         assert len(got) > 700
-        key, values = ["ticker", "as_of_date", "kind"], ["predicted_return", "predicted_close"]
-        lost, duplicated = lost_and_duplicated(got[key + values], expected[key + values], key)
-        record("PostgreSQL crashed while a run wrote the warehouse (production settings; "
-               "prediction rows)", len(expected), len(got), lost, duplicated, None,
-               time.monotonic() - crashed_at)  # fmt: skip
         pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
         services["warehouse"].engine.dispose()

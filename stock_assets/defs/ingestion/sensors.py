@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pika.exceptions
 
+from stock_assets.config import load_settings
 from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.partitions import range_tags, trading_days
 from stock_assets.storage.broker import RabbitMQ
@@ -17,6 +18,8 @@ from stock_assets.storage.object_store import LANDED_BARS, ObjectStore
 from stock_assets.streaming import history, rabbitmq, reconcile
 
 BATCH_TAG = "stock_assets/batch_id"
+# How often the sensors that list the object store look (STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS).
+POLL_SECONDS = load_settings().object_store_poll_seconds
 
 
 @dg.sensor(
@@ -75,7 +78,7 @@ def market_bars_sensor(
 
 @dg.sensor(
     job_name="refresh_prices",
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=POLL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def s3_history_sensor(
@@ -135,7 +138,7 @@ _WAITING = {
 
 @dg.sensor(
     job_name="refresh_prices",
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=POLL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landed_batches_sensor(
