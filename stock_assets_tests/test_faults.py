@@ -502,6 +502,8 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
 
             _wait(recovered, RECOVERY_TIMEOUT, "a successful refresh after the restart", dev)
             recovery = time.monotonic() - crashed_at
+            # The crashed run ended (failed), and one run refreshed the batch again.
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
             statuses = [r.status for r in _runs(instance) if r.tags[BATCH_TAG] == batch]
             assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
     finally:
