@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STREAMED = ("2007-01-03", "2007-02-14")  # the sessions after the trained sample's last
 RECOVERY_TIMEOUT = 300
+COLUMNS = ["ticker", "date", "open", "high", "low", "close", "volume"]
 
 
 class DagsterDev:
@@ -164,8 +165,13 @@ def _wait(condition, timeout: float, what: str, dev: DagsterDev):
     pytest.fail(f"{what} did not happen in {timeout:g} s:\n{dev.tail()}")
 
 
-def _live_sessions(warehouse, first: str, last: str, tickers: int) -> int:
-    """Sessions from first to last with a live prediction for each of `tickers` tickers."""
+def _span(days: list) -> tuple[str, str]:
+    return f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}"
+
+
+def _live_sessions(warehouse, days: list, tickers: int) -> int:
+    """Sessions of `days` with a live prediction for each of `tickers` tickers."""
+    first, last = _span(days)
     live = warehouse.read(
         "SELECT as_of_date, COUNT(*) AS n FROM price_predictions WHERE kind = 'live' "
         f"AND as_of_date BETWEEN '{first}' AND '{last}' GROUP BY as_of_date"
@@ -173,13 +179,40 @@ def _live_sessions(warehouse, first: str, last: str, tickers: int) -> int:
     return int((live["n"] == tickers).sum())
 
 
-def _stored_bars(warehouse, first: str, last: str) -> pd.DataFrame:
+def _stored_bars(warehouse, days: list) -> pd.DataFrame:
+    first, last = _span(days)
     stored = warehouse.read(
         "SELECT ticker, date, open, high, low, close, volume FROM prices "
         f"WHERE date BETWEEN '{first}' AND '{last}' ORDER BY ticker, date"
     )
     stored["date"] = pd.to_datetime(stored["date"])
     return stored
+
+
+def _check_after(fault: str, warehouse, days: list, bars: pd.DataFrame, recovery: float) -> None:
+    """What must hold after a fault: the stored daily bars of `days` equal `bars` (what the
+    broker confirmed, or the files held), nothing lost or counted twice, and every session has
+    a live prediction for every ticker; recorded for `make chaos`, then asserted."""
+    stored = _stored_bars(warehouse, days)
+    expected = bars[COLUMNS].sort_values(["ticker", "date"]).reset_index(drop=True)
+    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
+    missing = len(days) - _live_sessions(warehouse, days, expected["ticker"].nunique())
+    record(fault, len(expected), len(stored), lost, duplicated, missing, recovery)
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert missing == 0
+
+
+def _refreshed(instance, warehouse, batch: str, days: list, tickers: int):
+    """A condition: a run of `batch` succeeded and each of `days` has its live predictions."""
+
+    def done() -> bool:
+        succeeded = any(
+            r.tags[BATCH_TAG] == batch and r.status == dg.DagsterRunStatus.SUCCESS
+            for r in _runs(instance)
+        )
+        return succeeded and _live_sessions(warehouse, days, tickers) == len(days)
+
+    return done
 
 
 def _poison(store, good_messages, good_file: pd.DataFrame) -> list[tuple[str, bytes]]:
@@ -216,30 +249,20 @@ def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platf
     sessions = sorted(window["date"].unique())
     # Streamed, then a file, for the first sessions; the rest streamed while the kill happens.
     poisoned, filed, killed, restarted = sessions[:5], sessions[5:9], sessions[9:20], sessions[20:]
-    span = {name: (f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}")
-            for name, days in (("poison", poisoned + filed), ("kill", killed),
-                               ("restart", restarted))}  # fmt: skip
     n_tickers = window["ticker"].nunique()
     resources = build_resources(settings)
     warehouse, store = resources["warehouse"], resources["object_store"]
-    columns = ["ticker", "date", "open", "high", "low", "close", "volume"]
 
     streamed = window[window["date"].isin(poisoned)]
-    messages = _poison(store, bar_messages(streamed), window[window["date"].isin(filed)][columns])
+    messages = _poison(store, bar_messages(streamed), window[window["date"].isin(filed)][COLUMNS])
     rabbitmq.publish(url, rabbitmq.Topology(), messages)
     dev.start()
     dropped_at = time.monotonic()
-    _wait(lambda: _live_sessions(warehouse, *span["poison"], n_tickers) == 9, RECOVERY_TIMEOUT,
+    _wait(lambda: _live_sessions(warehouse, poisoned + filed, n_tickers) == 9, RECOVERY_TIMEOUT,
           "predictions for the good bars among the poison", dev)  # fmt: skip
     recovery = time.monotonic() - dropped_at
-    expected = window[window["date"].isin(poisoned + filed)][columns]
-    expected = expected.sort_values(["ticker", "date"]).reset_index(drop=True)
-    stored = _stored_bars(warehouse, *span["poison"])
-    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
-    missing = 9 - _live_sessions(warehouse, *span["poison"], n_tickers)
-    record("poison files and messages among good ones", len(expected), len(stored), lost,
-           duplicated, missing, recovery)  # fmt: skip
-    assert (lost, duplicated) == (0, 0)
+    _check_after("poison files and messages among good ones", warehouse, poisoned + filed,
+                 window[window["date"].isin(poisoned + filed)], recovery)  # fmt: skip
     quarantined = store.list_keys(history.QUARANTINE)
     assert f"{history.QUARANTINE}truncated.parquet.error.txt" in quarantined
     assert f"{history.QUARANTINE}binary.csv.error.txt" in quarantined
@@ -266,27 +289,15 @@ def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platf
 
         dev.start()
         batch = run.tags[BATCH_TAG]
-
-        def recovered():
-            refreshed = [
-                r for r in _runs(instance)
-                if r.tags[BATCH_TAG] == batch and r.status == dg.DagsterRunStatus.SUCCESS
-            ]  # fmt: skip
-            return refreshed and _live_sessions(warehouse, *span["kill"], n_tickers) == len(killed)
-
-        _wait(recovered, RECOVERY_TIMEOUT, "a successful refresh of the killed run's batch", dev)
+        _wait(_refreshed(instance, warehouse, batch, killed, n_tickers), RECOVERY_TIMEOUT,
+              "a successful refresh of the killed run's batch", dev)  # fmt: skip
         recovery = time.monotonic() - killed_at
         # The killed run was marked failed; one run refreshed the batch again, not two.
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert len([r for r in _runs(instance) if r.tags[BATCH_TAG] == batch]) == 2
 
-    stored = _stored_bars(warehouse, *span["kill"])
-    expected = bars[columns].sort_values(["ticker", "date"]).reset_index(drop=True)
-    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
-    record("dagster daemon and run worker killed mid-run", len(expected), len(stored), lost,
-           duplicated, len(killed) - _live_sessions(warehouse, *span["kill"], n_tickers),
-           recovery)  # fmt: skip
-    pd.testing.assert_frame_equal(stored.reset_index(drop=True), expected, check_dtype=False)
+    _check_after("dagster daemon and run worker killed mid-run", warehouse, killed, bars,
+                 recovery)  # fmt: skip
     assert _queue_depths(url) == (0, 2)
 
     # RabbitMQ restarted while bars are published (the publisher retries what was not
@@ -305,17 +316,11 @@ def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platf
     back = time.monotonic()
     publisher.join(timeout=180)
     assert not publisher.is_alive()
-    _wait(lambda: _live_sessions(warehouse, *span["restart"], n_tickers) == len(restarted),
+    _wait(lambda: _live_sessions(warehouse, restarted, n_tickers) == len(restarted),
           RECOVERY_TIMEOUT, "predictions for the bars across the restart", dev)  # fmt: skip
     recovery = time.monotonic() - back
-    stored = _stored_bars(warehouse, *span["restart"])
-    expected = bars[columns].sort_values(["ticker", "date"]).reset_index(drop=True)
-    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
-    record("RabbitMQ restarted while bars were published and drained", len(expected),
-           len(stored), lost, duplicated,
-           len(restarted) - _live_sessions(warehouse, *span["restart"], n_tickers),
-           recovery)  # fmt: skip
-    pd.testing.assert_frame_equal(stored.reset_index(drop=True), expected, check_dtype=False)
+    _check_after("RabbitMQ restarted while bars were published and drained", warehouse, restarted,
+                 bars, recovery)  # fmt: skip
     assert _queue_depths(url) == (0, 2)
 
 
@@ -438,13 +443,10 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
     ]
     sessions = sorted(window["date"].unique())
     filed, streamed = sessions[:5], sessions[5:10]
-    span = {name: (f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}")
-            for name, days in (("filed", filed), ("streamed", streamed))}  # fmt: skip
     n_tickers = window["ticker"].nunique()
-    columns = ["ticker", "date", "open", "high", "low", "close", "volume"]
 
     # The S3 server stops while history files wait under incoming/; the platform runs on.
-    files = window[window["date"].isin(filed)][columns]
+    files = window[window["date"].isin(filed)][COLUMNS]
     for ticker, rows in files.groupby("ticker"):
         body = rows.assign(date=rows["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False)
         store.put_bytes(f"{history.INCOMING}{ticker}.csv", body.encode())
@@ -458,18 +460,12 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
             time.sleep(float(os.environ.get("STOCK_ASSETS_CHAOS_OUTAGE_SECONDS", "5")))
             seaweedfs.start()
             back = time.monotonic()
-            _wait(lambda: _live_sessions(warehouse, *span["filed"], n_tickers) == len(filed),
+            _wait(lambda: _live_sessions(warehouse, filed, n_tickers) == len(filed),
                   RECOVERY_TIMEOUT, "predictions for the files pending through the outage",
                   dev)  # fmt: skip
             recovery = time.monotonic() - back
-            stored = _stored_bars(warehouse, *span["filed"])
-            expected = files.sort_values(["ticker", "date"]).reset_index(drop=True)
-            lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
-            record("S3 server stopped while history files were pending (production settings)",
-                   len(expected), len(stored), lost, duplicated,
-                   len(filed) - _live_sessions(warehouse, *span["filed"], n_tickers),
-                   recovery)  # fmt: skip
-            pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+            _check_after("S3 server stopped while history files were pending (production "
+                         "settings)", warehouse, filed, files, recovery)  # fmt: skip
             assert store.list_keys(history.QUARANTINE) == []
 
             # PostgreSQL crashes as a refresh run of streamed bars starts writing the warehouse,
@@ -491,16 +487,8 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
             time.sleep(2.0)
             private_postgres.start()
             batch = run.tags[BATCH_TAG]
-
-            def recovered():
-                refreshed = [
-                    r for r in _runs(instance)
-                    if r.tags[BATCH_TAG] == batch and r.status == dg.DagsterRunStatus.SUCCESS
-                ]  # fmt: skip
-                live = _live_sessions(warehouse, *span["streamed"], n_tickers)
-                return refreshed and live == len(streamed)
-
-            _wait(recovered, RECOVERY_TIMEOUT, "a successful refresh after the restart", dev)
+            _wait(_refreshed(instance, warehouse, batch, streamed, n_tickers), RECOVERY_TIMEOUT,
+                  "a successful refresh after the restart", dev)  # fmt: skip
             recovery = time.monotonic() - crashed_at
             # The crashed run ended (failed), and one run refreshed the batch again.
             assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
@@ -508,13 +496,7 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
             assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
     finally:
         dev.stop()
-    stored = _stored_bars(warehouse, *span["streamed"])
-    expected = bars[columns].sort_values(["ticker", "date"]).reset_index(drop=True)
-    lost, duplicated = lost_and_duplicated(stored, expected, ["ticker", "date"])
-    record("PostgreSQL crashed and restarted while a run wrote the warehouse (production "
-           "settings)", len(expected), len(stored), lost, duplicated,
-           len(streamed) - _live_sessions(warehouse, *span["streamed"], n_tickers),
-           recovery)  # fmt: skip
-    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    _check_after("PostgreSQL crashed and restarted while a run wrote the warehouse (production "
+                 "settings)", warehouse, streamed, bars, recovery)  # fmt: skip
     assert _queue_depths(rabbitmq_url) == (0, 0)
     warehouse.engine.dispose()
