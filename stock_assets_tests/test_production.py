@@ -63,7 +63,7 @@ def predictions(resources: dict) -> pd.DataFrame:
 def test_services_give_the_same_predictions_as_the_embedded_default(
     sample_home, bucket, mlflow_server, monkeypatch, tmp_path
 ):
-    """The graph on the production settings (its faults are test_faults.py's)."""
+    """The graph on the production settings (its faults are test_faults_production.py's)."""
     embedded = build_resources(sample_home)  # the trained sample, built by the same runs
 
     with throwaway_database() as dagster_url, throwaway_database() as warehouse_url:
