@@ -186,8 +186,13 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
             wait_for(refreshed(instance, warehouse, batch, streamed, n_tickers), RECOVERY_TIMEOUT,
                      "a successful refresh after the restart", dev)  # fmt: skip
             recovery = time.monotonic() - crashed_at
-            # The crashed run ended (failed), and one run refreshed the batch again.
-            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            # The crashed run ended: failed if the crash caught one of its writes, succeeded if
+            # it fell between them (dagster-postgres waits for the server, pooled connections
+            # are pinged). Either way exactly one run refreshed the batch.
+            assert instance.get_run_by_id(run.run_id).status in {
+                dg.DagsterRunStatus.FAILURE,
+                dg.DagsterRunStatus.SUCCESS,
+            }
             statuses = [r.status for r in batch_runs(instance) if r.tags[BATCH_TAG] == batch]
             assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
     finally:
