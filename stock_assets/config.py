@@ -28,6 +28,12 @@ DEFAULT_RECONCILE_SETTLE_SECONDS = 120.0
 # How often the sensors that read the object store (s3_history_sensor, landed_batches_sensor)
 # look: each look lists a prefix, which S3 bills as a request.
 DEFAULT_OBJECT_STORE_POLL_SECONDS = 30
+# market_bars_sensor asks to be evaluated every second, which the daemon's sensor loop (one pass
+# every 5 s) turns into every pass; each tick then waits up to 4 s for a first bar on an empty
+# queue, so the queue is watched about 4 s of every 5 and a bar is landed as it arrives rather
+# than at the next tick.
+DEFAULT_BARS_POLL_SECONDS = 1
+DEFAULT_BARS_WAIT_SECONDS = 4.0
 
 
 def _env(name: str, default: str) -> str:
@@ -95,6 +101,8 @@ class Settings:
     max_message_bytes: int
     reconcile_settle_seconds: float
     object_store_poll_seconds: int
+    bars_poll_seconds: int
+    bars_wait_seconds: float
 
 
 def load_settings() -> Settings:
@@ -173,5 +181,15 @@ def load_settings() -> Settings:
             "STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS",
             DEFAULT_OBJECT_STORE_POLL_SECONDS,
             "an interval: give a whole number of seconds",
+        ),
+        bars_poll_seconds=_above_zero(
+            "STOCK_ASSETS_BARS_POLL_SECONDS",
+            DEFAULT_BARS_POLL_SECONDS,
+            "an interval: give a whole number of seconds",
+        ),
+        bars_wait_seconds=_from_zero(
+            "STOCK_ASSETS_BARS_WAIT_SECONDS",
+            DEFAULT_BARS_WAIT_SECONDS,
+            "a wait: give seconds",
         ),
     )

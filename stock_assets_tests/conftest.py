@@ -106,6 +106,9 @@ def settings(tmp_path, monkeypatch) -> Settings:
     for name in STATE_ELSEWHERE:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STOCK_ASSETS_HOME", str(tmp_path / "home"))
+    # A tick evaluated in a test returns at once on an empty queue; the long poll has its own
+    # test, and `dagster dev` in the platform tests runs with the default.
+    monkeypatch.setenv("STOCK_ASSETS_BARS_WAIT_SECONDS", "0")
     return load_settings()
 
 

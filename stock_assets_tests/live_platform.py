@@ -77,7 +77,11 @@ def killpg(group: int, sig: signal.Signals) -> None:
 
 def platform_env(settings, tmp_path: Path, **settings_env: str) -> dict[str, str]:
     """The environment `dagster dev` runs in: the test's own settings, no state of the machine's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DAGSTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "DAGSTER_")) and k != "STOCK_ASSETS_BARS_WAIT_SECONDS"
+    }
     env.update(
         STOCK_ASSETS_HOME=str(settings.home),
         DAGSTER_HOME=str(settings.dagster_home),
@@ -114,13 +118,13 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return None
 
 
-def wait_for(condition, timeout: float, what: str, dev: DagsterDev):
+def wait_for(condition, timeout: float, what: str, dev: DagsterDev, every: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
-        time.sleep(1)
+        time.sleep(every)
     pytest.fail(f"{what} did not happen in {timeout:g} s:\n{dev.tail()}")
 
 

@@ -63,6 +63,30 @@ def test_the_object_store_sensors_look_every_30_s_unless_set(settings, monkeypat
         load_settings()
 
 
+def test_the_bars_sensor_watches_the_queue_every_daemon_pass_unless_set(monkeypatch):
+    import importlib
+
+    from stock_assets.defs.ingestion import sensors
+
+    for name in ("STOCK_ASSETS_BARS_POLL_SECONDS", "STOCK_ASSETS_BARS_WAIT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.bars_poll_seconds, settings.bars_wait_seconds) == (1, 4.0)
+    assert build_resources(settings)["broker"].wait_seconds == 4.0
+    monkeypatch.setenv("STOCK_ASSETS_BARS_POLL_SECONDS", "10")
+    monkeypatch.setenv("STOCK_ASSETS_BARS_WAIT_SECONDS", "0")
+    try:
+        importlib.reload(sensors)
+        assert sensors.market_bars_sensor.minimum_interval_seconds == 10
+        assert build_resources(load_settings())["broker"].wait_seconds == 0.0
+    finally:
+        monkeypatch.delenv("STOCK_ASSETS_BARS_POLL_SECONDS")
+        importlib.reload(sensors)
+    monkeypatch.setenv("STOCK_ASSETS_BARS_WAIT_SECONDS", "-1")
+    with pytest.raises(ValueError, match="WAIT_SECONDS='-1' is not a wait: give seconds"):
+        load_settings()
+
+
 @pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.yaml"])
 def test_both_instances_retry_crashed_runs_a_bounded_number_of_times(path):
     import yaml

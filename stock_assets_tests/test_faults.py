@@ -121,19 +121,23 @@ def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platf
     assert queue_depths(url) == (0, 2)  # the two bad messages, dead-lettered with reasons
 
     bars = window[window["date"].isin(killed)]
-    rabbitmq.publish(url, rabbitmq.Topology(), bar_messages(bars))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        # Taken before publishing: the sensor lands bars as they arrive and the run follows.
         known = {r.run_id for r in batch_runs(instance)}
+        rabbitmq.publish(url, rabbitmq.Topology(), bar_messages(bars))
 
         # The refresh of the new batch starts; its worker is killed with everything else.
         def started():
             for run in batch_runs(instance):
+                if run.run_id in known or run.status != dg.DagsterRunStatus.STARTED:
+                    continue
                 pid = worker_pid(instance, run.run_id)
-                if run.run_id not in known and run.status == dg.DagsterRunStatus.STARTED and pid:
+                if pid:
                     return run, pid
             return None
 
-        run, pid = wait_for(started, 120, "a refresh run starting", dev)
+        # A refresh of a few sessions takes seconds once the sensor lands the bars: look often.
+        run, pid = wait_for(started, 120, "a refresh run starting", dev, every=0.1)
         dev.kill()
         killpg(pid, signal.SIGKILL)  # if the worker had a session of its own
         killed_at = time.monotonic()

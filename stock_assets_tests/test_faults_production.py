@@ -177,7 +177,7 @@ def test_production_platform_rides_out_an_s3_outage_and_a_postgresql_restart(
                         return run
                 return None
 
-            run = wait_for(writing, 120, "a refresh run of the streamed bars", dev)
+            run = wait_for(writing, 120, "a refresh run of the streamed bars", dev, every=0.1)
             private_postgres.stop("immediate")
             crashed_at = time.monotonic()
             time.sleep(2.0)

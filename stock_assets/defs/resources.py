@@ -52,6 +52,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             # A URL holding credentials stays in the environment, not in run config.
             url=dg.EnvVar("STOCK_ASSETS_AMQP_URL") if settings.amqp_url_set else settings.amqp_url,
             max_message_bytes=settings.max_message_bytes,
+            wait_seconds=settings.bars_wait_seconds,
         ),
         "market_data": MarketData(
             tickers=list(settings.tickers),

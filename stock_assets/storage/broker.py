@@ -18,6 +18,8 @@ class RabbitMQ(dg.ConfigurableResource):
     queue: str = rabbitmq.QUEUE
     dead_queue: str = rabbitmq.DEAD_QUEUE
     budget_seconds: float = 20.0
+    wait_seconds: float = 0.0
+    """How long a tick watches an empty queue for a first message before it skips."""
     max_messages: int = rabbitmq.MAX_MESSAGES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """A message over this size is dead-lettered unread, with reason too_large."""

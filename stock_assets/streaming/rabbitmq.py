@@ -90,8 +90,12 @@ def drain(
     budget_seconds: float = 20.0,
     max_messages: int = MAX_MESSAGES,
     max_message_bytes: int | None = None,
+    wait_seconds: float = 0.0,
 ) -> DrainResult:
     """Take up to max_messages within budget_seconds; land the valid ones, dead-letter the rest.
+
+    On an empty queue, the first message is waited for up to `wait_seconds` (a long poll: the
+    tick takes it as it arrives); after it, half a second without one ends the tick.
 
     Order matters: `land` stores the batch durably, bad messages are republished to the
     dead-letter queue with a publisher confirm, and only then is anything acknowledged. A
@@ -107,11 +111,14 @@ def drain(
         # at the window and wait out the inactivity timeout; a larger one would leave
         # prefetched messages unprocessed, each counting a delivery against the limit.
         channel.basic_qos(prefetch_count=max_messages)
-        deadline = time.monotonic() + budget_seconds
+        started = time.monotonic()
+        deadline, first_by = started + budget_seconds, started + wait_seconds
         deliveries = []
         for method, properties, body in channel.consume(topology.queue, inactivity_timeout=0.5):
             if method is None:
-                break
+                if deliveries or time.monotonic() >= first_by:
+                    break
+                continue
             deliveries.append((method, properties, body))
             if len(deliveries) >= max_messages or time.monotonic() > deadline:
                 break

@@ -129,6 +129,27 @@ def test_a_crash_between_landing_and_ack_loses_and_duplicates_nothing(
     assert replaced.empty
 
 
+def test_a_tick_on_an_empty_queue_takes_bars_that_arrive_while_it_waits(
+    rabbitmq_url, tmp_path, sample_bars
+):
+    """The long poll: bars published a second into a tick are landed by that tick; with no
+    wait, the tick ends on the empty queue and the bars wait for the next one."""
+    import threading
+
+    good = sample_messages(sample_bars, "2006-03-01", "2006-03-03")
+    store = LocalObjectStore(root=str(tmp_path / "objects"))
+    assert drain(rabbitmq_url, store, wait_seconds=0.0).received == 0
+
+    late = threading.Timer(1.0, rabbitmq.publish, args=(rabbitmq_url, TOPOLOGY, good))
+    late.start()
+    try:
+        waited = drain(rabbitmq_url, store, wait_seconds=30.0)
+    finally:
+        late.join()
+    assert waited.landed == len(good)
+    assert queue_depth(rabbitmq_url, TOPOLOGY.queue) == 0
+
+
 def test_an_unreachable_broker_raises_a_connection_error(tmp_path):
     store = LocalObjectStore(root=str(tmp_path / "objects"))
     with pytest.raises(pika.exceptions.AMQPConnectionError):

@@ -18,13 +18,15 @@ from stock_assets.storage.object_store import LANDED_BARS, ObjectStore
 from stock_assets.streaming import history, rabbitmq, reconcile
 
 BATCH_TAG = "stock_assets/batch_id"
+_SETTINGS = load_settings()
 # How often the sensors that list the object store look (STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS).
-POLL_SECONDS = load_settings().object_store_poll_seconds
+POLL_SECONDS = _SETTINGS.object_store_poll_seconds
 
 
 @dg.sensor(
     job_name="refresh_prices",
-    minimum_interval_seconds=10,
+    # With STOCK_ASSETS_BARS_WAIT_SECONDS, a tick of every daemon pass watches the queue.
+    minimum_interval_seconds=_SETTINGS.bars_poll_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def market_bars_sensor(
@@ -44,6 +46,7 @@ def market_bars_sensor(
             budget_seconds=broker.budget_seconds,
             max_messages=broker.max_messages,
             max_message_bytes=broker.max_message_bytes,
+            wait_seconds=broker.wait_seconds,
         )
     except pika.exceptions.AMQPError as error:
         return dg.SkipReason(
