@@ -79,17 +79,27 @@ def rabbitmqctl(*args: str) -> None:
         )
 
 
-def bar_batch(bars, session) -> list[tuple[str, bytes]]:
-    """One daily bar per ticker on `session`, a small move from each ticker's last close."""
-    from stock_assets.streaming.messages import bar_messages
+class NextBars:
+    """One daily bar per ticker for each next session, continuing from the last: a seeded
+    random walk of about 1% a day. Bars that repeat the day before would be set aside by
+    cleaning as stale after a few sessions, and a steady drift would set off retraining."""
 
-    last = bars.sort_values("date").groupby("ticker").tail(1).copy()
-    last["date"] = session
-    last["open"] = last["close"]
-    last["close"] = last["close"] * 1.002
-    last["high"] = last[["open", "close"]].max(axis=1) * 1.001
-    last["low"] = last[["open", "close"]].min(axis=1) * 0.999
-    return bar_messages(last, "1d")
+    def __init__(self, bars) -> None:
+        self.last = bars.sort_values("date").groupby("ticker").tail(1).copy()
+        self.rng = np.random.default_rng(1)
+
+    def __call__(self, session) -> list[tuple[str, bytes]]:
+        from stock_assets.streaming.messages import bar_messages
+
+        bar = self.last.copy()
+        bar["date"] = session
+        bar["open"] = bar["close"]
+        bar["close"] = bar["close"] * np.exp(self.rng.normal(0.0, 0.01, len(bar)))
+        bar["high"] = bar[["open", "close"]].max(axis=1) * 1.002
+        bar["low"] = bar[["open", "close"]].min(axis=1) * 0.998
+        bar["volume"] = bar["volume"] * np.exp(self.rng.normal(0.0, 0.2, len(bar)))
+        self.last = bar
+        return bar_messages(bar, "1d")
 
 
 def wait_for_predictions(warehouse, session, tickers: int) -> None:
@@ -275,9 +285,10 @@ def run(args: argparse.Namespace, env: dict[str, str], home: Path, command: str)
         bars["date"].max() + pd.Timedelta(days=1), pd.Timestamp.today()
     )[: (1 + len(SENSOR_SETTINGS)) * args.samples]
     seconds: dict[str, list[float]] = {"in_process": [], "daemon": []}
+    next_bars = NextBars(bars)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for session in sessions[: args.samples]:
-            messages = bar_batch(bars, session)
+            messages = next_bars(session)
             elapsed = in_process_sample(definitions, instance, settings.amqp_url, messages, session)
             seconds["in_process"].append(elapsed)
             progress(f"  in-process {session:%Y-%m-%d}: {elapsed:.2f} s")
@@ -301,7 +312,7 @@ def run(args: argparse.Namespace, env: dict[str, str], home: Path, command: str)
                 session = next(upcoming)
                 time.sleep(pause.uniform(0, 5))
                 started = time.perf_counter()
-                rabbitmq.publish(url, rabbitmq.Topology(), bar_batch(bars, session))
+                rabbitmq.publish(url, rabbitmq.Topology(), next_bars(session))
                 wait_for_predictions(warehouse, session, TICKERS)
                 taken.append(time.perf_counter() - started)
                 progress(f"  daemon {session:%Y-%m-%d}: {taken[-1]:.2f} s")

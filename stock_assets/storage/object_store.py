@@ -181,10 +181,11 @@ class ObjectStore(dg.ConfigurableResource, ABC):
             return [json.loads(data) for data in pool.map(self.get_bytes, keys)]
 
     def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """Every batch landed for the given trading dates, in one frame."""
-        wanted = {f"date={d:%Y-%m-%d}" for d in dates}
-        keys = [k for k in self.list_keys(f"{LANDED_BARS}/") if k.split("/")[2] in wanted]
+        """Every batch landed for the given trading dates, in one frame. Only those dates'
+        folders are listed, so a day's refresh does not grow with the history landed."""
         with ThreadPoolExecutor(_READ_THREADS) as pool:
+            listed = pool.map(self.list_keys, [landed_prefix(d) for d in dates])
+            keys = [key for keys in listed for key in keys]
             tables = list(pool.map(self._read_table, keys))
         if not tables:
             return pd.DataFrame()

@@ -15,7 +15,7 @@ import pandas as pd
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from stock_assets.streaming.messages import Invalid, landed_frame, validate_batch
+from stock_assets.streaming.messages import check_batch, landed_frame
 from stock_assets.streaming.reconcile import BATCH_TIME_FORMAT
 
 EXCHANGE = "market"
@@ -126,24 +126,19 @@ def drain(
             channel.cancel()
             return result
         now = pd.Timestamp.now(tz="UTC")
-        valid, invalid = [], []
         bodies = [body for _, _, body in deliveries]
-        checks = validate_batch(bodies, universe, first_date, now, max_message_bytes)
-        for (method, properties, body), checked in zip(deliveries, checks, strict=True):
-            if isinstance(checked, Invalid):
-                invalid.append((method, properties, body, checked.reason))
-            else:
-                valid.append(checked)
+        valid, invalid = check_batch(bodies, universe, first_date, now, max_message_bytes)
         result.received = len(deliveries)
-        if valid:
+        if len(valid):
             result.batch_id = new_batch_id()
             frame = landed_frame(valid, result.batch_id)
             land(frame, result.batch_id)
             result.landed = len(frame)
             result.dates = sorted(frame["date"].unique())
-        for method, properties, body, reason in invalid:
-            _dead_letter(channel, topology, method, properties, body, reason)
-            kind = reason.split(":")[0].split("=")[0]
+        for at, checked in sorted(invalid.items()):
+            method, properties, body = deliveries[at]
+            _dead_letter(channel, topology, method, properties, body, checked.reason)
+            kind = checked.reason.split(":")[0].split("=")[0]
             result.reasons[kind] = result.reasons.get(kind, 0) + 1
         result.dead_lettered = len(invalid)
         channel.basic_ack(deliveries[-1][0].delivery_tag, multiple=True)

@@ -95,6 +95,24 @@ def test_a_landed_batch_is_recorded_after_its_bars(store: ObjectStore, bars: Bar
     )
 
 
+def test_reading_landed_bars_lists_only_the_dates_asked_for(tmp_path: Path, bars: Bars) -> None:
+    """A day's refresh does not list every batch ever landed."""
+
+    class Listing(LocalObjectStore):
+        def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
+            listed.append(prefix)
+            return super().list_objects(prefix, after)
+
+    listed: list[str] = []
+    store = Listing(root=str(tmp_path / "objects"))
+    store.land(bars(DAYS), "20240307T000000000000Z-aaaaaaaa")
+    store.land(bars(DAYS[1:2]), "20240308T000000000000Z-bbbbbbbb")
+    listed.clear()
+    landed = store.read_landed(DAYS[1:2])
+    assert listed == ["landing/bars/date=2024-03-05/"]
+    assert len(landed) == 2 * len(bars(DAYS[1:2]))
+
+
 def test_list_keys_with_empty_prefix_lists_every_key(store: ObjectStore) -> None:
     keys = ["cleaned/prices/date=2024-03-04.parquet", "reports/summary.md"]
     for key in keys:

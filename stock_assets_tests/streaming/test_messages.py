@@ -93,6 +93,41 @@ def test_a_batch_is_judged_message_by_message():
     assert batch[3]["date"] == pd.Timestamp("2013-03-01")
 
 
+def test_a_batch_checked_a_column_at_a_time_keeps_each_messages_own_reason():
+    """Good messages among every kind of bad one, including values that give a column mixed
+    types: each gets the record or the reason the field-by-field check gives it alone."""
+    from stock_assets.streaming.messages import _check_fields
+
+    odd = [
+        message(close="421.7"),
+        message(volume=True),
+        message(v=True),  # true == 1 in Python, as in the check alone
+        message(volume=10**20),  # beyond 64 bits: orjson refuses it, json takes it
+        message(ticker=None),
+        message(ticker=["AAPL"]),
+        message(interval=5),
+        message(ts=1362407400),
+        message(note={"nested": [1, 2]}),
+        message(high=None),
+        message(ts="2013-03-04T09:30:00-05:00\n"),
+    ]
+    bodies = [json.dumps(m).encode() for m in odd]
+    bodies += [b"[1, 2]", b"{oops", b'{"v": 1, "open": NaN}', b"\xff\xfe", b"null", b""]
+    good = [json.dumps(message(ts=f"2013-03-04T10:{i:02d}:00-05:00")).encode() for i in range(30)]
+    batch = good[:10] + bodies + good[10:]
+    checked = validate_batch(batch, UNIVERSE, FIRST, NOW)
+    for body, result in zip(batch, checked, strict=True):
+        alone = _check_fields(body, UNIVERSE)
+        if isinstance(alone, Invalid):
+            assert result == alone, body
+        else:
+            assert not isinstance(result, Invalid), (body, result)
+            assert {k: v for k, v in result.items() if k not in ("ts", "date")} == {
+                k: v for k, v in alone.items() if k != "ts"
+            }
+    assert sum(not isinstance(r, Invalid) for r in checked) == 30 + 3
+
+
 def test_not_json_is_invalid():
     assert "not JSON" in validate(b"{oops", UNIVERSE, FIRST, NOW).reason
     assert "not a JSON object" in validate(b"[1, 2]", UNIVERSE, FIRST, NOW).reason
