@@ -5,7 +5,7 @@ The queue is filled with the same daily-bar messages (synthetic tickers, the mes
 127.0.0.1:5672, in a queue, dead-letter queue and exchange of its own that are deleted after.
 
 - sensor: `market_bars_sensor` evaluated tick after tick, as the daemon would call it, with
-  the default budget (10,000 messages or 20 s a tick): each tick connects, consumes, validates,
+  the default budget (50,000 messages or 20 s a tick): each tick connects, consumes, validates,
   lands the batch as Parquet in a local object store, and only then acknowledges.
 - bare consumer (the limit): `channel.consume` with a prefetch of 500 and one
   `basic_ack(multiple=True)` per 500 messages; it looks at nothing and stores nothing.
