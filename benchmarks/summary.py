@@ -23,6 +23,7 @@ BENCHMARKS = {
     "serving": "MLflow scoring server vs in-process prediction",
     "forecast": "Forecast skill of each target vs its own naive baselines",
     "gbm": "LightGBM vs scikit-learn's HistGradientBoosting, same trees and windows",
+    "demo": "`make demo` on a fresh clone, step by step, vs the code before issue 14",
 }
 
 
@@ -73,6 +74,11 @@ def headline(name: str, report: dict) -> str:
             f"{sample['ratio']:.2f}x, {universe['tickers']}-ticker universe "
             f"{universe['ratio']:.2f}x; winner on time and skill: {report['winner'] or 'neither'}"
         )
+    if name == "demo":
+        r = report["result"]
+        total = r["now"]["install_s"] + r["now"]["demo_s"]
+        ratio = f", {r['ratio_total']:.2f}x before" if "ratio_total" in r else ""
+        return f"install + demo {total:.0f} s (demo {r['now']['demo_s']:.0f} s){ratio}"
     return ""
 
 
