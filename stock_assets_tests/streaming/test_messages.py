@@ -4,11 +4,14 @@ import json
 from pathlib import Path
 
 import jsonschema
+import orjson
 import pandas as pd
 import pytest
 
 from stock_assets.streaming.messages import (
     Invalid,
+    _check_fields,
+    _fields_pass,
     daily_bars,
     landed_frame,
     validate,
@@ -96,8 +99,6 @@ def test_a_batch_is_judged_message_by_message():
 def test_a_batch_checked_a_column_at_a_time_keeps_each_messages_own_reason():
     """Good messages among every kind of bad one, including values that give a column mixed
     types: each gets the record or the reason the field-by-field check gives it alone."""
-    from stock_assets.streaming.messages import _check_fields
-
     odd = [
         message(close="421.7"),
         message(volume=True),
@@ -126,6 +127,8 @@ def test_a_batch_checked_a_column_at_a_time_keeps_each_messages_own_reason():
                 k: v for k, v in alone.items() if k != "ts"
             }
     assert sum(not isinstance(r, Invalid) for r in checked) == 30 + 3
+    # Good messages pass the column checks: only the others are checked one at a time.
+    assert _fields_pass(pd.DataFrame([orjson.loads(b) for b in good]), UNIVERSE).all()
 
 
 def test_not_json_is_invalid():
