@@ -81,6 +81,7 @@ bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md 
 	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/gbm.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/daily.py
 	$(BIN)/python benchmarks/summary.py
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings

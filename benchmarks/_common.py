@@ -55,6 +55,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def synthetic_home(home: Path, tickers: int, years: float, start: str) -> dict[str, str]:
+    """The settings of a temporary home on the synthetic market (the embedded default)."""
+    return {
+        "STOCK_ASSETS_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "STOCK_ASSETS_SOURCE": "synthetic",
+        "STOCK_ASSETS_SYNTHETIC_TICKERS": str(tickers),
+        "STOCK_ASSETS_SYNTHETIC_YEARS": f"{years:g}",
+        "STOCK_ASSETS_START_DATE": start,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, command_line, goal, machine, now, progress, write
+from _common import RESULTS, command_line, goal, machine, now, progress, synthetic_home, write
 
 REPO = Path(__file__).resolve().parent.parent
 START = "2010-01-04"
@@ -82,17 +82,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child", choices=["graph", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def settings_env(home: Path, tickers: int, years: float) -> dict[str, str]:
-    return {
-        "STOCK_ASSETS_HOME": str(home),
-        "STOCK_ASSETS_SOURCE": "synthetic",
-        "STOCK_ASSETS_SYNTHETIC_TICKERS": str(tickers),
-        "STOCK_ASSETS_SYNTHETIC_YEARS": f"{years:g}",
-        "STOCK_ASSETS_START_DATE": START,
-        "DAGSTER_HOME": str(home / "dagster"),
-    }
 
 
 def peak_rss_gib() -> float:
@@ -212,8 +201,7 @@ def measure(kind: str, tickers: int, years: float, batched: bool = True, code: P
     the checkout whose package and benchmark the process runs."""
     home = Path(tempfile.mkdtemp(prefix=f"bench-graph-{kind}-{tickers}-"))
     try:
-        env = dict(os.environ, **settings_env(home, tickers, years))
-        env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        env = dict(os.environ, **synthetic_home(home, tickers, years, START))
         env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"  # as `make demo` runs
         env.pop("MLFLOW_TRACKING_URI", None)  # the embedded store in the temporary home
         (home / "dagster").mkdir()

@@ -39,7 +39,17 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, command_line, free_port, goal, machine, now, progress, write
+from _common import (
+    RESULTS,
+    command_line,
+    free_port,
+    goal,
+    machine,
+    now,
+    progress,
+    synthetic_home,
+    write,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -236,14 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         env = dict(
             os.environ,
-            STOCK_ASSETS_HOME=str(home),
-            DAGSTER_HOME=str(home / "dagster"),
-            STOCK_ASSETS_SOURCE="synthetic",
-            STOCK_ASSETS_SYNTHETIC_TICKERS=str(TICKERS),
-            STOCK_ASSETS_SYNTHETIC_YEARS=str(YEARS),
-            STOCK_ASSETS_START_DATE=START,
+            **synthetic_home(home, TICKERS, YEARS, START),
             STOCK_ASSETS_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
             TMPDIR=str(home / "tmp"),
         )
         env.pop("MLFLOW_TRACKING_URI", None)

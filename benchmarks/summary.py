@@ -24,6 +24,7 @@ BENCHMARKS = {
     "forecast": "Forecast skill of each target vs its own naive baselines",
     "gbm": "LightGBM vs scikit-learn's HistGradientBoosting, same trees and windows",
     "demo": "`make demo` on a fresh clone, step by step, vs the code before issue 14",
+    "daily": "A live session's refresh at 10 years of history vs at 1 year",
 }
 
 
@@ -79,6 +80,12 @@ def headline(name: str, report: dict) -> str:
         total = r["now"]["install_s"] + r["now"]["demo_s"]
         ratio = f", {r['ratio_total']:.2f}x before" if "ratio_total" in r else ""
         return f"install + demo {total:.0f} s (demo {r['now']['demo_s']:.0f} s){ratio}"
+    if name == "daily":
+        long = report["result"]["histories"][-1]
+        return (
+            f"whole refresh {long['total_s']:.1f} s at {long['years']} years, "
+            f"{report['result']['ratio']:.2f}x the same at 1 year"
+        )
     return ""
 
 
