@@ -368,3 +368,35 @@ def test_drift_checks_judge_stored_rows_not_empty_partitions(definitions, sample
         stored_until + pd.Timedelta(days=1), drift.expected_latest_session(pd.Timestamp.now("UTC"))
     )
     assert fresh["value"] == len(behind) and not fresh["passed"]
+
+
+def test_drift_checks_read_the_training_window_once_per_champion(definitions, sample_home):
+    """The window the champion was trained on is read from every partition once, kept beside
+    them, and judged against from then on: a day's check reads only the latest sessions."""
+    from stock_assets.storage.model_registry import training_window
+    from stock_assets.storage.object_store import DRIFT_REFERENCE, PRICE_FEATURES, partition_key
+
+    resources = build_resources(sample_home)
+    store, warehouse = resources["object_store"], resources["warehouse"]
+    registry = resources["model_registry"]
+    champion = registry.champion()
+    start, end = training_window(champion)
+    for key in store.list_keys(f"{DRIFT_REFERENCE}/"):
+        store.delete(key)
+
+    def shifts() -> pd.DataFrame:
+        checked = run(definitions, resources, dg.DagsterInstance.ephemeral(), ["drift_checks"])
+        rows = warehouse.read(
+            f"SELECT subject, value FROM drift_checks WHERE dagster_run_id = '{checked.run_id}' "
+            "AND check_name = 'feature_shift' ORDER BY subject"
+        )
+        assert rows["value"].notna().all()
+        return rows
+
+    first = shifts()
+    kept = store.read_frame(f"{DRIFT_REFERENCE}/{registry.model_name}/v{champion.version}.parquet")
+    window = store.read_partitions(PRICE_FEATURES, start=start, end=end)
+    pd.testing.assert_frame_equal(kept, window[list(kept.columns)])
+    # With a training session's partition gone, the next check judges against what was kept.
+    store.delete(partition_key(PRICE_FEATURES, window["date"].iloc[len(window) // 2]))
+    pd.testing.assert_frame_equal(shifts(), first)

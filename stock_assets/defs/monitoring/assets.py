@@ -3,14 +3,14 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from stock_assets.features.indicators import attach_label
 from stock_assets.modeling import drift
 from stock_assets.storage.model_registry import ModelRegistry, training_window
-from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
-from stock_assets.storage.warehouse import Warehouse, price_predictions
+from stock_assets.storage.object_store import DRIFT_REFERENCE, PRICE_FEATURES, ObjectStore
+from stock_assets.storage.warehouse import Warehouse, price_predictions, prices
 from stock_assets.storage.warehouse import drift_checks as drift_table
 
 CHECKS = {
@@ -68,15 +68,11 @@ def drift_checks(
         )
     version = str(champion.version)
     train_start, train_end = training_window(champion)
-    features = object_store.read_partitions(PRICE_FEATURES, start=train_start)
-    if features.empty:  # every partition since training is empty
-        features = pd.DataFrame(columns=["ticker", "date", "ret_1d", *drift.KEY_FEATURES])
-    features = attach_label(features)
-    # Sessions with rows: a backfill through today stores an empty partition per day without
-    # bars, and those are no evidence of anything.
-    recent = pd.DatetimeIndex(np.sort(features["date"].unique()))[-config.recent_sessions :]
-    reference = features[features["date"].between(train_start, train_end)]
-    latest = features[features["date"].isin(recent)]
+    # Only the latest sessions' key features are read, and the training window's once per
+    # version, so a day's check does not grow with the history behind it (benchmarks/daily.py).
+    recent = _recent_sessions(warehouse, train_start, config.recent_sessions)
+    latest = attach_label(_key_features(object_store, dates=recent))
+    reference = _reference(object_store, model_registry.model_name, version, train_start, train_end)
 
     table = price_predictions
     predictions = warehouse.read(
@@ -136,6 +132,38 @@ def drift_checks(
         },
         check_results=[_check_result(name, rows) for name in CHECKS],
     )
+
+
+def _recent_sessions(warehouse: Warehouse, since: pd.Timestamp, count: int) -> pd.DatetimeIndex:
+    """The latest `count` sessions from `since` that have stored bars: a backfill through today
+    stores an empty partition per day without bars, and those are no evidence of anything."""
+    latest = warehouse.read(
+        sa.select(prices.c.date)
+        .where(prices.c.date >= since.date())
+        .distinct()
+        .order_by(prices.c.date.desc())
+        .limit(count)
+    )
+    return pd.DatetimeIndex(pd.to_datetime(latest["date"])).sort_values()
+
+
+def _key_features(object_store: ObjectStore, **which) -> pd.DataFrame:
+    columns = ["ticker", "date", *drift.KEY_FEATURES]
+    features = object_store.read_partitions(PRICE_FEATURES, columns=columns, **which)
+    return features if len(features) else pd.DataFrame(columns=columns)
+
+
+def _reference(
+    object_store: ObjectStore, model: str, version: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    """The champion's training window's key features, read from every partition once per
+    version and kept beside them: the window does not change for a version."""
+    key = f"{DRIFT_REFERENCE}/{model}/v{version}.parquet"
+    if object_store.list_keys(key):
+        return object_store.read_frame(key)
+    reference = _key_features(object_store, start=start, end=end)
+    object_store.write_frame(key, reference)
+    return reference
 
 
 def _most_shifted(rows: pd.DataFrame) -> str:
