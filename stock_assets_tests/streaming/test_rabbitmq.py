@@ -151,9 +151,12 @@ def test_a_tick_on_an_empty_queue_takes_bars_that_arrive_while_it_waits(
 
 
 def test_an_unreachable_broker_raises_a_connection_error(tmp_path):
+    import gc
+
     store = LocalObjectStore(root=str(tmp_path / "objects"))
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         drain("amqp://guest:guest@127.0.0.1:1/", store)
+    assert gc.isenabled()  # a tick pauses the garbage collector, and restores it however it ends
 
 
 def test_publish_command_replays_the_sample(rabbitmq_url, tmp_path):
