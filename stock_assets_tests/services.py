@@ -104,12 +104,25 @@ def _free_pair(offset: int) -> int:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on right now."""
+    """A port on 127.0.0.1 nothing listens on right now, below the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) comes from the range it also takes outgoing
+    connections' source ports from: with the suite's thousands of connections, one took a
+    private RabbitMQ's TLS port before the node could bind it (eaddrinuse, and the test waited
+    on a listener that never came)."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(low // 2, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found between {low // 2} and {low} on 127.0.0.1")
 
 
 def stop_session(process: Any, grace: float, whole_group: bool = True) -> None:
