@@ -68,6 +68,33 @@ def synthetic_home(home: Path, tickers: int, years: float, start: str) -> dict[s
     }
 
 
+class NextBars:
+    """One daily bar per ticker for each next session as bar messages, continuing from the
+    last: a seeded random walk of about 1% a day. Bars that repeat the day before leave a
+    ticker no volatility after a few sessions, and its features then give no prediction."""
+
+    def __init__(self, bars: Any, seed: int) -> None:
+        import numpy as np
+
+        self.last = bars.sort_values("date").groupby("ticker").tail(1).copy()
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, session: Any) -> list[tuple[str, bytes]]:
+        import numpy as np
+
+        from stock_assets.streaming.messages import bar_messages
+
+        bar = self.last.copy()
+        bar["date"] = session
+        bar["open"] = bar["close"]
+        bar["close"] = bar["close"] * np.exp(self.rng.normal(0.0, 0.01, len(bar)))
+        bar["high"] = bar[["open", "close"]].max(axis=1) * 1.002
+        bar["low"] = bar[["open", "close"]].min(axis=1) * 0.998
+        bar["volume"] = bar["volume"] * np.exp(self.rng.normal(0.0, 0.2, len(bar)))
+        self.last = bar
+        return bar_messages(bar, "1d")
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from _common import (
     RESULTS,
+    NextBars,
     command_line,
     goal,
     machine,
@@ -68,34 +69,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def child(sessions: int) -> dict:
     """In a home the demo has filled: refresh `sessions` next sessions, each step timed."""
     import dagster as dg
-    import numpy as np
     import pandas as pd
 
     from stock_assets.config import load_settings
     from stock_assets.definitions import defs
     from stock_assets.market import calendar
     from stock_assets.streaming import rabbitmq
-    from stock_assets.streaming.messages import bar_messages, check_batch, landed_frame
+    from stock_assets.streaming.messages import check_batch, landed_frame
 
     settings = load_settings()
     definitions = defs()
     resources = definitions.resources
     store, warehouse = resources["object_store"], resources["warehouse"]
     refresh = list(definitions.resolve_job_def("refresh_prices").asset_layer.executable_asset_keys)
-    last = warehouse.read("SELECT * FROM prices")
-    last["date"] = pd.to_datetime(last["date"])
-    history = last["date"].nunique()
-    last = last.sort_values("date").groupby("ticker").tail(1)
-    rng = np.random.default_rng(3)
-    upcoming = calendar.sessions_in_range(last["date"].max() + pd.Timedelta(days=1), "2100-01-01")
+    stored = warehouse.read("SELECT * FROM prices")
+    stored["date"] = pd.to_datetime(stored["date"])
+    next_bars = NextBars(stored, seed=3)
+    upcoming = calendar.sessions_in_range(stored["date"].max() + pd.Timedelta(days=1), "2100-01-01")
     seconds: dict[str, list[float]] = {step: [] for step in STEPS}
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for session in upcoming[:sessions]:
-            bar = last.assign(date=session, open=last["close"])
-            bar["close"] = bar["open"] * np.exp(rng.normal(0.0, 0.01, len(bar)))
-            bar["high"] = bar[["open", "close"]].max(axis=1) * 1.002
-            bar["low"] = bar[["open", "close"]].min(axis=1) * 0.998
-            bodies = [body for _, body in bar_messages(bar)]
+            bodies = [body for _, body in next_bars(session)]
             key = f"{session:%Y-%m-%d}"
 
             started = time.perf_counter()
@@ -125,8 +119,7 @@ def child(sessions: int) -> dict:
                 seconds[step].append(time.perf_counter() - started)
                 if not result.success:
                     raise RuntimeError(f"{key}: the {step} run {result.run_id} failed")
-            last = bar
-    return {"history_sessions": int(history), "seconds": seconds}
+    return {"history_sessions": int(stored["date"].nunique()), "seconds": seconds}
 
 
 def measure(tickers: int, years: int, sessions: int) -> dict:

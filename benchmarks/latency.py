@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from _common import (
     RESULTS,
+    NextBars,
     command_line,
     free_port,
     goal,
@@ -87,29 +88,6 @@ def rabbitmqctl(*args: str) -> None:
             f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}; "
             "run the benchmark as a user who may manage the local RabbitMQ (root here)"
         )
-
-
-class NextBars:
-    """One daily bar per ticker for each next session, continuing from the last: a seeded
-    random walk of about 1% a day. Bars that repeat the day before would be set aside by
-    cleaning as stale after a few sessions, and a steady drift would set off retraining."""
-
-    def __init__(self, bars) -> None:
-        self.last = bars.sort_values("date").groupby("ticker").tail(1).copy()
-        self.rng = np.random.default_rng(1)
-
-    def __call__(self, session) -> list[tuple[str, bytes]]:
-        from stock_assets.streaming.messages import bar_messages
-
-        bar = self.last.copy()
-        bar["date"] = session
-        bar["open"] = bar["close"]
-        bar["close"] = bar["close"] * np.exp(self.rng.normal(0.0, 0.01, len(bar)))
-        bar["high"] = bar[["open", "close"]].max(axis=1) * 1.002
-        bar["low"] = bar[["open", "close"]].min(axis=1) * 0.998
-        bar["volume"] = bar["volume"] * np.exp(self.rng.normal(0.0, 0.2, len(bar)))
-        self.last = bar
-        return bar_messages(bar, "1d")
 
 
 def wait_for_predictions(warehouse, session, tickers: int) -> None:
@@ -289,7 +267,7 @@ def run(args: argparse.Namespace, env: dict[str, str], home: Path, command: str)
         bars["date"].max() + pd.Timedelta(days=1), pd.Timestamp.today()
     )[: (1 + len(SENSOR_SETTINGS)) * args.samples]
     seconds: dict[str, list[float]] = {"in_process": [], "daemon": []}
-    next_bars = NextBars(bars)
+    next_bars = NextBars(bars, seed=1)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for session in sessions[: args.samples]:
             messages = next_bars(session)

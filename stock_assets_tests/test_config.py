@@ -1,5 +1,6 @@
 """Settings from the environment: what a wrong value says, and where a right one goes."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,44 +45,44 @@ def test_the_reconcile_wait_defaults_to_2_minutes_and_a_bad_one_names_the_fix(
         load_settings()
 
 
-def test_the_object_store_sensors_look_every_30_s_unless_set(settings, monkeypatch):
+@contextmanager
+def _sensors_with(monkeypatch, **env: str):
+    """The ingestion sensors' module as it loads with these settings, reloaded as before after."""
     import importlib
 
     from stock_assets.defs.ingestion import sensors
 
-    assert settings.object_store_poll_seconds == 30
-    monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS", "5")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     try:
+        yield importlib.reload(sensors)
+    finally:
+        for name in env:
+            monkeypatch.delenv(name)
         importlib.reload(sensors)
+
+
+def test_the_object_store_sensors_look_every_30_s_unless_set(settings, monkeypatch):
+    assert settings.object_store_poll_seconds == 30
+    with _sensors_with(monkeypatch, STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS="5") as sensors:
         for sensor in (sensors.s3_history_sensor, sensors.landed_batches_sensor):
             assert sensor.minimum_interval_seconds == 5
-    finally:
-        monkeypatch.delenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS")
-        importlib.reload(sensors)
     monkeypatch.setenv("STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS", "0.5")
     with pytest.raises(ValueError, match="POLL_SECONDS='0.5' is not an interval: give a whole"):
         load_settings()
 
 
 def test_the_bars_sensor_watches_the_queue_every_daemon_pass_unless_set(monkeypatch):
-    import importlib
-
-    from stock_assets.defs.ingestion import sensors
-
     for name in ("STOCK_ASSETS_BARS_POLL_SECONDS", "STOCK_ASSETS_BARS_WAIT_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert (settings.bars_poll_seconds, settings.bars_wait_seconds) == (1, 4.0)
     assert build_resources(settings)["broker"].wait_seconds == 4.0
-    monkeypatch.setenv("STOCK_ASSETS_BARS_POLL_SECONDS", "10")
-    monkeypatch.setenv("STOCK_ASSETS_BARS_WAIT_SECONDS", "0")
-    try:
-        importlib.reload(sensors)
+    with _sensors_with(
+        monkeypatch, STOCK_ASSETS_BARS_POLL_SECONDS="10", STOCK_ASSETS_BARS_WAIT_SECONDS="0"
+    ) as sensors:
         assert sensors.market_bars_sensor.minimum_interval_seconds == 10
         assert build_resources(load_settings())["broker"].wait_seconds == 0.0
-    finally:
-        monkeypatch.delenv("STOCK_ASSETS_BARS_POLL_SECONDS")
-        importlib.reload(sensors)
     monkeypatch.setenv("STOCK_ASSETS_BARS_WAIT_SECONDS", "-1")
     with pytest.raises(ValueError, match="WAIT_SECONDS='-1' is not a wait: give seconds"):
         load_settings()
