@@ -43,6 +43,8 @@ def auth_server(tmp_path):
         "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
         "--default-artifact-root", (state / "artifacts").as_uri(),
         "--host", "127.0.0.1", "--port", str(port),
+        # One worker: the default four each import MLflow, ~30 s on a busy 2-core machine.
+        "--workers", "1",
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with server_process(command, env, f"{url}/health", tmp_path / "mlflow.log"):

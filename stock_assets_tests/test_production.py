@@ -47,6 +47,8 @@ def mlflow_server(bucket, tmp_path):
             "--backend-store-uri", backend,
             "--artifacts-destination", f"s3://{bucket.name}/mlflow",
             "--host", "127.0.0.1", "--port", str(port),
+            # One worker: the default four each import MLflow, ~30 s on a busy 2-core machine.
+            "--workers", "1",
         ]  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         with server_process(command, env, f"{url}/health", tmp_path / "mlflow-server.log"):
