@@ -19,9 +19,20 @@ from types import SimpleNamespace
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationPlanned,
+)
+from dagster._core.events import (
+    AssetObservationData,
+    DagsterEvent,
+    DagsterEventType,
+    StepMaterializationData,
+)
+from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
@@ -390,3 +401,75 @@ def test_the_ui_asset_pages_are_the_same(sides):
     assert [m["partition"] for m in raw["latestMaterializationByPartition"]] == [
         "2006-01-03", "2006-03-31", "2006-04-28",
     ]  # fmt: skip
+
+
+def _entry(run_id: str, position: int, event_type: DagsterEventType, data) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None,
+        level="debug",
+        user_message="",
+        run_id=run_id,
+        timestamp=1_700_000_000.0 + position,
+        step_key="step",
+        job_name="job",
+        dagster_event=DagsterEvent(event_type.value, "job", event_specific_data=data),
+    )
+
+
+def _rows(storage: SqliteEventLogStorage, run_ids: list[str]) -> dict[str, list]:
+    """Every row the storage wrote, in the index shard and in each run's shard."""
+    tables = {
+        "index": ["event_logs", "asset_keys", "asset_event_tags", "asset_check_executions"],
+        **{run_id: ["event_logs"] for run_id in run_ids},
+    }
+    found = {}
+    for shard, names in tables.items():
+        connect = storage.index_connection() if shard == "index" else storage.run_connection(shard)
+        with connect as conn:
+            for name in names:
+                found[f"{shard}:{name}"] = [
+                    tuple(row) for row in conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY 1")
+                ]
+    return found
+
+
+def test_a_batch_leaves_the_rows_storing_its_events_one_by_one_leaves(tmp_path):
+    """Interleaved materializations and observations of two assets from two runs, stored as one
+    batch, then a check planned over a partition subset: every row in every shard is the one
+    Dagster's own SQLite event log writes."""
+    partitions = dg.StaticPartitionsDefinition(["2006-01-03", "2006-01-04", "2006-01-05"])
+    runs = ["run-a", "run-b"]
+    batch = []
+    for position in range(12):
+        key = dg.AssetKey("raw_prices" if position % 3 else "cleaned_prices")
+        partition = partitions.get_partition_keys()[position % 3]
+        if position % 4 == 3:
+            data = AssetObservationData(dg.AssetObservation(key, partition=partition))
+            kind = DagsterEventType.ASSET_OBSERVATION
+        else:
+            materialization = dg.AssetMaterialization(
+                key, partition=partition, metadata={"rows": position}, tags={"batch": "b1"}
+            )
+            data, kind = (
+                StepMaterializationData(materialization),
+                DagsterEventType.ASSET_MATERIALIZATION,
+            )
+        batch.append(_entry(runs[position % 2], position, kind, data))
+    planned = AssetCheckEvaluationPlanned(
+        asset_key=dg.AssetKey("cleaned_prices"),
+        check_name="data_quality",
+        partitions_subset=partitions.subset_with_partition_keys(partitions.get_partition_keys()),
+    )
+    check = _entry("run-a", 20, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, planned)
+
+    seen = {}
+    for name, kind in (("dagster", SqliteEventLogStorage), ("ours", BatchingSqliteEventLogStorage)):
+        storage = kind(str(tmp_path / name))
+        storage.store_event_batch(batch)
+        storage.store_event(check)
+        seen[name] = _rows(storage, runs)
+        storage.dispose()
+    assert seen["ours"] == seen["dagster"]
+    assert len(seen["ours"]["index:event_logs"]) == 13
+    assert len(seen["ours"]["index:asset_keys"]) == 2
+    assert len(seen["ours"]["index:asset_check_executions"]) == 3
