@@ -33,7 +33,6 @@ LANDED_BATCHES = "landing/batches"
 REPORTS = "reports"
 # Per champion version, the key features of its training window that drift is judged against.
 DRIFT_REFERENCE = "monitoring/drift_reference"
-_READ_THREADS = 16
 
 
 def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
@@ -84,6 +83,11 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def list_keys(self, prefix: str, after: str = "") -> list[str]:
         return [key for key, _ in self.list_objects(prefix, after)]
 
+    def io_threads(self) -> int:
+        """Objects read or written at once: a remote store's requests mostly wait on the
+        network, so many overlap."""
+        return 16
+
     def move(self, source: str, target: str) -> None:
         self.put_bytes(target, self.get_bytes(source))
         self.delete(source)
@@ -133,7 +137,7 @@ class ObjectStore(dg.ConfigurableResource, ABC):
             part = table.slice(starts[i], ends[i] - starts[i])
             self._write_table(partition_key(dataset, dates[i]), part)
 
-        with ThreadPoolExecutor(_READ_THREADS) as pool:
+        with ThreadPoolExecutor(self.io_threads()) as pool:
             list(pool.map(write, range(len(dates))))
 
     def partition_dates(self, dataset: str) -> pd.DatetimeIndex:
@@ -158,7 +162,7 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         if end is not None:
             stored = stored[stored <= pd.Timestamp(end)]
         keys = [partition_key(dataset, d) for d in stored]
-        with ThreadPoolExecutor(_READ_THREADS) as pool:
+        with ThreadPoolExecutor(self.io_threads()) as pool:
             read = pool.map(lambda key: self._read_table(key, columns), keys)
             tables = [table for table in read if table.num_rows]
         if not tables:
@@ -171,7 +175,7 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         if frame.empty:  # nothing to refresh: no record
             return []
         groups = [(landed_key(date, batch_id), rows) for date, rows in frame.groupby("date")]
-        with ThreadPoolExecutor(_READ_THREADS) as pool:
+        with ThreadPoolExecutor(self.io_threads()) as pool:
             list(pool.map(lambda group: self.write_frame(*group), groups))
         dates = sorted(f"{pd.Timestamp(date):%Y-%m-%d}" for date in frame["date"].unique())
         record = {"batch_id": batch_id, "dates": dates, "bars": len(frame)}
@@ -182,13 +186,13 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         """The records of landed batches (batch_id, dates, bars), oldest first: all of them, or
         those landed after batch `after`."""
         keys = self.list_keys(f"{LANDED_BATCHES}/", batch_record_key(after) if after else "")
-        with ThreadPoolExecutor(_READ_THREADS) as pool:
+        with ThreadPoolExecutor(self.io_threads()) as pool:
             return [json.loads(data) for data in pool.map(self.get_bytes, keys)]
 
     def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Every batch landed for the given trading dates, in one frame. Only those dates'
         folders are listed, so a day's refresh does not grow with the history landed."""
-        with ThreadPoolExecutor(_READ_THREADS) as pool:
+        with ThreadPoolExecutor(self.io_threads()) as pool:
             listed = pool.map(self.list_keys, [landed_prefix(d) for d in dates])
             keys = [key for keys in listed for key in keys]
             tables = list(pool.map(self._read_table, keys))
@@ -204,6 +208,11 @@ class LocalObjectStore(ObjectStore):
 
     def _path(self, key: str) -> Path:
         return Path(self.root) / key
+
+    def io_threads(self) -> int:
+        # Local reads and writes keep their threads busy with Parquet, partly under the GIL:
+        # more threads than cores only contend.
+        return os.cpu_count() or 1
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
