@@ -416,8 +416,13 @@ def _entry(run_id: str, position: int, event_type: DagsterEventType, data) -> Ev
     )
 
 
+# Columns the database fills with the time of the write.
+WRITE_TIME = {"create_timestamp", "update_timestamp"}
+
+
 def _rows(storage: SqliteEventLogStorage, run_ids: list[str]) -> dict[str, list]:
-    """Every row the storage wrote, in the index shard and in each run's shard."""
+    """Every row the storage wrote, in the index shard and in each run's shard (but the time
+    it was written)."""
     tables = {
         "index": ["event_logs", "asset_keys", "asset_event_tags", "asset_check_executions"],
         **{run_id: ["event_logs"] for run_id in run_ids},
@@ -427,9 +432,13 @@ def _rows(storage: SqliteEventLogStorage, run_ids: list[str]) -> dict[str, list]
         connect = storage.index_connection() if shard == "index" else storage.run_connection(shard)
         with connect as conn:
             for name in names:
-                found[f"{shard}:{name}"] = [
-                    tuple(row) for row in conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY 1")
+                columns = [
+                    row[1]
+                    for row in conn.exec_driver_sql(f"PRAGMA table_info({name})")
+                    if row[1] not in WRITE_TIME
                 ]
+                query = f"SELECT {', '.join(columns)} FROM {name} ORDER BY 1"
+                found[f"{shard}:{name}"] = [tuple(row) for row in conn.exec_driver_sql(query)]
     return found
 
 
