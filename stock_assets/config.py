@@ -124,7 +124,7 @@ def load_settings() -> Settings:
     if executor not in {"default", "celery"}:
         raise ValueError(
             f"STOCK_ASSETS_EXECUTOR={executor!r} is not an executor: use default (steps in "
-            "processes on this machine) or celery (steps on `make workers`)"
+            "the run's own process) or celery (steps on `make workers`)"
         )
     store = _env("STOCK_ASSETS_OBJECT_STORE", "local")
     if store not in {"local", "s3"}:

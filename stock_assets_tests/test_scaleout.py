@@ -150,3 +150,15 @@ def test_an_unknown_executor_is_refused_with_the_choices(monkeypatch):
     monkeypatch.setenv("STOCK_ASSETS_EXECUTOR", "threads")
     with pytest.raises(ValueError, match="use default .* or celery"):
         load_settings()
+
+
+def test_by_default_every_job_runs_its_steps_in_the_runs_own_process(settings):
+    """No process per step: the drift automation's and a retrain's runs start none."""
+    from stock_assets.definitions import defs
+
+    repository = defs().get_repository_def()
+    jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__ASSET_JOB_")]
+    assert {"refresh_prices", "retrain_model", "__ASSET_JOB"} <= {job.name for job in jobs}
+    assert {job.name: job.executor_def.name for job in jobs} == {
+        job.name: "in_process" for job in jobs
+    }

@@ -1,4 +1,4 @@
-"""Where a run's steps execute: processes on this machine, or Celery workers (`make workers`)."""
+"""Where a run's steps execute: in the run's own process, or on Celery workers (`make workers`)."""
 
 import dagster as dg
 
@@ -11,10 +11,15 @@ CELERY_RESULT_BACKEND = "rpc://"
 
 @dg.definitions
 def executor() -> dg.Definitions:
-    """STOCK_ASSETS_EXECUTOR=celery sends every step to the workers through RabbitMQ."""
+    """STOCK_ASSETS_EXECUTOR=celery sends every step to the workers through RabbitMQ; by
+    default a run executes its steps one after another in its own process."""
     settings = load_settings()
     if settings.executor != "celery":
-        return dg.Definitions()
+        # Dagster's default starts a process per step, each importing the code location
+        # again (seconds of CPU): the drift automation after every new prediction, and each
+        # retrain, would take that from the next refresh. The graph is a chain; on a machine's
+        # few cores, parallel steps gain little.
+        return dg.Definitions(executor=dg.in_process_executor)
     from dagster_celery import celery_executor
 
     return dg.Definitions(
