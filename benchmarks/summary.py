@@ -59,7 +59,11 @@ def headline(name: str, report: dict) -> str:
             f"{r['payload']} p50 {r['ratio_http_over_in_process']['p50']:.2f}x"
             for r in report["results"]
         ]
-        return "HTTP / in-process: " + ", ".join(parts)
+        one = report["results"][0]
+        return (
+            f"1 prediction in-process p50 {one['in_process_ms']['p50']:.1f} ms "
+            f"({one['bars_sent']} bars); HTTP / in-process: " + ", ".join(parts)
+        )
     if name == "forecast":
         volatility = report["sample"]["scores"]["volatility"]["model"]
         ranges = report["sample"]["scores"]["range"]["model"]
