@@ -42,6 +42,11 @@ def empty_rejects() -> pd.DataFrame:
     return frame
 
 
+def no_rejects() -> pd.DataFrame:
+    """No rows set aside: the columns and types of rejected rows, which keep their text."""
+    return pd.DataFrame({column: pd.Series(dtype=object) for column in REJECT_COLUMNS})
+
+
 def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Lower-case, strip and alias column names (`Adj Close`, `Symbol`, `Date` ...)."""
     renamed = {}
@@ -82,11 +87,10 @@ def parse_bars(frame: pd.DataFrame, source: str | pd.Series) -> tuple[pd.DataFra
     for column in NUMERIC_COLUMNS:
         typed[column] = pd.to_numeric(raw[column], errors="coerce").astype("float64")
     bad = typed[["date", *NUMERIC_COLUMNS]].isna().any(axis=1) | typed["ticker"].isna()
+    if not bad.any():
+        return typed.reset_index(drop=True), no_rejects()
     rejected = raw[bad].astype(str).copy()
-    if bad.any():
-        rejected["reason"] = _describe_unparseable(typed[bad])
-    else:
-        rejected = empty_rejects().drop(columns="source")
+    rejected["reason"] = _describe_unparseable(typed[bad])
     rejected["source"] = source if isinstance(source, str) else source[bad].to_numpy()
     return typed[~bad].reset_index(drop=True), _as_rejects(rejected)
 

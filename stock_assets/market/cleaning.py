@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.market import calendar
-from stock_assets.market.bars import BAR_COLUMNS, PRICE_COLUMNS, REJECT_COLUMNS
+from stock_assets.market.bars import BAR_COLUMNS, PRICE_COLUMNS, REJECT_COLUMNS, no_rejects
 
 CLEAN_COLUMNS = [*BAR_COLUMNS, "split_ratio"]
 
@@ -75,6 +75,8 @@ class CleanResult:
 
 def to_rejects(rows: pd.DataFrame, reason: str | pd.Series, source: str) -> pd.DataFrame:
     """Rows set aside, as text, with why and where they came from."""
+    if rows.empty:
+        return no_rejects()
     out = rows.reindex(columns=BAR_COLUMNS).astype(str)
     out["reason"] = reason
     out["source"] = source
@@ -224,7 +226,7 @@ def _gaps(combined: pd.DataFrame) -> pd.DataFrame:
 
 
 def _refuse_unusable(bars: pd.DataFrame, rejected: pd.DataFrame, source: str) -> None:
-    if bars.empty:
+    if bars.empty or rejected.empty:
         return
     total = bars.groupby("date").size()
     dates = pd.to_datetime(rejected["date"], errors="coerce")

@@ -57,6 +57,19 @@ def test_unparseable_rows_are_set_aside_with_reason_and_the_rest_goes_on():
     assert rejected.loc[1, "open"] == "abc"
 
 
+def test_no_rows_set_aside_are_typed_as_rows_set_aside():
+    """The shortcut for a clean batch gives what setting rows aside gives, with no rows."""
+    from stock_assets.market.cleaning import to_rejects
+
+    frame = pd.DataFrame({c: ["1"] for c in BAR_COLUMNS} | {"ticker": ["AAPL"], "date": ["x"]})
+    _, some = parse_bars(frame, "feed")
+    _, none = parse_bars(frame.assign(date="2010-01-04"), "feed")
+    pd.testing.assert_frame_equal(none, some.iloc[0:0].reset_index(drop=True))
+    bars = parse_bars(frame.assign(date="2010-01-04"), "feed")[0]
+    pd.testing.assert_frame_equal(to_rejects(bars.iloc[0:0], "r", "s"), none)
+    pd.testing.assert_frame_equal(to_rejects(bars, "r", "s").iloc[0:0], none)
+
+
 def test_corrupt_file_is_a_structural_error_naming_the_file(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet")

@@ -151,3 +151,18 @@ def test_adjust_for_splits_is_continuous_across_a_split():
     truth = clean[clean["ticker"] == ticker]["close"].to_numpy()
     ratio = ours / truth
     np.testing.assert_allclose(ratio, ratio[-1], rtol=1e-9)
+
+
+def test_a_session_is_recognised_by_its_date_alone():
+    """Weekends, holidays, a missing date and dates beyond the calendar either way."""
+    from stock_assets.market import calendar
+
+    days = pd.Series(
+        pd.to_datetime(["2012-12-24", "2012-12-25", "2012-12-29", "1980-01-02", "2099-01-02", None])
+    )
+    days = pd.concat(
+        [days, pd.Series(pd.date_range("2011-12-20", "2012-01-10"))], ignore_index=True
+    )
+    expected = days.isin(calendar.sessions_in_range("1970-01-01", "2100-01-01"))
+    pd.testing.assert_series_equal(calendar.is_session(days), expected)
+    assert calendar.is_session(days)[:6].tolist() == [True, False, False, False, False, False]
