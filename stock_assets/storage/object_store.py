@@ -33,6 +33,8 @@ LANDED_BATCHES = "landing/batches"
 REPORTS = "reports"
 # Per champion version, the key features of its training window that drift is judged against.
 DRIFT_REFERENCE = "monitoring/drift_reference"
+# Up to a month of sessions, read_landed lists each date's folder; past that, one listing.
+LANDED_DATES_LISTED_ALONE = 23
 
 
 def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
@@ -190,11 +192,22 @@ class ObjectStore(dg.ConfigurableResource, ABC):
             return [json.loads(data) for data in pool.map(self.get_bytes, keys)]
 
     def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """Every batch landed for the given trading dates, in one frame. Only those dates'
-        folders are listed, so a day's refresh does not grow with the history landed."""
+        """Every batch landed for the given trading dates, in one frame. A few dates' folders
+        are listed one by one, so a day's refresh does not grow with the history landed; a
+        longer range is one listing from its first date on, not a request per session."""
         with ThreadPoolExecutor(self.io_threads()) as pool:
-            listed = pool.map(self.list_keys, [landed_prefix(d) for d in dates])
-            keys = [key for keys in listed for key in keys]
+            if len(dates) <= LANDED_DATES_LISTED_ALONE:
+                listed = pool.map(self.list_keys, [landed_prefix(d) for d in dates])
+                keys = [key for keys in listed for key in keys]
+            else:
+                wanted = {f"{d:%Y-%m-%d}" for d in dates}
+                start = landed_prefix(dates.min())
+                folder = len(f"{LANDED_BARS}/date=")
+                keys = [
+                    key
+                    for key in self.list_keys(f"{LANDED_BARS}/", after=start)
+                    if key[folder : folder + 10] in wanted
+                ]
             tables = list(pool.map(self._read_table, keys))
         if not tables:
             return pd.DataFrame()

@@ -113,6 +113,32 @@ def test_reading_landed_bars_lists_only_the_dates_asked_for(tmp_path: Path, bars
     assert len(landed) == 2 * len(bars(DAYS[1:2]))
 
 
+def test_reading_a_long_range_of_landed_bars_is_one_listing(tmp_path: Path, bars: Bars) -> None:
+    """A backfill of years does not send a listing request per session."""
+
+    class Listing(LocalObjectStore):
+        def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
+            listed.append(prefix)
+            return super().list_objects(prefix, after)
+
+    listed: list[str] = []
+    store = Listing(root=str(tmp_path / "objects"))
+    days = pd.bdate_range("2024-01-02", periods=60)
+    store.land(bars(days[:5]), "20240307T000000000000Z-aaaaaaaa")
+    store.land(bars(days[10:50]), "20240308T000000000000Z-bbbbbbbb")
+    store.land(bars(days[55:]), "20240309T000000000000Z-cccccccc")
+    wanted = days[3:52]
+    listed.clear()
+    landed = store.read_landed(wanted)
+    assert listed == ["landing/bars/"]
+    expected = bars(days).pipe(lambda b: b[b["date"].isin(days[3:5].append(days[10:50]))])
+    assert_frame_equal(
+        landed.sort_values(["date", "ticker"], ignore_index=True),
+        expected.sort_values(["date", "ticker"], ignore_index=True),
+        check_dtype=False,
+    )
+
+
 def test_list_keys_with_empty_prefix_lists_every_key(store: ObjectStore) -> None:
     keys = ["cleaned/prices/date=2024-03-04.parquet", "reports/summary.md"]
     for key in keys:
