@@ -48,7 +48,37 @@ DEFAULT_EVENT_BATCH_SIZE = 1000
 _BATCHED = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION}
 
 
-class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+class PlannedChecksOnce:
+    """For an event log storage: a check planned over a range's partitions is serialized once.
+    Dagster's own method serializes the same event again for each partition's row, which on a
+    history of thousands of sessions costs more than writing the rows."""
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """The rows Dagster's own method writes (one per planned partition), with the event
+        serialized once rather than once per partition, in one statement run once per row."""
+        planned = event.get_dagster_event().event_specific_data
+        partitions = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert(),
+                [{**row, "partition": partition} for partition in partitions],
+            )
+
+
+class BatchingSqliteEventLogStorage(PlannedChecksOnce, SqliteEventLogStorage):
     """Dagster's run-sharded SQLite event log; a batch of materializations is one transaction
     on each run's shard and one on the index shard."""
 
@@ -102,30 +132,6 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     .values(**values)
                     .where(AssetKeyTable.c.asset_key == asset_key)
                 )
-
-    def _store_asset_check_evaluation_planned(
-        self, event: EventLogEntry, event_id: int | None
-    ) -> None:
-        """The rows Dagster's own method writes (one per planned partition), with the event
-        serialized once rather than once per partition, in one statement run once per row."""
-        planned = event.get_dagster_event().event_specific_data
-        partitions = (
-            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
-        )
-        row = {
-            "asset_key": planned.asset_key.to_string(),
-            "check_name": planned.check_name,
-            "run_id": event.run_id,
-            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-            "evaluation_event": serialize_value(event),
-            "evaluation_event_timestamp": self._event_insert_timestamp(event),
-            "evaluation_event_storage_id": event_id,
-        }
-        with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert(),
-                [{**row, "partition": partition} for partition in partitions],
-            )
 
 
 def _batchable(event: EventLogEntry) -> bool:

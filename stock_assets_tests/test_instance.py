@@ -33,6 +33,7 @@ from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
@@ -442,6 +443,52 @@ def _rows(storage: SqliteEventLogStorage, run_ids: list[str]) -> dict[str, list]
     return found
 
 
+def _planned_check(partitions: dg.PartitionsDefinition) -> EventLogEntry:
+    """The data-quality check planned over every partition, as a range run plans it."""
+    planned = AssetCheckEvaluationPlanned(
+        asset_key=dg.AssetKey("cleaned_prices"),
+        check_name="data_quality",
+        partitions_subset=partitions.subset_with_partition_keys(partitions.get_partition_keys()),
+    )
+    return _entry("run-a", 20, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, planned)
+
+
+def _check_rows(storage) -> list[tuple]:
+    with storage.index_connection() as conn:
+        columns = ", ".join(
+            column.name
+            for column in AssetCheckExecutionsTable.columns
+            if column.name not in WRITE_TIME
+        )
+        query = f"SELECT {columns} FROM asset_check_executions ORDER BY id"
+        return [tuple(row) for row in conn.exec_driver_sql(query)]
+
+
+@pytest.mark.services
+def test_the_production_event_log_plans_a_check_as_dagster_postgres_does():
+    """deploy/dagster.yaml's event log writes the rows of a check planned over a range that
+    dagster-postgres's own writes."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    from stock_assets.instance_postgres import PlannedChecksOncePostgresEventLogStorage
+    from stock_assets_tests.services import throwaway_database
+
+    # 300 days, as time windows: how a backfill's range is planned.
+    partitions = dg.TimeWindowPartitionsDefinition(
+        start="2006-01-01", end="2006-10-28", fmt="%Y-%m-%d", cron_schedule="0 0 * * *"
+    )
+    seen = {}
+    for kind in (PostgresEventLogStorage, PlannedChecksOncePostgresEventLogStorage):
+        with throwaway_database() as url:
+            storage = kind(url.replace("+psycopg:", "+psycopg2:"))
+            storage.store_event(_planned_check(partitions))
+            seen[kind.__name__] = _check_rows(storage)
+            storage.dispose()
+    ours, theirs = seen.values()
+    assert ours == theirs
+    assert len(ours) == 300
+
+
 def test_a_batch_leaves_the_rows_storing_its_events_one_by_one_leaves(tmp_path):
     """Interleaved materializations and observations of two assets from two runs, stored as one
     batch, then a check planned over a partition subset: every row in every shard is the one
@@ -464,12 +511,7 @@ def test_a_batch_leaves_the_rows_storing_its_events_one_by_one_leaves(tmp_path):
                 DagsterEventType.ASSET_MATERIALIZATION,
             )
         batch.append(_entry(runs[position % 2], position, kind, data))
-    planned = AssetCheckEvaluationPlanned(
-        asset_key=dg.AssetKey("cleaned_prices"),
-        check_name="data_quality",
-        partitions_subset=partitions.subset_with_partition_keys(partitions.get_partition_keys()),
-    )
-    check = _entry("run-a", 20, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, planned)
+    check = _planned_check(partitions)
 
     seen = {}
     for name, kind in (("dagster", SqliteEventLogStorage), ("ours", BatchingSqliteEventLogStorage)):

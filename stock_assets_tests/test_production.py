@@ -91,6 +91,7 @@ def test_services_give_the_same_predictions_as_the_embedded_default(
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             storage, batches = instance.event_log_storage, []
+            assert type(storage).__name__ == "PlannedChecksOncePostgresEventLogStorage"
 
             def store_event_batch(events, _store=storage.store_event_batch):
                 _store(events)  # Dagster stores them one by one instead if this raises
