@@ -125,22 +125,41 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         return pq.ParquetFile(pa.BufferReader(self.get_bytes(key))).read(columns=columns)
 
     def write_partitions(
-        self, dataset: str, frame: pd.DataFrame, dates: pd.DatetimeIndex, by: str = "date"
+        self,
+        dataset: str,
+        frame: pd.DataFrame,
+        dates: pd.DatetimeIndex,
+        by: str = "date",
+        skip_empty: bool = False,
     ) -> None:
-        """One object per date (rows grouped by column `by`), empty dates included."""
+        """One object per date (rows grouped by column `by`), empty dates included; with
+        `skip_empty`, a date without rows has no object (one stored before is deleted)."""
         frame = frame.sort_values(by, kind="stable")
         # Slicing one Arrow table per date is zero-copy; a pandas frame per date is not.
         table = pa.Table.from_pandas(frame, preserve_index=False)
         keys = frame[by].to_numpy(dtype="datetime64[ns]")
         starts = np.searchsorted(keys, dates.to_numpy(dtype="datetime64[ns]"), side="left")
         ends = np.searchsorted(keys, dates.to_numpy(dtype="datetime64[ns]"), side="right")
+        writes, stale = list(range(len(dates))), []
+        if skip_empty and len(dates):
+            writes = [i for i in writes if ends[i] > starts[i]]
+            # Keys sort by date: one listing from the first date on finds what is stored.
+            stored = set(
+                self.list_keys(f"{dataset}/", after=f"{dataset}/date={dates.min():%Y-%m-%d}")
+            )
+            stale = [
+                key
+                for i in range(len(dates))
+                if ends[i] == starts[i] and (key := partition_key(dataset, dates[i])) in stored
+            ]
 
         def write(i: int) -> None:
             part = table.slice(starts[i], ends[i] - starts[i])
             self._write_table(partition_key(dataset, dates[i]), part)
 
         with ThreadPoolExecutor(self.io_threads()) as pool:
-            list(pool.map(write, range(len(dates))))
+            list(pool.map(write, writes))
+            list(pool.map(self.delete, stale))
 
     def partition_dates(self, dataset: str) -> pd.DatetimeIndex:
         dates = [d for d in map(_date_of, self.list_keys(f"{dataset}/")) if d is not None]

@@ -295,3 +295,17 @@ def test_rewriting_a_date_with_no_rows_empties_it(store: ObjectStore, bars: Bars
     store.write_partitions(DATASET, bars(DAYS[:0]), DAYS[1:2])
     assert store.partition_dates(DATASET).equals(DAYS[:2])
     assert_frame_equal(store.read_partitions(DATASET), bars(DAYS[:1]))
+
+
+def test_skipping_empty_dates_writes_none_and_removes_what_they_held(
+    store: ObjectStore, bars: Bars
+) -> None:
+    """Rows set aside: a session with none has no object, and a rewrite that sets nothing aside
+    removes what an earlier run stored for it."""
+    store.write_partitions(DATASET, bars(DAYS[:2]), DAYS[:3], skip_empty=True)
+    assert store.partition_dates(DATASET).equals(DAYS[:2])
+    store.write_partitions(DATASET, bars(DAYS[1:2]), DAYS[1:], skip_empty=True)
+    assert store.partition_dates(DATASET).equals(DAYS[:2])
+    store.write_partitions(DATASET, bars(DAYS[:0]), DAYS[1:3], skip_empty=True)
+    assert store.partition_dates(DATASET).equals(DAYS[:1])
+    assert_frame_equal(store.read_partitions(DATASET), bars(DAYS[:1]))

@@ -102,8 +102,9 @@ def cleaned_prices(
     # Raises UnusablePartitionError before anything is written: a refused window stores nothing.
     result = cleaning.clean_bars(raw, market_data.tickers, source, history=history)
     object_store.write_partitions(CLEANED_PRICES, result.cleaned, dates)
+    # Most sessions set nothing aside: no object for them (thousands fewer in a backfill).
     object_store.write_partitions(
-        REJECTED_PRICES, _by_session(result.rejected, dates), dates, by="session"
+        REJECTED_PRICES, _by_session(result.rejected, dates), dates, by="session", skip_empty=True
     )
     warehouse.replace_dates(prices, result.cleaned, dates)
     if len(result.rejected):
