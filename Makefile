@@ -80,7 +80,7 @@ bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md 
 	$(BIN)/python benchmarks/batch_graph.py
 	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/gbm.py
-	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/demo.py --production
 	$(BIN)/python benchmarks/daily.py
 	$(BIN)/python benchmarks/summary.py
 
