@@ -19,7 +19,14 @@ from stock_assets.storage.object_store import (
     REJECTED_PRICES,
     partition_key,
 )
-from stock_assets_tests.graph import FIRST, HISTORY, LAST, TrainedSample, materialize
+from stock_assets_tests.graph import (
+    FIRST,
+    HISTORY,
+    LAST,
+    TrainedSample,
+    embedded_instance,
+    materialize,
+)
 
 
 @pytest.fixture(scope="module")
@@ -296,15 +303,17 @@ def test_day_by_day_partitions_match_one_backfill(definitions, settings, tmp_pat
 
     whole = build_resources(settings)
     whole["market_data"] = MarketData(tickers=tickers, source="synthetic", **source, **defects)
-    assert materialize(definitions, whole, HISTORY, days[0], days[-1]).success
+    one_run = embedded_instance(tmp_path / "backfill-dagster")
+    assert materialize(definitions, whole, HISTORY, days[0], days[-1], instance=one_run).success
 
     other = dict(build_resources(settings))
     other["object_store"] = type(whole["object_store"])(root=str(tmp_path / "daily-objects"))
     other["warehouse"] = type(whole["warehouse"])(url=f"sqlite:///{tmp_path / 'daily.db'}")
     other["market_data"] = whole["market_data"]
-    assert materialize(definitions, other, HISTORY, days[0], tail[0]).success
+    day_by_day = embedded_instance(tmp_path / "daily-dagster")
+    assert materialize(definitions, other, HISTORY, days[0], tail[0], instance=day_by_day).success
     for day in tail[1:]:
-        assert materialize(definitions, other, HISTORY, day).success
+        assert materialize(definitions, other, HISTORY, day, instance=day_by_day).success
 
     def read(resources, dataset):
         frame = resources["object_store"].read_partitions(dataset, start=tail[0])

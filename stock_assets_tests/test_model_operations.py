@@ -16,7 +16,7 @@ from stock_assets.market.synthetic import generate_market, with_regime_change
 from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import LocalObjectStore
-from stock_assets_tests.graph import materialize
+from stock_assets_tests.graph import embedded_instance, materialize
 
 NEW_YORK = ZoneInfo("America/New_York")
 START, CHANGE, END = "2011-01-03", "2013-01-02", "2013-06-28"
@@ -65,7 +65,7 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
     market = with_regime_change(market, CHANGE, volatility=3.0, volume=4.0)
     resources = resources_on(market, settings, tmp_path)
     warehouse, registry = resources["warehouse"], resources["model_registry"]
-    instance = dg.DagsterInstance.ephemeral()
+    instance = embedded_instance(tmp_path / "dagster")
     before = calendar.sessions_in_range(START, CHANGE)[-2]
 
     run(definitions, resources, instance, HISTORY[:3], START, before)
@@ -190,7 +190,7 @@ def test_the_gate_promotes_the_targets_a_challenger_wins_and_refuses_an_equal_on
     market = clustered_market()
     resources = resources_on(market, settings, tmp_path)
     registry, warehouse = resources["model_registry"], resources["warehouse"]
-    instance = dg.DagsterInstance.ephemeral()
+    instance = embedded_instance(tmp_path / "dagster")
     first, last = market["date"].min(), market["date"].max()
     run(definitions, resources, instance, HISTORY[:3], first, last)
 
@@ -259,7 +259,7 @@ def test_a_history_too_short_for_a_model_is_served_by_the_baselines(
     market = generate_market(n_tickers=3, years=0.6, start=START, seed=3).bars
     resources = resources_on(market, settings, tmp_path)
     registry, warehouse = resources["model_registry"], resources["warehouse"]
-    instance = dg.DagsterInstance.ephemeral()
+    instance = embedded_instance(tmp_path / "dagster")
     first, last = market["date"].min(), market["date"].max()
     run(definitions, resources, instance, HISTORY[:3], first, last)
     trained = run(definitions, resources, instance, ["price_model", "champion_model"])
