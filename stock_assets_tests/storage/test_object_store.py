@@ -95,42 +95,40 @@ def test_a_landed_batch_is_recorded_after_its_bars(store: ObjectStore, bars: Bar
     )
 
 
+class _Listing(LocalObjectStore):
+    """A local store that notes every prefix it lists."""
+
+    listed: list[str]
+
+    def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
+        self.listed.append(prefix)
+        return super().list_objects(prefix, after)
+
+
 def test_reading_landed_bars_lists_only_the_dates_asked_for(tmp_path: Path, bars: Bars) -> None:
     """A day's refresh does not list every batch ever landed."""
 
-    class Listing(LocalObjectStore):
-        def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
-            listed.append(prefix)
-            return super().list_objects(prefix, after)
-
-    listed: list[str] = []
-    store = Listing(root=str(tmp_path / "objects"))
+    store = _Listing(root=str(tmp_path / "objects"), listed=[])
     store.land(bars(DAYS), "20240307T000000000000Z-aaaaaaaa")
     store.land(bars(DAYS[1:2]), "20240308T000000000000Z-bbbbbbbb")
-    listed.clear()
+    store.listed.clear()
     landed = store.read_landed(DAYS[1:2])
-    assert listed == ["landing/bars/date=2024-03-05/"]
+    assert store.listed == ["landing/bars/date=2024-03-05/"]
     assert len(landed) == 2 * len(bars(DAYS[1:2]))
 
 
 def test_reading_a_long_range_of_landed_bars_is_one_listing(tmp_path: Path, bars: Bars) -> None:
     """A backfill of years does not send a listing request per session."""
 
-    class Listing(LocalObjectStore):
-        def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
-            listed.append(prefix)
-            return super().list_objects(prefix, after)
-
-    listed: list[str] = []
-    store = Listing(root=str(tmp_path / "objects"))
+    store = _Listing(root=str(tmp_path / "objects"), listed=[])
     days = pd.bdate_range("2024-01-02", periods=60)
     store.land(bars(days[:5]), "20240307T000000000000Z-aaaaaaaa")
     store.land(bars(days[10:50]), "20240308T000000000000Z-bbbbbbbb")
     store.land(bars(days[55:]), "20240309T000000000000Z-cccccccc")
     wanted = days[3:52]
-    listed.clear()
+    store.listed.clear()
     landed = store.read_landed(wanted)
-    assert listed == ["landing/bars/"]
+    assert store.listed == ["landing/bars/"]
     expected = bars(days).pipe(lambda b: b[b["date"].isin(days[3:5].append(days[10:50]))])
     assert_frame_equal(
         landed.sort_values(["date", "ticker"], ignore_index=True),
