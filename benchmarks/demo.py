@@ -102,6 +102,13 @@ def clone(revision: str) -> Path:
     return folder
 
 
+def demo_steps(folder: Path, env: dict[str, str], label: str) -> tuple[float, dict[str, float]]:
+    """`make demo` in the clone: its wall time and each step's seconds as it printed them."""
+    progress(f"{label}: make demo ...")
+    demo, output = timed(["make", "demo"], folder, env, folder / "demo.log")
+    return demo, {m["step"]: float(m["seconds"]) for m in STEP.finditer(output)}
+
+
 def side(revision: str) -> dict:
     """`make install` then `make demo` on a fresh clone at `revision`."""
     folder = clone(revision)
@@ -109,9 +116,7 @@ def side(revision: str) -> dict:
         env = newcomer_env()
         progress(f"demo: {revision}: make install ...")
         install, _ = timed(["make", "install"], folder, env, folder / "install.log")
-        progress(f"demo: {revision}: make demo ...")
-        demo, output = timed(["make", "demo"], folder, env, folder / "demo.log")
-        steps = {m["step"]: float(m["seconds"]) for m in STEP.finditer(output)}
+        demo, steps = demo_steps(folder, env, f"demo: {revision}")
         progress(f"demo: {revision}: install {install:.1f} s, demo {demo:.1f} s")
         return {"revision": revision, "install_s": install, "demo_s": demo, "steps": steps}
     finally:
@@ -179,9 +184,7 @@ def production_side(revision: str) -> dict:
         create_or_drop(databases[:2], "create")
         progress(f"demo (production): {revision}: make services ...")
         services, _ = timed(["make", "services"], folder, env, folder / "services.log")
-        progress(f"demo (production): {revision}: make demo ...")
-        demo, output = timed(["make", "demo"], folder, env, folder / "demo.log")
-        steps = {m["step"]: float(m["seconds"]) for m in STEP.finditer(output)}
+        demo, steps = demo_steps(folder, env, f"demo (production): {revision}")
         progress(f"demo (production): {revision}: demo {demo:.1f} s")
         return {
             "revision": revision,
