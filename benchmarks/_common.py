@@ -68,6 +68,34 @@ def synthetic_home(home: Path, tickers: int, years: float, start: str) -> dict[s
     }
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of a settings file such as .env.example."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def create_or_drop(urls: list[str], action: str) -> None:
+    """Create, or drop, each PostgreSQL database named by a URL, through its server's `postgres`
+    database."""
+    import sqlalchemy as sa
+
+    for raw in urls:
+        url = sa.make_url(raw)
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            if action == "create":
+                connection.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+            else:
+                connection.execute(
+                    sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+                )
+        admin.dispose()
+
+
 class NextBars:
     """One daily bar per ticker for each next session as bar messages, continuing from the
     last: a seeded random walk of about 1% a day. Bars that repeat the day before leave a

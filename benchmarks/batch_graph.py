@@ -17,7 +17,10 @@ predictions have no script to compare with and are reported as they are.
 
 A third process runs the same graph on Dagster's own SQLite instance (the repository's
 dagster.yaml without its `instance_class`), which stores every event in its own transaction:
-the ratio plain / batched is what the embedded default's event batching saves.
+the ratio plain / batched is what the embedded default's event batching saves. At the
+smallest size, where the events' bookkeeping is nearly all of the history run, that run is
+also timed on the production instance (deploy/dagster.yaml: dagster-postgres, in a throwaway
+database on the `--postgres` server) without and with `DAGSTER_EVENT_BATCH_SIZE`.
 
 At the largest size, a fourth runs the graph as the code stood at `--before` (by default the
 last commit before the model zoo, checked out from git into a temporary folder): the zoo's
@@ -26,6 +29,7 @@ figure recorded before it (141.1 s on 2026-11-27, before the embedded default ba
 events).
 
 Run: .venv/bin/python benchmarks/batch_graph.py [--tickers 5,50,500] [--years 10]
+     [--postgres URL|none] [--before REV|none]
 """
 
 from __future__ import annotations
@@ -40,9 +44,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from _common import RESULTS, command_line, goal, machine, now, progress, synthetic_home, write
+from _common import (
+    RESULTS,
+    command_line,
+    create_or_drop,
+    env_file,
+    goal,
+    machine,
+    now,
+    progress,
+    synthetic_home,
+    write,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 START = "2010-01-04"
@@ -55,6 +71,20 @@ BEFORE_ZOO_SECONDS = 141.1
 BEFORE_ZOO_REVISION = "19ed8d4"
 ZOO_FACTOR = 1.5
 GRAPH_STEPS = 3  # history, model, predictions: raw prices through to prediction tables
+# The event stores the history run is timed on: the dagster.yaml each uses and the
+# DAGSTER_EVENT_BATCH_SIZE it runs with ("" leaves the instance's own default).
+STORES = {
+    "embedded": ("dagster.yaml", ""),
+    "dagster-sqlite": ("dagster.yaml", ""),
+    "postgres": ("deploy/dagster.yaml", "0"),
+    "postgres-batched": ("deploy/dagster.yaml", "1000"),
+}
+STORE_TITLES = {
+    "dagster-sqlite": "SQLite, Dagster's own instance (one transaction per event)",
+    "embedded": "SQLite, the embedded default (a batch per transaction and shard)",
+    "postgres": "PostgreSQL (dagster-postgres), `DAGSTER_EVENT_BATCH_SIZE=0`",
+    "postgres-batched": "PostgreSQL (dagster-postgres), `DAGSTER_EVENT_BATCH_SIZE=1000`",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "pandas loop doing the same cleaning and features. Writes DIR/batch_graph.json and "
         "DIR/batch_graph.md. 5, 50 and 500 tickers take about 21 minutes here (each graph "
         "twice: on the embedded default and on Dagster's own instance; the largest a third time "
-        "as of --before).",
+        "as of --before; the smallest's history run twice more on PostgreSQL).",
     )
     parser.add_argument(
         "--tickers", default="5,50,500", help="universe sizes, comma-separated (default 5,50,500)"
@@ -79,8 +109,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"the same run (default {BEFORE_ZOO_REVISION}, the last commit before the model zoo; "
         "'none' to skip)",
     )
+    parser.add_argument(
+        "--postgres",
+        default=env_file(REPO / ".env.example")["STOCK_ASSETS_DAGSTER_PG_URL"],
+        metavar="URL",
+        help="a PostgreSQL server (a database URL whose server is used) to time the smallest "
+        "size's history run on with and without event batching, in a throwaway database "
+        "created and dropped here (default: .env.example's STOCK_ASSETS_DAGSTER_PG_URL; "
+        "'none' to skip)",
+    )
     parser.add_argument("--child", choices=["graph", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=GRAPH_STEPS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -106,8 +146,9 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
     return seconds
 
 
-def run_graph() -> dict:
-    """The child: the demo's first runs, timed; the last stdout line is the JSON result."""
+def run_graph(steps: int) -> dict:
+    """The child: the demo's first `steps` runs, timed; the last stdout line is the JSON
+    result."""
     import dagster as dg
     import pandas as pd
 
@@ -124,7 +165,7 @@ def run_graph() -> dict:
     tags = range_tags(sessions[0], sessions[-1])
     runs = []
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        for title, selection, partitioned in DEMO_STEPS[:GRAPH_STEPS]:
+        for title, selection, partitioned in DEMO_STEPS[:steps]:
             started = time.perf_counter()
             result = dg.materialize(
                 definitions.assets,
@@ -168,16 +209,19 @@ def run_baseline() -> dict:
 
 
 def child(args: argparse.Namespace) -> int:
-    result = run_graph() if args.child == "graph" else run_baseline()
+    result = run_graph(args.runs) if args.child == "graph" else run_baseline()
     result["peak_rss_gib"] = peak_rss_gib()
     print(json.dumps(result))
     return 0
 
 
-def instance_yaml(batched: bool, code: Path = REPO) -> str:
-    """The code's dagster.yaml, or it without `instance_class`: Dagster's own instance."""
-    text = (code / "dagster.yaml").read_text()
-    return text if batched else re.sub(r"(?m)^instance_class:\n(?:  .*\n)+", "", text)
+def instance_yaml(store: str, code: Path = REPO) -> str:
+    """The code's dagster.yaml for `store`; Dagster's own instance is the embedded default's
+    without its `instance_class`."""
+    text = (code / STORES[store][0]).read_text()
+    if store == "dagster-sqlite":
+        return re.sub(r"(?m)^instance_class:\n(?:  .*\n)+", "", text)
+    return text
 
 
 def checkout(revision: str) -> Path:
@@ -196,20 +240,35 @@ def checkout(revision: str) -> Path:
     return folder
 
 
-def measure(kind: str, tickers: int, years: float, batched: bool = True, code: Path = REPO) -> dict:
+def measure(
+    kind: str,
+    tickers: int,
+    years: float,
+    store: str = "embedded",
+    code: Path = REPO,
+    runs: int = GRAPH_STEPS,
+    postgres_url: str = "",
+) -> dict:
     """Run one side in a fresh process and home; its peak RSS is that process's own. `code` is
-    the checkout whose package and benchmark the process runs."""
+    the checkout whose package and benchmark the process runs; a PostgreSQL `store` keeps
+    Dagster's storage in the database `postgres_url`."""
     home = Path(tempfile.mkdtemp(prefix=f"bench-graph-{kind}-{tickers}-"))
     try:
         env = dict(os.environ, **synthetic_home(home, tickers, years, START))
         env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"  # as `make demo` runs
         env.pop("MLFLOW_TRACKING_URI", None)  # the embedded store in the temporary home
+        env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
+        if STORES[store][1]:
+            env["DAGSTER_EVENT_BATCH_SIZE"] = STORES[store][1]
+        if postgres_url:
+            env["STOCK_ASSETS_DAGSTER_PG_URL"] = postgres_url
         (home / "dagster").mkdir()
-        (home / "dagster" / "dagster.yaml").write_text(instance_yaml(batched, code))
+        (home / "dagster" / "dagster.yaml").write_text(instance_yaml(store, code))
         if code != REPO:  # its package ahead of the installed one
             env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
         script = code / "benchmarks" / "batch_graph.py"
         command = [sys.executable, str(script), "--child", kind, "--home", str(home)]
+        command += ["--runs", str(runs)]
         started = time.perf_counter()
         # Dagster logs every event of thousands of partitions: kept in a file, shown on failure.
         with open(home / "child.log", "w+") as log:
@@ -270,6 +329,22 @@ def render(report: dict) -> str:
             f"| {r['ratio_history_plain_over_batched']:.2f}x | {r['plain_graph_seconds']:.1f} "
             f"| {r['graph_seconds']:.1f} |"
         )
+    stores = report.get("stores")
+    if stores is not None:
+        seconds = stores["history_seconds"]
+        lines += [
+            "",
+            f"The history run of {stores['tickers']} tickers x {stores['sessions']:,} sessions "
+            "on each event store (Dagster's storage only: the warehouse, objects and MLflow "
+            "stay on the embedded default):",
+            "",
+            "| event storage | history run s |",
+            "|---|--:|",
+            *(f"| {STORE_TITLES[store]} | {seconds[store]:.1f} |" for store in STORE_TITLES),
+            "",
+            f"Batching saves {stores['ratio_sqlite_plain_over_batched']:.2f}x on SQLite and "
+            f"{stores['ratio_postgres_plain_over_batched']:.2f}x on PostgreSQL (plain / batched).",
+        ]
     before = report.get("before")
     if before is not None:
         runs = " / ".join(f"{run['seconds']:.1f}" for run in before["graph"]["runs"])
@@ -389,6 +464,38 @@ def goals(sizes: list[dict], before: dict | None) -> list[dict]:
     ]
 
 
+def store_history_runs(smallest: dict, years: float, postgres: str) -> dict:
+    """The smallest size's history run on every event store, without and with batching: the
+    SQLite pair from the graphs above, PostgreSQL's measured here in throwaway databases."""
+    seconds = {
+        "dagster-sqlite": smallest["plain_graph"]["runs"][0]["seconds"],
+        "embedded": smallest["graph"]["runs"][0]["seconds"],
+    }
+    import sqlalchemy as sa
+
+    server = sa.make_url(postgres)
+    for store in ("postgres", "postgres-batched"):
+        progress(f"  history run of {smallest['tickers']} tickers on {STORE_TITLES[store]} ...")
+        database = server.set(database=f"stock_assets_bench_{uuid.uuid4().hex[:8]}")
+        url = database.render_as_string(hide_password=False)
+        create_or_drop([url], "create")
+        try:
+            graph = measure(
+                "graph", smallest["tickers"], years, store=store, runs=1, postgres_url=url
+            )
+        finally:
+            create_or_drop([url], "drop")
+        seconds[store] = graph["runs"][0]["seconds"]
+        progress(f"    {seconds[store]:.1f} s")
+    return {
+        "tickers": smallest["tickers"],
+        "sessions": smallest["graph"]["sessions"],
+        "history_seconds": seconds,
+        "ratio_sqlite_plain_over_batched": seconds["dagster-sqlite"] / seconds["embedded"],
+        "ratio_postgres_plain_over_batched": seconds["postgres"] / seconds["postgres-batched"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
@@ -404,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in graph["runs"]:
             progress(f"    {run['run']}: {run['seconds']:.1f} s")
         progress("  graph on Dagster's own instance (no batching) ...")
-        plain = measure("graph", tickers, args.years, batched=False)
+        plain = measure("graph", tickers, args.years, store="dagster-sqlite")
         for run in plain["runs"]:
             progress(f"    {run['run']}: {run['seconds']:.1f} s")
         total = sum(run["seconds"] for run in graph["runs"])
@@ -426,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             }
         )
+    stores = None
+    if args.postgres != "none":
+        stores = store_history_runs(sizes[0], args.years, args.postgres)
     before = None
     if args.before != "none":
         tickers = sizes[-1]["tickers"]
@@ -450,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "years": args.years,
         "sizes": sizes,
         "growth": growth(sizes),
+        "stores": stores,
         "before": before,
         "goals": goals(sizes, before),
     }

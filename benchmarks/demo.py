@@ -30,7 +30,18 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import RESULTS, command_line, free_port, goal, machine, now, progress, write
+from _common import (
+    RESULTS,
+    command_line,
+    create_or_drop,
+    env_file,
+    free_port,
+    goal,
+    machine,
+    now,
+    progress,
+    write,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # The last commit before issue 14's work: what the demo took when the issue started.
@@ -123,16 +134,6 @@ def side(revision: str) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def env_file(path: Path) -> dict[str, str]:
-    """The KEY=VALUE lines of a settings file such as .env.example."""
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return values
-
-
 def production_settings(folder: Path) -> tuple[dict[str, str], list[str]]:
     """.env.example's settings with ports and database names of this run's own, and the URLs
     of the databases to create and drop."""
@@ -154,22 +155,6 @@ def production_settings(folder: Path) -> tuple[dict[str, str], list[str]]:
         STOCK_ASSETS_HOME=str(folder / ".stock_assets-production"),
     )
     return settings, databases
-
-
-def create_or_drop(urls: list[str], action: str) -> None:
-    import sqlalchemy as sa
-
-    for raw in urls:
-        url = sa.make_url(raw)
-        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            if action == "create":
-                connection.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-            else:
-                connection.execute(
-                    sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-                )
-        admin.dispose()
 
 
 def production_side(revision: str) -> dict:

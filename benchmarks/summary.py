@@ -36,6 +36,12 @@ def headline(name: str, report: dict) -> str:
             f"{largest['tickers']} tickers: history run {largest['ratio_history_over_loop']:.2f}x "
             f"the loop; whole graph {largest['graph_seconds']:.0f} s, peak "
             f"{largest['graph']['peak_rss_gib']:.2f} GiB"
+            + (
+                f"; event batching saves {stores['ratio_sqlite_plain_over_batched']:.1f}x on "
+                f"SQLite, {stores['ratio_postgres_plain_over_batched']:.1f}x on PostgreSQL"
+                if (stores := report.get("stores"))
+                else ""
+            )
         )
     if name == "features":
         judged = [f for f in report["families"] if f["talib"] == "same"]
