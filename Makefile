@@ -14,7 +14,7 @@ export STOCK_ASSETS_HOME DAGSTER_HOME STOCK_ASSETS_BIND_HOST
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test test-fast ui serve dashboard screenshot bench services services-stop workers workers-stop chaos lint clean
+.PHONY: help install demo test test-fast ui serve dashboard screenshot bench feed services services-stop workers workers-stop chaos lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md 
 	$(BIN)/python benchmarks/demo.py --production
 	$(BIN)/python benchmarks/daily.py
 	$(BIN)/python benchmarks/summary.py
+
+feed: install  ## poll the market-data API the settings name and publish its bars (stock-assets feed)
+	$(BIN)/stock-assets feed
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,services]'

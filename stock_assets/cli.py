@@ -3,6 +3,9 @@
 stock-assets demo     materialize every asset over the source's history, then summarise
 stock-assets backfill load the history as several date-range runs (on workers with Celery)
 stock-assets summary  print what the warehouse and registry hold now
+stock-assets publish  replay history onto RabbitMQ as bar messages
+stock-assets feed     poll a market-data API (Alpaca, Polygon) and publish its bars
+stock-assets redrive  send dead letters and quarantined files back through ingestion
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
 stock-assets dashboard the predictions dashboard on the warehouse
@@ -293,6 +296,78 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def feed(settings: Settings, args: argparse.Namespace) -> int:
+    """Poll a market-data API in exchange time and publish its bars to the exchange."""
+    import pika.exceptions
+
+    from stock_assets.config import load_feed_settings
+    from stock_assets.feeds.feed import Feed, FeedState, next_poll_at
+    from stock_assets.feeds.providers import build_provider
+    from stock_assets.market.calendar import EXCHANGE_TZ
+    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.streaming import rabbitmq
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    try:
+        options = load_feed_settings(settings, args.provider, args.interval)
+    except ValueError as error:
+        print(f"stock-assets feed: {error}", file=sys.stderr)
+        return 2
+    broker = RabbitMQ(url=settings.amqp_url)
+    tickers = (
+        tuple(t.strip().upper() for t in args.tickers.split(",") if t.strip())
+        if args.tickers
+        else settings.tickers
+    )
+    provider = build_provider(options, log)
+    state = FeedState(options.state_dir / f"{provider.name}-{options.interval}.json")
+    the_feed = Feed(
+        provider,
+        tickers,
+        options.interval,
+        state,
+        lambda messages: rabbitmq.publish(broker.url, broker.topology, messages),
+        options.state_dir / "set-aside",
+        log,
+    )
+    log(
+        f"feed: {provider.name} {options.interval} bars of {len(tickers)} tickers -> exchange "
+        f"'{broker.exchange}' at {broker.safe_url}; at most "
+        f"{60 / provider.http.spacing:g} requests a minute; state {state.path}"
+    )
+    if provider.adjusted:
+        log(f"feed: {provider.name} serves split-adjusted bars only: splits go unseen")
+
+    def poll() -> int:
+        now = pd.Timestamp.now(tz="UTC")
+        try:
+            report = the_feed.poll(now)
+        except pika.exceptions.AMQPError as error:
+            # Nothing was remembered: the next poll publishes the same bars again.
+            log(
+                f"{now:%Y-%m-%d %H:%M:%S}Z: the broker did not confirm ({error}); next poll retries"
+            )
+            return 1
+        log(f"{now:%Y-%m-%d %H:%M:%S}Z: {report}")
+        return 1 if report.failures else 0
+
+    if args.once:
+        return poll()
+    if the_feed.behind(pd.Timestamp.now(tz="UTC")):
+        poll()
+    try:
+        while True:
+            due = next_poll_at(options.interval, pd.Timestamp.now(tz="UTC"))
+            log(f"next poll at {due.tz_convert(EXCHANGE_TZ):%Y-%m-%d %H:%M:%S %Z}")
+            while (wait := (due - pd.Timestamp.now(tz="UTC")).total_seconds()) > 0:
+                time.sleep(min(wait, 60.0))
+            poll()
+    except KeyboardInterrupt:
+        return 0
+
+
 def redrive(settings: Settings) -> int:
     """Send dead letters back to their exchange and quarantined files back under incoming/."""
     import dagster as dg
@@ -472,6 +547,26 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument(
         "--rate", type=float, default=0.0, help="messages per second (default: as fast as possible)"
     )
+    poller = commands.add_parser(
+        "feed",
+        help="poll a market-data API (Alpaca or Polygon) in exchange time and publish its bars "
+        "to RabbitMQ exchange 'market' as bar messages, with publisher confirms",
+        description="Polls STOCK_ASSETS_FEED_PROVIDER (alpaca or polygon; credentials from the "
+        "environment, see .env.example) for the universe's bars as traded (unadjusted) and "
+        "publishes each bar once its interval has ended: daily bars 20 minutes after the "
+        "close, minute bars every minute of regular hours; no polls on closed days. What was "
+        "published is remembered under $STOCK_ASSETS_HOME/feed/ once the broker confirms it, "
+        "so a restart neither skips nor floods; each poll asks again for a window behind the "
+        "last bar (a week of days, 30 minutes of minutes) and publishes a corrected bar again "
+        "under its ts. A ticker that fails is logged with its reason (payloads set aside "
+        "under $STOCK_ASSETS_HOME/feed/set-aside/) and asked for again next poll.",
+    )
+    poller.add_argument("--provider", choices=["alpaca", "polygon"], help="default: the setting")
+    poller.add_argument("--interval", choices=["1d", "1m"], help="default: the setting, or 1d")
+    poller.add_argument("--tickers", help="comma-separated (default: STOCK_ASSETS_TICKERS)")
+    poller.add_argument(
+        "--once", action="store_true", help="poll once and exit (1 if a ticker failed)"
+    )
     commands.add_parser(
         "redrive",
         help="send dead-lettered bar messages and quarantined history files back through "
@@ -535,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         return backfill(settings, args.runs)
     if args.command == "publish":
         return publish(settings, args)
+    if args.command == "feed":
+        return feed(settings, args)
     print(summary(settings))
     return 0
 

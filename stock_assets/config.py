@@ -193,3 +193,69 @@ def load_settings() -> Settings:
             "a wait: give seconds",
         ),
     )
+
+
+FEED_PROVIDERS = ("alpaca", "polygon")
+FEED_INTERVALS = ("1d", "1m")
+# The environment variables holding each provider's credentials (Alpaca's own SDK names).
+FEED_CREDENTIALS = {
+    "alpaca": ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"),
+    "polygon": ("POLYGON_API_KEY",),
+}
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """`stock-assets feed`: which market-data API to poll, and how. Read only by the feed, so
+    that nothing else needs (or sees) the credentials."""
+
+    provider: str
+    interval: str
+    requests_per_minute: float | None  # None: the provider's documented free-plan budget
+    base_url: str
+    credentials: tuple[str, ...]
+    alpaca_data_feed: str
+    state_dir: Path
+
+
+def load_feed_settings(
+    settings: Settings, provider: str | None = None, interval: str | None = None
+) -> FeedSettings:
+    """The feed's settings; `provider` and `interval` (command-line flags) win over the
+    environment. Missing credentials are an error naming the variables to set."""
+    provider = provider or _env("STOCK_ASSETS_FEED_PROVIDER", "alpaca")
+    if provider not in FEED_PROVIDERS:
+        raise ValueError(
+            f"STOCK_ASSETS_FEED_PROVIDER={provider!r} is not a provider: use "
+            f"{' or '.join(FEED_PROVIDERS)}"
+        )
+    interval = interval or _env("STOCK_ASSETS_FEED_INTERVAL", "1d")
+    if interval not in FEED_INTERVALS:
+        raise ValueError(
+            f"STOCK_ASSETS_FEED_INTERVAL={interval!r} is not an interval: use 1d or 1m"
+        )
+    names = FEED_CREDENTIALS[provider]
+    missing = [name for name in names if not _env(name, "")]
+    if missing:
+        raise ValueError(
+            f"the {provider} feed needs {' and '.join(missing)} in the environment (see "
+            ".env.example); the embedded default and `make demo` need no credentials"
+        )
+    budget = _from_zero(
+        "STOCK_ASSETS_FEED_REQUESTS_PER_MINUTE",
+        0,
+        "a request budget: give requests per minute, or 0 for the provider's free plan",
+    )
+    urls = {
+        "alpaca": _env("ALPACA_DATA_URL", "https://data.alpaca.markets"),
+        "polygon": _env("POLYGON_BASE_URL", "https://api.polygon.io"),
+    }
+    return FeedSettings(
+        provider=provider,
+        interval=interval,
+        requests_per_minute=budget or None,
+        base_url=urls[provider],
+        credentials=tuple(_env(name, "") for name in names),
+        alpaca_data_feed=_env("ALPACA_DATA_FEED", "iex"),
+        state_dir=settings.home / "feed",
+    )

@@ -16,25 +16,37 @@ _EARLIEST = "1990-01-02"
 
 
 @lru_cache(maxsize=1)
-def _sessions() -> pd.DatetimeIndex:
+def _calendar():
     import exchange_calendars as xcals
 
     # exchange-calendars knows sessions about a year ahead by default; two years keeps the
     # open-ended partitions and next-session lookups valid however long a process lives.
     end = (pd.Timestamp.today().normalize() + pd.Timedelta(days=730)).strftime("%Y-%m-%d")
-    sessions = xcals.get_calendar(EXCHANGE, start=_EARLIEST, end=end).sessions
+    return xcals.get_calendar(EXCHANGE, start=_EARLIEST, end=end)
+
+
+@lru_cache(maxsize=1)
+def _sessions() -> pd.DatetimeIndex:
+    sessions = _calendar().sessions
     return pd.DatetimeIndex(sessions.tz_localize(None).astype("datetime64[ns]"))
+
+
+def _by_session(times: pd.Series) -> pd.Series:
+    times = times.copy()
+    times.index = pd.DatetimeIndex(times.index.tz_localize(None).astype("datetime64[ns]"))
+    return times.dt.tz_convert(EXCHANGE_TZ)
 
 
 @lru_cache(maxsize=1)
 def session_closes() -> pd.Series:
     """Each session's close in exchange time (early closes included), indexed by session."""
-    import exchange_calendars as xcals
+    return _by_session(_calendar().closes)
 
-    end = (pd.Timestamp.today().normalize() + pd.Timedelta(days=730)).strftime("%Y-%m-%d")
-    closes = xcals.get_calendar(EXCHANGE, start=_EARLIEST, end=end).closes
-    closes.index = pd.DatetimeIndex(closes.index.tz_localize(None).astype("datetime64[ns]"))
-    return closes.dt.tz_convert(EXCHANGE_TZ)
+
+@lru_cache(maxsize=1)
+def session_opens() -> pd.Series:
+    """Each session's open in exchange time, indexed by session."""
+    return _by_session(_calendar().opens)
 
 
 def sessions_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
