@@ -259,9 +259,11 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     from stock_assets.streaming import rabbitmq
     from stock_assets.streaming.messages import bar_messages
 
-    resources = build_resources(settings)
     # Outside a Dagster run an EnvVar is not resolved: read the URL from the settings.
     broker = RabbitMQ(url=settings.amqp_url)
+    if args.news:
+        return _publish_news(broker, args.news)
+    resources = build_resources(settings)
     start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
     if args.file:
         bars, rejected = parse_bars(read_history_file(args.file), str(args.file))
@@ -293,6 +295,23 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     skipped = f"{len(rejected)} unreadable rows skipped"
     print(f"published {len(messages)} bars in {elapsed:.1f} s; {skipped}")
+    return 0
+
+
+def _publish_news(broker, path: str) -> int:
+    """Replay news articles from a file (a JSON array or JSON Lines) onto the exchange."""
+    from stock_assets.streaming import news, rabbitmq
+
+    messages = news.news_messages(news.read_news_file(path))
+    if not messages:
+        print(f"{path}: no articles to publish", file=sys.stderr)
+        return 1
+    topology = rabbitmq.news_topology(broker.exchange)
+    print(
+        f"publishing {len(messages)} articles to exchange '{broker.exchange}' at {broker.safe_url}"
+    )
+    rabbitmq.publish(broker.url, topology, messages)
+    print(f"published {len(messages)} articles (routing key news.<TICKER>, queue {topology.queue})")
     return 0
 
 
@@ -541,6 +560,12 @@ def main(argv: list[str] | None = None) -> int:
         "the broker is STOCK_ASSETS_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/).",
     )
     replay.add_argument("--file", help="a CSV or Parquet history file instead of the source")
+    replay.add_argument(
+        "--news",
+        metavar="FILE",
+        help="publish news articles (schemas/news-v1.schema.json) from FILE, a JSON array or "
+        "JSON Lines, to the same exchange (routing key news.<TICKER>) instead of bars",
+    )
     replay.add_argument("--start", default="1990-01-01", help="first date to publish")
     replay.add_argument("--end", default="2100-01-01", help="last date to publish")
     replay.add_argument("--tickers", help="comma-separated tickers (default: all)")

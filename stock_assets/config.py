@@ -103,6 +103,7 @@ class Settings:
     object_store_poll_seconds: int
     bars_poll_seconds: int
     bars_wait_seconds: float
+    lm_wordlists: str  # a folder with Loughran-McDonald's word lists, or "" for VADER only
 
 
 def load_settings() -> Settings:
@@ -192,6 +193,7 @@ def load_settings() -> Settings:
             DEFAULT_BARS_WAIT_SECONDS,
             "a wait: give seconds",
         ),
+        lm_wordlists=_env("STOCK_ASSETS_LM_WORDLISTS", ""),
     )
 
 

@@ -8,6 +8,7 @@ import dagster as dg
 from stock_assets.config import Settings, load_settings
 from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.modeling.resources import TradingCosts
+from stock_assets.defs.processing.resources import NewsLexicon
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.model_registry import ModelRegistry
@@ -65,6 +66,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "trading_costs": TradingCosts(cost_bps=settings.cost_bps),
         "reconciliation": Reconciliation(settle_seconds=settings.reconcile_settle_seconds),
+        "news_lexicon": NewsLexicon(wordlists=settings.lm_wordlists),
     }
 
 

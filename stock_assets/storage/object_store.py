@@ -29,6 +29,8 @@ CLEANED_PRICES = "cleaned/prices"
 REJECTED_PRICES = "rejected/prices"
 PRICE_FEATURES = "features/prices"
 LANDED_BARS = "landing/bars"
+LANDED_NEWS = "landing/news"
+NEWS_SENTIMENT = "features/news_sentiment"
 LANDED_BATCHES = "landing/batches"
 REPORTS = "reports"
 # Per champion version, the key features of its training window that drift is judged against.
@@ -41,13 +43,13 @@ def partition_key(dataset: str, date: pd.Timestamp | str) -> str:
     return f"{dataset}/date={pd.Timestamp(date):%Y-%m-%d}.parquet"
 
 
-def landed_prefix(date: pd.Timestamp) -> str:
-    """Where streamed bars of one trading date land, one object per batch."""
-    return f"{LANDED_BARS}/date={pd.Timestamp(date):%Y-%m-%d}/"
+def landed_prefix(date: pd.Timestamp, area: str = LANDED_BARS) -> str:
+    """Where streamed bars (or news) of one trading date land, one object per batch."""
+    return f"{area}/date={pd.Timestamp(date):%Y-%m-%d}/"
 
 
-def landed_key(date: pd.Timestamp, batch_id: str) -> str:
-    return f"{landed_prefix(date)}{batch_id}.parquet"
+def landed_key(date: pd.Timestamp, batch_id: str, area: str = LANDED_BARS) -> str:
+    return f"{landed_prefix(date, area)}{batch_id}.parquet"
 
 
 class ObjectTooLarge(Exception):
@@ -190,18 +192,23 @@ class ObjectStore(dg.ConfigurableResource, ABC):
             return pd.DataFrame()
         return pa.concat_tables(tables, promote_options="default").to_pandas()
 
-    def land(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
-        """Store an arriving batch, one object per trading date, then its record; returns the
-        bars' keys. The batch is landed once its record is stored."""
+    def land(self, frame: pd.DataFrame, batch_id: str, area: str = LANDED_BARS) -> list[str]:
+        """Store an arriving batch of bars (or, with `area` LANDED_NEWS, of articles), one
+        object per trading date, then its record; returns the objects' keys. The batch is
+        landed once its record is stored."""
         if frame.empty:  # nothing to refresh: no record
             return []
-        groups = [(landed_key(date, batch_id), rows) for date, rows in frame.groupby("date")]
+        groups = [(landed_key(date, batch_id, area), rows) for date, rows in frame.groupby("date")]
         with ThreadPoolExecutor(self.io_threads()) as pool:
             list(pool.map(lambda group: self.write_frame(*group), groups))
         dates = sorted(f"{pd.Timestamp(date):%Y-%m-%d}" for date in frame["date"].unique())
-        record = {"batch_id": batch_id, "dates": dates, "bars": len(frame)}
+        counted = "articles" if area == LANDED_NEWS else "bars"
+        record = {"batch_id": batch_id, "dates": dates, counted: len(frame)}
         self.put_bytes(batch_record_key(batch_id), json.dumps(record).encode())
         return [key for key, _ in groups]
+
+    def land_news(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
+        return self.land(frame, batch_id, LANDED_NEWS)
 
     def landed_batches(self, after: str = "") -> list[dict]:
         """The records of landed batches (batch_id, dates, bars), oldest first: all of them, or
@@ -210,21 +217,21 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         with ThreadPoolExecutor(self.io_threads()) as pool:
             return [json.loads(data) for data in pool.map(self.get_bytes, keys)]
 
-    def read_landed(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    def read_landed(self, dates: pd.DatetimeIndex, area: str = LANDED_BARS) -> pd.DataFrame:
         """Every batch landed for the given trading dates, in one frame. A few dates' folders
         are listed one by one, so a day's refresh does not grow with the history landed; a
         longer range is one listing from its first date on, not a request per session."""
         with ThreadPoolExecutor(self.io_threads()) as pool:
             if len(dates) <= LANDED_DATES_LISTED_ALONE:
-                listed = pool.map(self.list_keys, [landed_prefix(d) for d in dates])
+                listed = pool.map(self.list_keys, [landed_prefix(d, area) for d in dates])
                 keys = [key for keys in listed for key in keys]
             else:
                 wanted = {f"{d:%Y-%m-%d}" for d in dates}
-                start = landed_prefix(dates.min())
-                folder = len(f"{LANDED_BARS}/date=")
+                start = landed_prefix(dates.min(), area)
+                folder = len(f"{area}/date=")
                 keys = [
                     key
-                    for key in self.list_keys(f"{LANDED_BARS}/", after=start)
+                    for key in self.list_keys(f"{area}/", after=start)
                     if key[folder : folder + 10] in wanted
                 ]
             tables = list(pool.map(self._read_table, keys))

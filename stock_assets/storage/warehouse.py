@@ -144,6 +144,18 @@ drift_checks = sa.Table(
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Per ticker and session, the news that counts for it (features.news.session_sentiment).
+news_sentiment = sa.Table(
+    "news_sentiment",
+    metadata,
+    sa.Column("ticker", sa.String(16), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("news_count", sa.Integer, nullable=False),
+    sa.Column("news_sentiment", sa.Float, nullable=False),
+    # Loughran-McDonald's score, when the user supplied the word lists (else NULL).
+    sa.Column("news_sentiment_lm", sa.Float),
+)
+
 _CHUNK = 500
 # Rows converted to Python values at a time: bounds memory on a million-row write.
 _ROWS_PER_BATCH = 20_000

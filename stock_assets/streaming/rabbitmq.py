@@ -1,4 +1,5 @@
-"""RabbitMQ: the bars topology, a budgeted drain that lands before it acknowledges, replay.
+"""RabbitMQ: the bars and news topologies, a budgeted drain that lands before it acknowledges,
+replay.
 
 Nothing here imports Dagster: the sensor calls `drain` and turns its result into a run.
 """
@@ -17,13 +18,17 @@ import pandas as pd
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from stock_assets.streaming.messages import check_batch, landed_frame
+from stock_assets.streaming import news
+from stock_assets.streaming.messages import Invalid, check_batch, landed_frame
 from stock_assets.streaming.reconcile import BATCH_TIME_FORMAT
 
 EXCHANGE = "market"
 QUEUE = "stock_assets.bars"
 DEAD_QUEUE = "stock_assets.bars.dead"
 BINDING = "bars.#"
+NEWS_QUEUE = "stock_assets.news"
+NEWS_DEAD_QUEUE = "stock_assets.news.dead"
+NEWS_BINDING = "news.#"
 # Past this many deliveries the broker dead-letters a message itself: one that keeps
 # crashing the consumer cannot loop forever. RabbitMQ 3.x counts every return, including
 # prefetched messages a closing channel gives back, so the limit is generous.
@@ -41,6 +46,16 @@ class Topology:
     queue: str = QUEUE
     dead_queue: str = DEAD_QUEUE
     binding: str = BINDING
+
+
+def news_topology(exchange: str = EXCHANGE) -> Topology:
+    """News on the same exchange, routed news.<TICKER>, in a queue of its own."""
+    return Topology(exchange, NEWS_QUEUE, NEWS_DEAD_QUEUE, NEWS_BINDING)
+
+
+# A tick's bodies and the clock in; the valid ones as a frame (with `at`, each one's place in
+# the tick, and `date`, the session it lands under) and why each other is invalid, out.
+Check = Callable[[list[bytes], pd.Timestamp], tuple[pd.DataFrame, dict[int, Invalid]]]
 
 
 @dataclass
@@ -98,7 +113,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@_cyclic_gc_paused()
 def drain(
     url: str,
     topology: Topology,
@@ -108,6 +122,47 @@ def drain(
     budget_seconds: float = 20.0,
     max_messages: int = MAX_MESSAGES,
     max_message_bytes: int | None = None,
+    wait_seconds: float = 0.0,
+) -> DrainResult:
+    """Bar messages: `drain_messages` with the bar contract (messages.check_batch)."""
+
+    def check(bodies: list[bytes], now: pd.Timestamp):
+        return check_batch(bodies, universe, first_date, now, max_message_bytes)
+
+    return drain_messages(
+        url, topology, land, check, landed_frame, budget_seconds, max_messages, wait_seconds
+    )
+
+
+def drain_news(
+    url: str,
+    topology: Topology,
+    land: Callable[[pd.DataFrame, str], None],
+    universe: frozenset[str],
+    first_date: pd.Timestamp,
+    budget_seconds: float = 20.0,
+    max_messages: int = MAX_MESSAGES,
+    max_message_bytes: int | None = None,
+) -> DrainResult:
+    """News messages: `drain_messages` with the news contract (news.check_news)."""
+
+    def check(bodies: list[bytes], now: pd.Timestamp):
+        return news.check_news(bodies, universe, first_date, now, max_message_bytes)
+
+    return drain_messages(
+        url, topology, land, check, news.landed_news, budget_seconds, max_messages, 0.0
+    )
+
+
+@_cyclic_gc_paused()
+def drain_messages(
+    url: str,
+    topology: Topology,
+    land: Callable[[pd.DataFrame, str], None],
+    check: Check,
+    landed: Callable[[pd.DataFrame, str], pd.DataFrame],
+    budget_seconds: float = 20.0,
+    max_messages: int = MAX_MESSAGES,
     wait_seconds: float = 0.0,
 ) -> DrainResult:
     """Take up to max_messages within budget_seconds; land the valid ones, dead-letter the rest.
@@ -145,11 +200,11 @@ def drain(
             return result
         now = pd.Timestamp.now(tz="UTC")
         bodies = [body for _, _, body in deliveries]
-        valid, invalid = check_batch(bodies, universe, first_date, now, max_message_bytes)
+        valid, invalid = check(bodies, now)
         result.received = len(deliveries)
         if len(valid):
             result.batch_id = new_batch_id()
-            frame = landed_frame(valid, result.batch_id)
+            frame = landed(valid, result.batch_id)
             land(frame, result.batch_id)
             result.landed = len(frame)
             result.dates = sorted(frame["date"].unique())

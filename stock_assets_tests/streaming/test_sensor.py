@@ -62,6 +62,7 @@ def test_a_tick_lands_bars_and_requests_one_run_through_predictions(settings, ra
         "cleaned_prices",
         "price_features",
         "price_predictions",
+        "news_sentiment",
     }
 
     run = materialize(definitions, resources, ["raw_prices", "cleaned_prices"], tags=request.tags)

@@ -12,6 +12,7 @@ import pika.exceptions
 from stock_assets.config import load_settings
 from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.partitions import range_tags, trading_days
+from stock_assets.market import calendar
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import LANDED_BARS, ObjectStore
@@ -21,6 +22,8 @@ BATCH_TAG = "stock_assets/batch_id"
 _SETTINGS = load_settings()
 # How often the sensors that list the object store look (STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS).
 POLL_SECONDS = _SETTINGS.object_store_poll_seconds
+# News matters at a session's close, not to the second: a tick every 30 s.
+NEWS_POLL_SECONDS = 30
 
 
 @dg.sensor(
@@ -75,6 +78,64 @@ def market_bars_sensor(
             **range_tags(first, last),
             BATCH_TAG: result.batch_id,
             "stock_assets/bars": str(result.landed),
+        },
+    )
+
+
+@dg.sensor(
+    job_name="refresh_prices",
+    minimum_interval_seconds=NEWS_POLL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def market_news_sensor(
+    context: dg.SensorEvaluationContext,
+    broker: RabbitMQ,
+    object_store: ObjectStore,
+    market_data: MarketData,
+) -> dg.RunRequest | dg.SkipReason:
+    """Drain news articles from RabbitMQ, land them under the session each counts for, and
+    refresh the sessions that exist (a later session's are read when its own run comes)."""
+    topology = rabbitmq.news_topology(broker.exchange)
+    try:
+        result = rabbitmq.drain_news(
+            broker.url,
+            topology,
+            land=object_store.land_news,
+            universe=frozenset(market_data.tickers),
+            first_date=pd.Timestamp(trading_days.start.date()),
+            budget_seconds=broker.budget_seconds,
+            max_messages=broker.max_messages,
+            max_message_bytes=broker.max_message_bytes,
+        )
+    except pika.exceptions.AMQPError as error:
+        return dg.SkipReason(
+            f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
+            "news waits in the queue until it is back"
+        )
+    if result.dead_lettered:
+        context.log.warning(
+            f"{result.dead_lettered} of {result.received} news messages dead-lettered to "
+            f"{topology.dead_queue}: {result.reasons}"
+        )
+    if not result.landed:
+        return dg.SkipReason(f"no new news ({result.received} messages, none valid)")
+    today = pd.Timestamp.now(tz=calendar.EXCHANGE_TZ).tz_localize(None).normalize()
+    dates = [d for d in result.dates if d <= today]
+    context.log.info(
+        f"landed {result.landed} articles as batch {result.batch_id} for "
+        f"{result.dates[0]:%Y-%m-%d}..{result.dates[-1]:%Y-%m-%d}"
+    )
+    if not dates:
+        return dg.SkipReason(
+            f"landed {result.landed} articles for sessions still to come "
+            f"({result.dates[0]:%Y-%m-%d}..); their sessions' runs will read them"
+        )
+    return dg.RunRequest(
+        run_key=f"news-{result.batch_id}",
+        tags={
+            **range_tags(dates[0], dates[-1]),
+            BATCH_TAG: result.batch_id,
+            "stock_assets/articles": str(result.landed),
         },
     )
 
@@ -182,7 +243,7 @@ def landed_batches_sensor(
     for batch, attempt in plan.requests:
         dates = pd.DatetimeIndex(batch["dates"])
         context.log.info(
-            f"batch {batch['batch_id']} ({batch['bars']} bars, {_span(batch)}): no successful "
+            f"batch {batch['batch_id']} ({_size(batch)}, {_span(batch)}): no successful "
             f"refresh yet; requesting attempt {attempt}"
         )
         requests.append(
@@ -218,6 +279,10 @@ def _batch(batches: list[dict], batch_id: str) -> dict:
 
 def _span(batch: dict) -> str:
     return f"{batch['dates'][0]}..{batch['dates'][-1]}"
+
+
+def _size(batch: dict) -> str:
+    return f"{batch['articles']} articles" if "articles" in batch else f"{batch['bars']} bars"
 
 
 def _batch_runs(context: dg.SensorEvaluationContext, batch_id: str) -> reconcile.BatchRuns:
