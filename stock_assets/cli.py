@@ -5,6 +5,7 @@ stock-assets backfill load the history as several date-range runs (on workers wi
 stock-assets summary  print what the warehouse and registry hold now
 stock-assets publish  replay history onto RabbitMQ as bar messages
 stock-assets feed     poll a market-data API (Alpaca, Polygon) and publish its bars
+stock-assets news-feed read RSS or Atom feeds and publish their articles
 stock-assets redrive  send dead letters and quarantined files back through ingestion
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
@@ -387,6 +388,57 @@ def feed(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
+def news_feed(settings: Settings, args: argparse.Namespace) -> int:
+    """Read RSS or Atom feeds and publish their new articles to the exchange."""
+    import pika.exceptions
+
+    from stock_assets.config import load_news_feed_settings
+    from stock_assets.feeds.http import Http
+    from stock_assets.feeds.rss import SeenArticles, load_sources, poll_news
+    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.streaming import rabbitmq
+
+    try:
+        options = load_news_feed_settings(settings)
+        sources = load_sources(options.sources_path)
+        seen = SeenArticles(options.state_path)
+    except ValueError as error:
+        print(f"stock-assets news-feed: {error}", file=sys.stderr)
+        return 2
+    broker = RabbitMQ(url=settings.amqp_url)
+    topology = rabbitmq.news_topology(broker.exchange)
+    # Feeds are other people's servers: a request a second at most.
+    http = Http("", {"User-Agent": "stock_assets news-feed"}, 60.0, log=print)
+    print(
+        f"news-feed: {len(sources)} feeds every {options.poll_seconds} s -> exchange "
+        f"'{broker.exchange}' (news.<TICKER>) at {broker.safe_url}; state {seen.path}",
+        flush=True,
+    )
+    universe = frozenset(settings.tickers)
+    while True:
+        now = pd.Timestamp.now(tz="UTC")
+        try:
+            report = poll_news(
+                http,
+                sources,
+                universe,
+                seen,
+                lambda messages: rabbitmq.publish(broker.url, topology, messages),
+                now,
+            )
+            print(f"{now:%Y-%m-%d %H:%M:%S}Z: {report}", flush=True)
+            status = 1 if report.failures else 0
+        except pika.exceptions.AMQPError as error:
+            print(f"{now:%Y-%m-%d %H:%M:%S}Z: the broker did not confirm ({error})", flush=True)
+            status = 1
+        if args.once:
+            return status
+        try:
+            time.sleep(options.poll_seconds)
+        except KeyboardInterrupt:
+            return 0
+
+
 def redrive(settings: Settings) -> int:
     """Send dead letters back to their exchange and quarantined files back under incoming/."""
     import dagster as dg
@@ -592,6 +644,19 @@ def main(argv: list[str] | None = None) -> int:
     poller.add_argument(
         "--once", action="store_true", help="poll once and exit (1 if a ticker failed)"
     )
+    news_poller = commands.add_parser(
+        "news-feed",
+        help="read RSS or Atom feeds (STOCK_ASSETS_NEWS_FEEDS) and publish their new articles "
+        "to RabbitMQ exchange 'market' (routing key news.<TICKER>) as news messages",
+        description="Reads each feed in the JSON file STOCK_ASSETS_NEWS_FEEDS names "
+        '([{"url": ..., "name": ..., "tickers": [...]}]) every STOCK_ASSETS_NEWS_POLL_SECONDS '
+        "(default 300) and publishes the entries not published before, or changed since, with "
+        "publisher confirms. An entry's tickers are those it tags itself with (categories, "
+        "$CASHTAGS) that are in the universe, else its feed's; an entry with no time or no "
+        "ticker is left out and logged. What was published is remembered in "
+        "$STOCK_ASSETS_HOME/feed/news.json once the broker confirms it.",
+    )
+    news_poller.add_argument("--once", action="store_true", help="read the feeds once and exit")
     commands.add_parser(
         "redrive",
         help="send dead-lettered bar messages and quarantined history files back through "
@@ -657,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
         return publish(settings, args)
     if args.command == "feed":
         return feed(settings, args)
+    if args.command == "news-feed":
+        return news_feed(settings, args)
     print(summary(settings))
     return 0
 

@@ -261,3 +261,28 @@ def load_feed_settings(
         alpaca_data_feed=_env("ALPACA_DATA_FEED", "iex"),
         state_dir=settings.home / "feed",
     )
+
+
+@dataclass(frozen=True)
+class NewsFeedSettings:
+    """`stock-assets news-feed`: which RSS or Atom feeds to read, and how often."""
+
+    sources_path: Path
+    poll_seconds: int
+    state_path: Path
+
+
+def load_news_feed_settings(settings: Settings) -> NewsFeedSettings:
+    raw = _env("STOCK_ASSETS_NEWS_FEEDS", "")
+    if not raw:
+        raise ValueError(
+            "STOCK_ASSETS_NEWS_FEEDS is not set: name a JSON file listing the feeds, e.g. "
+            '[{"url": "https://example.com/rss", "name": "example", "tickers": ["AAPL"]}]'
+        )
+    return NewsFeedSettings(
+        sources_path=Path(raw).expanduser(),
+        poll_seconds=_above_zero(
+            "STOCK_ASSETS_NEWS_POLL_SECONDS", 300, "an interval: give a whole number of seconds"
+        ),
+        state_path=settings.home / "feed" / "news.json",
+    )

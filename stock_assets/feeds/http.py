@@ -78,6 +78,19 @@ class Http:
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """The decoded JSON answer to GET `path` (absolute URLs are taken as they are)."""
+        url, response = self._get(path, params)
+        try:
+            return response.json()
+        except ValueError as error:
+            raise MalformedPayload(
+                f"GET {url}: the answer is not JSON ({error}): {response.text[:200]!r}"
+            ) from error
+
+    def get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        """The answer's body to GET `path`, as it came."""
+        return self._get(path, params)[1].content
+
+    def _get(self, path: str, params: dict[str, Any] | None) -> tuple[str, requests.Response]:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         backoff = FIRST_BACKOFF_SECONDS
         problem = ""
@@ -103,12 +116,7 @@ class Http:
                 elif status >= 400:
                     raise ProviderError(f"GET {url}: HTTP {status}: {response.text[:300]!r}")
                 else:
-                    try:
-                        return response.json()
-                    except ValueError as error:
-                        raise MalformedPayload(
-                            f"GET {url}: the answer is not JSON ({error}): {response.text[:200]!r}"
-                        ) from error
+                    return url, response
             if attempt < MAX_ATTEMPTS:
                 self.log(f"GET {url}: {problem}; attempt {attempt + 1} in {wait:.1f} s")
                 self.sleep(wait)
