@@ -332,6 +332,7 @@ def feed(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         options = load_feed_settings(settings, args.provider, args.interval)
+        state = FeedState(options.state_dir / f"{options.provider}-{options.interval}.json")
     except ValueError as error:
         print(f"stock-assets feed: {error}", file=sys.stderr)
         return 2
@@ -342,7 +343,6 @@ def feed(settings: Settings, args: argparse.Namespace) -> int:
         else settings.tickers
     )
     provider = build_provider(options, log)
-    state = FeedState(options.state_dir / f"{provider.name}-{options.interval}.json")
     the_feed = Feed(
         provider,
         tickers,

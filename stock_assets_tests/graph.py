@@ -83,6 +83,12 @@ def materialize(
     )
 
 
+def tick(definitions: dg.Definitions, resources: dict, sensor: str) -> Any:
+    """One evaluation of `sensor`, as a tick of the daemon runs it."""
+    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
+        return definitions.resolve_sensor_def(sensor)(context)
+
+
 def _relocate_sqlite(database: Path, old: str, new: str) -> None:
     """Rewrite every text value holding `old` (an absolute path) to `new`: MLflow keeps
     absolute artifact locations in its store."""

@@ -41,6 +41,17 @@ class Bucket:
         return S3ObjectStore(s3=s3, bucket=self.name, prefix=prefix)
 
 
+def queue_depth(url: str, queue: str) -> int:
+    """Messages waiting in a queue of the broker at `url`."""
+    from stock_assets.streaming import rabbitmq
+
+    connection = rabbitmq.connect(url)
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
 def production_setting(name: str) -> str:
     """A value as `.env.example`, the production settings, gives it."""
     example = Path(__file__).resolve().parents[1] / ".env.example"

@@ -11,8 +11,6 @@ Polls follow the NYSE calendar in exchange time: none on a closed day.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from stock_assets.feeds.providers import BarProvider
+from stock_assets.feeds.state import read_state, write_state
 from stock_assets.market import calendar
 from stock_assets.streaming.messages import bar_messages
 
@@ -33,26 +32,13 @@ MINUTE_SETTLE = pd.Timedelta(seconds=5)
 STEP = {"1d": pd.Timedelta(days=1), "1m": pd.Timedelta(minutes=1)}
 
 
-class FeedStateError(ValueError):
-    """The feed's state file cannot be read; the message says where and what to do."""
-
-
 class FeedState:
     """Per ticker: the last bar published (`through`) and a fingerprint of each bar published
     within the overlap window, in a small JSON file written whole (never half)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tickers: dict[str, dict] = {}
-        if path.exists():
-            try:
-                self.tickers = json.loads(path.read_text())["tickers"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise FeedStateError(
-                    f"{path}: not a feed state file ({error}); move it aside and start the "
-                    "feed again: it then publishes its first window again, which landing "
-                    "counts once"
-                ) from error
+        self.tickers: dict[str, dict] = read_state(path, "tickers")
 
     def through(self, ticker: str) -> pd.Timestamp | None:
         entry = self.tickers.get(ticker)
@@ -76,12 +62,7 @@ class FeedState:
             }
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self.path.parent, prefix=f".{self.path.name}.", delete=False
-        ) as handle:
-            json.dump({"version": 1, "tickers": self.tickers}, handle, indent=1)
-        os.replace(handle.name, self.path)
+        write_state(self.path, "tickers", self.tickers)
 
 
 def fingerprints(bars: pd.DataFrame) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from stock_assets.feeds.http import Http
+from stock_assets.feeds.state import read_state, write_state
 
 _TAGS = re.compile(r"<[^>]+>")
 _CASHTAG = re.compile(r"\$([A-Z][A-Z0-9.\-]{0,15})\b")
@@ -123,15 +124,7 @@ class SeenArticles:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.seen: dict[str, list[str]] = {}
-        if path.exists():
-            try:
-                self.seen = json.loads(path.read_text())["seen"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(
-                    f"{path}: not a news feed state file ({error}); move it aside: the feed "
-                    "then publishes the feeds' entries again, which landing counts once"
-                ) from error
+        self.seen: dict[str, list[str]] = read_state(path, "seen")
 
     def is_new(self, article: dict) -> bool:
         return self.seen.get(article["id"], [None, None])[1] != fingerprint(article)
@@ -142,10 +135,7 @@ class SeenArticles:
             self.seen[article["id"]] = [now.isoformat(), fingerprint(article)]
         oldest = now - self.KEEP
         self.seen = {k: v for k, v in self.seen.items() if pd.Timestamp(v[0]) >= oldest}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.write_text(json.dumps({"version": 1, "seen": self.seen}))
-        temporary.replace(self.path)
+        write_state(self.path, "seen", self.seen)
 
 
 def fingerprint(article: dict) -> str:

@@ -8,12 +8,14 @@ import pandas as pd
 import pika
 import pytest
 
-from stock_assets.feeds.feed import Feed, FeedState, FeedStateError, next_poll_at
+from stock_assets.feeds.feed import Feed, FeedState, next_poll_at
 from stock_assets.feeds.http import Http
 from stock_assets.feeds.providers import AlpacaBars
+from stock_assets.feeds.state import FeedStateError
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.feeds.recorded import Answer, RecordedApi, alpaca_bars
 from stock_assets_tests.feeds.test_providers import Clock, daily
+from stock_assets_tests.services import queue_depth
 
 NY = "America/New_York"
 
@@ -157,12 +159,7 @@ def test_the_feed_through_rabbitmq_confirms_before_it_remembers(tmp_path, rabbit
             publish=lambda messages: rabbitmq.publish(rabbitmq_url, topology, messages),
         )
         assert feed.poll(at("2024-03-05T18:00")).published == 4
-    connection = rabbitmq.connect(rabbitmq_url)
-    try:
-        waiting = connection.channel().queue_declare(topology.queue, passive=True)
-        assert waiting.method.message_count == 4
-    finally:
-        connection.close()
+    assert queue_depth(rabbitmq_url, topology.queue) == 4
     assert feed.state.through("MSFT") == pd.Timestamp("2024-03-05T05:00", tz="UTC")
 
 

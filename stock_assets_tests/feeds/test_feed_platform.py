@@ -21,7 +21,8 @@ from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.feeds.recorded import Answer, RecordedApi, alpaca_bars
 from stock_assets_tests.feeds.test_providers import Clock
-from stock_assets_tests.graph import LAST, materialize
+from stock_assets_tests.graph import LAST, materialize, tick
+from stock_assets_tests.services import queue_depth
 
 TICKERS = ("AAPL", "GOOG", "IBM", "MSFT")
 REFRESH = ["raw_prices", "cleaned_prices", "price_features", "price_predictions"]
@@ -44,9 +45,7 @@ def next_bars(sample_bars: pd.DataFrame, days: list[str]) -> pd.DataFrame:
 
 
 def refresh(definitions, resources) -> dg.RunRequest:
-    sensor = definitions.resolve_sensor_def("market_bars_sensor")
-    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
-        request = sensor(context)
+    request = tick(definitions, resources, "market_bars_sensor")
     assert isinstance(request, dg.RunRequest), request
     assert materialize(definitions, resources, REFRESH, tags=request.tags).success
     return request
@@ -111,12 +110,7 @@ def test_feed_to_predictions_through_the_queue_with_a_split_and_a_late_day(
         refresh(definitions, resources)
     assert stored().loc[("MSFT", "2007-01-04"), "close"] == published[("MSFT", "2007-01-04")]
     assert predicted("MSFT").item() != before  # predicted again from the late bar
-    connection = rabbitmq.connect(rabbitmq_url)
-    try:
-        queue = connection.channel().queue_declare(rabbitmq.QUEUE, passive=True)
-        assert queue.method.message_count == 0
-    finally:
-        connection.close()
+    assert queue_depth(rabbitmq_url, rabbitmq.QUEUE) == 0
 
 
 def test_the_feed_command_polls_once_with_credentials_from_the_environment(settings, rabbitmq_url):

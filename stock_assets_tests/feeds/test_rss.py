@@ -14,7 +14,7 @@ from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.feeds.recorded import REFERENCE, Answer, RecordedApi
 from stock_assets_tests.feeds.test_providers import Clock
-from stock_assets_tests.graph import materialize
+from stock_assets_tests.graph import materialize, tick
 
 UNIVERSE = frozenset({"AAPL", "MSFT", "IBM"})
 RSS = (REFERENCE / "rss2_sample.xml").read_bytes()
@@ -111,9 +111,7 @@ def test_news_feed_to_news_sentiment_through_the_queue(settings, rabbitmq_url, t
     definitions = defs()
     resources = build_resources(settings)
     resources["broker"] = RabbitMQ(url=rabbitmq_url)
-    sensor = definitions.resolve_sensor_def("market_news_sensor")
-    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
-        request = sensor(context)
+    request = tick(definitions, resources, "market_news_sensor")
     assert isinstance(request, dg.RunRequest)
     assert materialize(definitions, resources, ["news_sentiment"], tags=request.tags).success
     table = resources["warehouse"].read("SELECT * FROM news_sentiment ORDER BY date, ticker")

@@ -11,7 +11,8 @@ from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
-from stock_assets_tests.graph import materialize
+from stock_assets_tests.graph import materialize, tick
+from stock_assets_tests.services import queue_depth
 
 
 def article(id_: str, published_at: str, tickers: list[str], headline: str) -> dict:
@@ -45,9 +46,7 @@ def test_news_lands_by_session_and_is_scored_once_per_article(
     definitions = defs()
     resources = build_resources(settings)
     resources["broker"] = RabbitMQ(url=rabbitmq_url)
-    sensor = definitions.resolve_sensor_def("market_news_sensor")
-    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
-        request = sensor(context)
+    request = tick(definitions, resources, "market_news_sensor")
     assert isinstance(request, dg.RunRequest)
     assert request.tags["dagster/asset_partition_range_start"] == "2013-03-04"
     assert request.tags["dagster/asset_partition_range_end"] == "2013-03-05"
@@ -63,15 +62,13 @@ def test_news_lands_by_session_and_is_scored_once_per_article(
     assert {key: r.news_count for key, r in rows.items()} == dict.fromkeys(rows, 1)
     assert rows[("MSFT", "2013-03-05")].news_sentiment > 0  # the correction, not the original
 
+    topology = rabbitmq.news_topology()
+    assert queue_depth(rabbitmq_url, topology.queue) == 0
     connection = rabbitmq.connect(rabbitmq_url)
     try:
-        channel = connection.channel()
-        topology = rabbitmq.news_topology()
-        assert channel.queue_declare(topology.queue, passive=True).method.message_count == 0
-        method, properties, _ = channel.basic_get(topology.dead_queue, auto_ack=True)
+        method, properties, _ = connection.channel().basic_get(topology.dead_queue, auto_ack=True)
         assert method is not None
         assert "none is in the universe" in properties.headers[rabbitmq.REASON_HEADER]
     finally:
         connection.close()
-    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
-        assert isinstance(sensor(context), dg.SkipReason)
+    assert isinstance(tick(definitions, resources, "market_news_sensor"), dg.SkipReason)

@@ -9,6 +9,7 @@ import pytest
 from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages, daily_bars
+from stock_assets_tests.services import queue_depth
 
 TOPOLOGY = rabbitmq.Topology()
 UNIVERSE = frozenset({"AAPL", "GOOG", "IBM", "MSFT"})
@@ -18,14 +19,6 @@ FIRST = pd.Timestamp("2000-03-01")
 def sample_messages(sample_bars: pd.DataFrame, start: str, end: str) -> list[tuple[str, bytes]]:
     rows = sample_bars[sample_bars["date"].between(start, end)]
     return bar_messages(rows[rows["ticker"].isin(UNIVERSE)])
-
-
-def queue_depth(url: str, queue: str) -> int:
-    connection = rabbitmq.connect(url)
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 def settled_queue_depth(url: str, queue: str, expected: int, timeout: float = 15.0) -> int:

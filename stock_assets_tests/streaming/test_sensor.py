@@ -9,7 +9,7 @@ from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
-from stock_assets_tests.graph import materialize
+from stock_assets_tests.graph import materialize, tick
 
 
 def minute_bars(ticker: str, day: str, closes: list[float]) -> list[tuple[str, bytes]]:
@@ -36,9 +36,7 @@ def minute_bars(ticker: str, day: str, closes: list[float]) -> list[tuple[str, b
 
 
 def evaluate(definitions: dg.Definitions, resources: dict):
-    sensor = definitions.resolve_sensor_def("market_bars_sensor")
-    with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
-        return sensor(context)
+    return tick(definitions, resources, "market_bars_sensor")
 
 
 def test_a_tick_lands_bars_and_requests_one_run_through_predictions(settings, rabbitmq_url):

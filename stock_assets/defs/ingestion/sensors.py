@@ -4,6 +4,7 @@ asks again for every landed batch no run has refreshed yet."""
 import json
 import ssl
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -39,8 +40,12 @@ def market_bars_sensor(
     market_data: MarketData,
 ) -> dg.RunRequest | dg.SkipReason:
     """Drain real-time bars from RabbitMQ, land them, and refresh the dates they touch."""
-    try:
-        result = rabbitmq.drain(
+    result = _drained(
+        context,
+        broker,
+        broker.topology,
+        "bars",
+        lambda: rabbitmq.drain(
             broker.url,
             broker.topology,
             land=object_store.land,
@@ -50,23 +55,10 @@ def market_bars_sensor(
             max_messages=broker.max_messages,
             max_message_bytes=broker.max_message_bytes,
             wait_seconds=broker.wait_seconds,
-        )
-    except pika.exceptions.AMQPError as error:
-        return dg.SkipReason(
-            f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
-            "bars wait in the queue until it is back"
-        )
-    except ssl.SSLError as error:
-        return dg.SkipReason(
-            f"RabbitMQ at {broker.safe_url}: the TLS handshake failed ({error}); bars wait in "
-            "the queue. Give the CA that signed the broker's certificate, and its name, in the "
-            "URL's ssl_options (README, Access)"
-        )
-    if result.dead_lettered:
-        context.log.warning(
-            f"{result.dead_lettered} of {result.received} messages dead-lettered to "
-            f"{broker.dead_queue}: {result.reasons}"
-        )
+        ),
+    )
+    if isinstance(result, dg.SkipReason):
+        return result
     if not result.landed:
         return dg.SkipReason(f"no new bars ({result.received} messages, none valid)")
     first, last = result.dates[0], result.dates[-1]
@@ -96,8 +88,12 @@ def market_news_sensor(
     """Drain news articles from RabbitMQ, land them under the session each counts for, and
     refresh the sessions that exist (a later session's are read when its own run comes)."""
     topology = rabbitmq.news_topology(broker.exchange)
-    try:
-        result = rabbitmq.drain_news(
+    result = _drained(
+        context,
+        broker,
+        topology,
+        "news",
+        lambda: rabbitmq.drain_news(
             broker.url,
             topology,
             land=object_store.land_news,
@@ -106,17 +102,10 @@ def market_news_sensor(
             budget_seconds=broker.budget_seconds,
             max_messages=broker.max_messages,
             max_message_bytes=broker.max_message_bytes,
-        )
-    except pika.exceptions.AMQPError as error:
-        return dg.SkipReason(
-            f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
-            "news waits in the queue until it is back"
-        )
-    if result.dead_lettered:
-        context.log.warning(
-            f"{result.dead_lettered} of {result.received} news messages dead-lettered to "
-            f"{topology.dead_queue}: {result.reasons}"
-        )
+        ),
+    )
+    if isinstance(result, dg.SkipReason):
+        return result
     if not result.landed:
         return dg.SkipReason(f"no new news ({result.received} messages, none valid)")
     today = pd.Timestamp.now(tz=calendar.EXCHANGE_TZ).tz_localize(None).normalize()
@@ -275,6 +264,36 @@ def landed_batches_sensor(
 
 def _batch(batches: list[dict], batch_id: str) -> dict:
     return next(b for b in batches if b["batch_id"] == batch_id)
+
+
+def _drained(
+    context: dg.SensorEvaluationContext,
+    broker: RabbitMQ,
+    topology: rabbitmq.Topology,
+    what: str,
+    drain: Callable[[], rabbitmq.DrainResult],
+) -> rabbitmq.DrainResult | dg.SkipReason:
+    """One drain of a queue, its dead letters logged; a broker that cannot be reached is a
+    skip that says why, the messages waiting in the queue."""
+    try:
+        result = drain()
+    except pika.exceptions.AMQPError as error:
+        return dg.SkipReason(
+            f"RabbitMQ at {broker.safe_url} is not reachable ({type(error).__name__}: {error}); "
+            f"{what} wait in the queue until it is back"
+        )
+    except ssl.SSLError as error:
+        return dg.SkipReason(
+            f"RabbitMQ at {broker.safe_url}: the TLS handshake failed ({error}); {what} wait in "
+            "the queue. Give the CA that signed the broker's certificate, and its name, in the "
+            "URL's ssl_options (README, Access)"
+        )
+    if result.dead_lettered:
+        context.log.warning(
+            f"{result.dead_lettered} of {result.received} messages dead-lettered to "
+            f"{topology.dead_queue}: {result.reasons}"
+        )
+    return result
 
 
 def _span(batch: dict) -> str:

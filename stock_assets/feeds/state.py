@@ -1,0 +1,35 @@
+"""The feeds' small state files: read with an error that names the fix, written whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class FeedStateError(ValueError):
+    """A feed's state file cannot be read; the message says where and what to do."""
+
+
+def read_state(path: Path, field: str) -> dict:
+    """The `field` of a state file, or {} when there is none yet."""
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text())[field])
+    except (ValueError, KeyError, TypeError) as error:
+        raise FeedStateError(
+            f"{path}: not a feed state file ({error}); move it aside and start the feed again: "
+            "it then publishes its first window again, which landing counts once"
+        ) from error
+
+
+def write_state(path: Path, field: str, value: dict) -> None:
+    """Replace the state file in one step: a crash leaves the old one or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        json.dump({"version": 1, field: value}, handle, indent=1)
+    os.replace(handle.name, path)
