@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SENTIMENT_COLUMNS = ["ticker", "date", "news_count", "news_sentiment", "news_sentiment_lm"]
@@ -95,3 +96,39 @@ def session_sentiment(
     )
     table["date"] = table["date"].astype("datetime64[ns]")
     return table[SENTIMENT_COLUMNS]
+
+
+# News as model inputs, per ticker and session: how much (log of 1 + articles), how it read
+# that session, and over the ticker's last 5 sessions (weighted by articles). 0 without news.
+NEWS_FEATURE_COLUMNS = ["news_count_log", "news_tone", "news_tone_5"]
+NEWS_WINDOW = 5
+
+
+def news_features(features: pd.DataFrame, sentiment: pd.DataFrame) -> pd.DataFrame:
+    """`features` (ticker, date, ...) with NEWS_FEATURE_COLUMNS from the session sentiment
+    table (`session_sentiment`); rows keep their order. Each row reads only its own session's
+    sentiment and its ticker's earlier rows'."""
+    keyed = features[["ticker", "date"]].merge(
+        sentiment[["ticker", "date", "news_count", "news_sentiment"]],
+        how="left",
+        on=["ticker", "date"],
+    )
+    count = keyed["news_count"].fillna(0).to_numpy(dtype="float64")
+    tone = keyed["news_sentiment"].fillna(0).to_numpy(dtype="float64")
+    order = np.lexsort((keyed["date"].to_numpy(), keyed["ticker"].to_numpy()))
+    by_ticker = keyed["ticker"].to_numpy()[order]
+    rolled = (
+        pd.DataFrame({"ticker": by_ticker, "n": count[order], "nt": (count * tone)[order]})
+        .groupby("ticker", sort=False)[["n", "nt"]]
+        .rolling(NEWS_WINDOW, min_periods=1)
+        .sum()
+        .to_numpy()
+    )
+    tone_5 = np.empty(len(keyed))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tone_5[order] = np.where(rolled[:, 0] > 0, rolled[:, 1] / rolled[:, 0], 0.0)
+    out = features.copy()
+    out["news_count_log"] = np.log1p(count).astype("float32")
+    out["news_tone"] = tone.astype("float32")
+    out["news_tone_5"] = tone_5.astype("float32")
+    return out

@@ -10,7 +10,7 @@ from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
-from stock_assets.storage.object_store import PRICE_FEATURES, ObjectStore
+from stock_assets.storage.object_store import NEWS_SENTIMENT, PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
 
 Scores = dict[str, dict[str, dict[str, float]]]  # target -> candidate -> score name -> value
@@ -122,7 +122,7 @@ class PriceModelConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["price_features"],
+    deps=["price_features", "news_sentiment"],
     group_name="modeling",
     kinds={"numpy", "mlflow"},
 )
@@ -181,6 +181,7 @@ def price_model(
         }
         for m in result.members
     ]
+    news = _news_effect(context, object_store, features)
     challenger = model_registry.log_candidate(
         result.forecaster, "model", result.scores, tags, result.backtest, members
     )
@@ -213,8 +214,28 @@ def price_model(
             ),
             "zoo": dg.MetadataValue.md(_zoo_table(result.members)),
             "walk_forward_chart": dg.MetadataValue.md(previews.walk_forward_chart(result.backtest)),
+            **news,
         }
     )
+
+
+def _news_effect(
+    context: dg.AssetExecutionContext, object_store: ObjectStore, features: pd.DataFrame
+) -> dict:
+    """With news landed, the return member walk-forward with and without it (reported, not
+    served: the served model reads bars only)."""
+    from stock_assets.features.news import news_features
+    from stock_assets.modeling.news_effect import news_effect
+
+    sentiment = object_store.read_partitions(NEWS_SENTIMENT)
+    if sentiment.empty:
+        return {"news": "no news landed: trained on prices alone"}
+    effect = news_effect(news_features(features, sentiment))
+    context.log.info(
+        f"news: rank IC {effect.ic_with:.4f} with it, {effect.ic_without:.4f} without "
+        f"(t {effect.t:.2f} over {effect.sessions} sessions)"
+    )
+    return effect.as_metadata()
 
 
 class PromotionConfig(dg.Config):
