@@ -108,6 +108,11 @@ def news_features(features: pd.DataFrame, sentiment: pd.DataFrame) -> pd.DataFra
     """`features` (ticker, date, ...) with NEWS_FEATURE_COLUMNS from the session sentiment
     table (`session_sentiment`); rows keep their order. Each row reads only its own session's
     sentiment and its ticker's earlier rows'."""
+    out = features.copy()
+    if sentiment.empty:  # no news: every column 0, nothing to look up
+        for column in NEWS_FEATURE_COLUMNS:
+            out[column] = np.float32(0.0)
+        return out
     keyed = features[["ticker", "date"]].merge(
         sentiment[["ticker", "date", "news_count", "news_sentiment"]],
         how="left",
@@ -127,7 +132,6 @@ def news_features(features: pd.DataFrame, sentiment: pd.DataFrame) -> pd.DataFra
     tone_5 = np.empty(len(keyed))
     with np.errstate(invalid="ignore", divide="ignore"):
         tone_5[order] = np.where(rolled[:, 0] > 0, rolled[:, 1] / rolled[:, 0], 0.0)
-    out = features.copy()
     out["news_count_log"] = np.log1p(count).astype("float32")
     out["news_tone"] = tone.astype("float32")
     out["news_tone_5"] = tone_5.astype("float32")

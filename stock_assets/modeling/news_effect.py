@@ -17,25 +17,12 @@ import pandas as pd
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
 from stock_assets.features.news import NEWS_FEATURE_COLUMNS
 from stock_assets.modeling.evaluation import scaled_frame, walk_forward_folds
-from stock_assets.modeling.targets import RETURN, daily_correlations
-from stock_assets.modeling.zoo import RIDGE_ALPHAS, Member, RidgeReturn, fit
-
-
-class RidgeReturnWithNews(RidgeReturn):
-    """The ridge return member reading the news columns as well."""
-
-    columns = [*FEATURE_COLUMNS, *NEWS_FEATURE_COLUMNS]
-
+from stock_assets.modeling.targets import daily_correlations
+from stock_assets.modeling.zoo import ZOO, fit
 
 SIDES = {
-    "without_news": Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn, RidgeReturn.fit_alphas),
-    "with_news": Member(
-        "ridge_news",
-        RETURN,
-        RIDGE_ALPHAS,
-        RidgeReturnWithNews,
-        RidgeReturnWithNews.fit_alphas,
-    ),
+    "without_news": next(m for m in ZOO if m.name == "ridge"),
+    "with_news": next(m for m in ZOO if m.name == "ridge_news"),
 }
 
 

@@ -14,10 +14,12 @@ import mlflow.pyfunc
 import pandas as pd
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, WARMUP_SESSIONS, build_features
+from stock_assets.features.news import news_features
 from stock_assets.market import calendar
 from stock_assets.market.bars import StructuralError, parse_bars
 from stock_assets.market.cleaning import UnusablePartitionError, clean_bars
 from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster, as_forecaster
+from stock_assets.modeling.requests import request_news
 
 # score_note says why a row has no score (too few tickers on its date to rank), else "".
 PREDICTION_COLUMNS = ["ticker", "as_of_date", "target_date", *FORECAST_COLUMNS, "score_note"]
@@ -30,17 +32,19 @@ class InvalidBarsError(ValueError):
 def predict_from_bars(
     forecaster: Forecaster, bars: pd.DataFrame, all_dates: bool = False
 ) -> pd.DataFrame:
-    """Next-session forecasts for bars (ticker, date, open, high, low, close, volume).
+    """Next-session forecasts for bars (ticker, date, open, high, low, close, volume, and
+    optionally each session's news_count and news_sentiment).
 
     One row per ticker for its last bar, or, with all_dates, for every bar with enough history
     behind it: the return and close, the volatility, the return quantiles and the price ranges.
     """
+    news = request_news(bars)
     try:
         typed, rejected = parse_bars(bars, "request")
         cleaned = clean_bars(typed, sorted(typed["ticker"].unique()), "request").cleaned
     except (StructuralError, UnusablePartitionError) as error:
         raise InvalidBarsError(str(error)) from error
-    features = build_features(cleaned).dropna(subset=FEATURE_COLUMNS)
+    features = news_features(build_features(cleaned), news).dropna(subset=FEATURE_COLUMNS)
     if not all_dates:
         last = cleaned.groupby("ticker")["date"].max()
         features = features[features["date"] == features["ticker"].map(last)]

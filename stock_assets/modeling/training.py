@@ -26,7 +26,7 @@ from stock_assets.modeling.forecast import (
     Forecaster,
 )
 from stock_assets.modeling.promotion import GATE_LOSSES
-from stock_assets.modeling.zoo import ZOO, Member, fit
+from stock_assets.modeling.zoo import Member, fit, zoo_for
 
 # What the walk-forward backtest keeps per row besides the forecasts: enough to score them
 # and to rebuild the baselines' forecasts.
@@ -99,12 +99,13 @@ def train_and_evaluate(
     usable = usable.reset_index(drop=True)
     folds = list(walk_forward_folds(usable["date"], frame.min_train, frame.test_size))
     label = usable[LABEL]
+    zoo = zoo_for(usable)
     # The score's members learn from each feature's rank in its date's universe.
     ranked = pd.concat([usable, cross_sectional_features(usable)], axis=1)
     tested = np.zeros(len(usable), dtype=bool)
     dates = usable["date"].to_numpy()
-    forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in ZOO}
-    configs: dict[str, list[Any]] = {m.name: [] for m in ZOO}
+    forecasts: dict[str, list[pd.DataFrame]] = {m.name: [] for m in zoo}
+    configs: dict[str, list[Any]] = {m.name: [] for m in zoo}
     failed: dict[str, str] = {}
     with ThreadPoolExecutor(FIT_THREADS) as pool:
         for train, test in folds:
@@ -115,7 +116,7 @@ def train_and_evaluate(
             window, outcome, ahead = ranked[train], label[train], ranked[test]
             jobs = {
                 m.name: pool.submit(_fit_and_forecast, m, window, outcome, ahead)
-                for m in ZOO
+                for m in zoo
                 if m.name not in failed
             }
             for name, job in jobs.items():
@@ -126,7 +127,7 @@ def train_and_evaluate(
                     continue
                 configs[name].append(config)
                 forecasts[name].append(forecast)
-    trained = [m for m in ZOO if m.name not in failed]
+    trained = [m for m in zoo if m.name not in failed]
     by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
     member_scores = score_forecasts(history, by_member, cost_bps)
@@ -175,7 +176,7 @@ def train_and_evaluate(
             chosen=best.get(m.target) is m,
             failure=failed.get(m.name, ""),
         )
-        for m in ZOO
+        for m in zoo
     ]
     backtest = pd.concat(
         [

@@ -17,6 +17,7 @@ import pandas as pd
 
 from stock_assets.features.cross_section import SCORE_COLUMNS
 from stock_assets.features.indicators import FEATURE_COLUMNS
+from stock_assets.features.news import NEWS_FEATURE_COLUMNS
 from stock_assets.modeling.targets import (
     QUANTILES,
     RANGE,
@@ -114,6 +115,13 @@ class RidgeReturn(LinearRidge):
 
     def predict_return(self, rows: pd.DataFrame) -> np.ndarray:
         return self.predict(rows)
+
+
+class RidgeReturnWithNews(RidgeReturn):
+    """The ridge return member reading each ticker's news too (`features.news`): trained only
+    where news has landed, and chosen only if it forecasts better walk-forward."""
+
+    columns = [*FEATURE_COLUMNS, *NEWS_FEATURE_COLUMNS]
 
 
 class RidgeScore(LinearRidge):
@@ -343,6 +351,8 @@ class Member:
     build: Callable[[Any], Any]
     # Fits every configuration on the same rows at once, where that is cheaper than one by one.
     fit_configs: Callable[[tuple[Any, ...], pd.DataFrame, pd.Series], list[Any]] | None = None
+    # Reads the news columns: trained only when the features carry news.
+    reads_news: bool = False
 
     def fit_each(self, rows: pd.DataFrame, label: pd.Series) -> list[Any]:
         """One model per configuration, each fitted on these rows."""
@@ -368,6 +378,14 @@ QUANTILE_TREE_CONFIG = TreeConfig(leaves=7, min_leaf_rows=1000, trees=50, learni
 ZOO: tuple[Member, ...] = (
     Member("ridge", RETURN, RIDGE_ALPHAS, RidgeReturn, RidgeReturn.fit_alphas),
     Member("lightgbm", RETURN, (TREE_CONFIG,), LightGBMReturn),
+    Member(
+        "ridge_news",
+        RETURN,
+        RIDGE_ALPHAS,
+        RidgeReturnWithNews,
+        RidgeReturnWithNews.fit_alphas,
+        reads_news=True,
+    ),
     Member("ridge_score", SCORE, RIDGE_ALPHAS, RidgeScore, RidgeScore.fit_alphas),
     Member("lightgbm_score", SCORE, (TREE_CONFIG,), LightGBMScore),
     Member("har", VOLATILITY, HAR_CONFIGS, HarVolatility),
@@ -379,6 +397,13 @@ ZOO: tuple[Member, ...] = (
     ),
     Member("lightgbm_quantiles", RANGE, (QUANTILE_TREE_CONFIG,), LightGBMQuantiles),
 )
+
+
+def zoo_for(features: pd.DataFrame) -> tuple[Member, ...]:
+    """The members that can learn from these features: those reading news only when some
+    row has news."""
+    has_news = "news_count_log" in features and bool((features["news_count_log"] > 0).any())
+    return tuple(m for m in ZOO if has_news or not m.reads_news)
 
 
 def choose(member: Member, rows: pd.DataFrame, label: pd.Series) -> Any:

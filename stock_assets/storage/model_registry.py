@@ -58,6 +58,7 @@ def _signature() -> Any:
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     from stock_assets.modeling.pyfunc import PREDICTION_COLUMNS
+    from stock_assets.modeling.requests import NEWS_REQUEST_COLUMNS
 
     prices = [ColSpec("double", name) for name in ("open", "high", "low", "close")]
     # Volumes as read_csv gives them (int64) or as floats: the model checks them itself, and
@@ -68,6 +69,8 @@ def _signature() -> Any:
             ColSpec("string", "date"),
             *prices,
             ColSpec(AnyType(), "volume"),
+            # The session's news, where there was any (modeling.requests): optional.
+            *(ColSpec(AnyType(), name, required=False) for name in NEWS_REQUEST_COLUMNS),
         ]
     )
     dates = {"ticker", "as_of_date", "target_date", "score_note"}
@@ -249,14 +252,16 @@ class ModelRegistry(dg.ConfigurableResource):
         from stock_assets.market import calendar
         from stock_assets.market.cleaning import CLEAN_COLUMNS
         from stock_assets.modeling.requests import to_model_input
-        from stock_assets.storage.object_store import CLEANED_PRICES
+        from stock_assets.storage.object_store import CLEANED_PRICES, NEWS_SENTIMENT
 
         start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
         bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
         if bars.empty:
             return pd.DataFrame()
+        news = store.read_partitions(NEWS_SENTIMENT, start=start, end=dates[-1])
         model = self.load(version)
-        predicted = model.predict(to_model_input(bars[CLEAN_COLUMNS]), params={"all_dates": True})
+        request = to_model_input(bars[CLEAN_COLUMNS], news)
+        predicted = model.predict(request, params={"all_dates": True})
         predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
         predicted["target_date"] = pd.to_datetime(predicted["target_date"])
         return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)

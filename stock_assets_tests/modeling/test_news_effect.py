@@ -13,13 +13,6 @@ from stock_assets.market.synthetic import generate_market
 from stock_assets.modeling.news_effect import news_effect
 
 
-@pytest.fixture(scope="module")
-def features() -> pd.DataFrame:
-    market = generate_market(n_tickers=40, years=2.5, seed=11)
-    tickers = sorted(market.bars["ticker"].unique())
-    return build_features(clean_bars(market.bars, tickers, "synthetic").cleaned)
-
-
 def news_stream(features: pd.DataFrame, planted: float, seed: int) -> pd.DataFrame:
     """About half the ticker-sessions have news; its tone carries `planted` times the next
     session's standardised return, plus noise of its own."""
@@ -38,8 +31,8 @@ def news_stream(features: pd.DataFrame, planted: float, seed: int) -> pd.DataFra
     )
 
 
-def test_a_planted_news_effect_is_found(features):
-    effect = news_effect(news_features(features, news_stream(features, 0.3, seed=1)))
+def test_a_planted_news_effect_is_found(features, planted):
+    effect = news_effect(news_features(features, planted))
     assert 0.4 < effect.rows_with_news < 0.6
     assert effect.ic_with > effect.ic_without + 0.02
     assert effect.helps and effect.t > 3
@@ -51,19 +44,71 @@ def test_news_without_an_effect_is_not_taken_for_one(features):
     assert abs(effect.t) < 2
 
 
-def test_price_model_reports_the_news_effect_from_the_stored_sentiment(features, tmp_path):
-    import dagster as dg
+@pytest.fixture(scope="module")
+def market():
+    return generate_market(n_tickers=40, years=2.5, seed=11)
 
-    from stock_assets.defs.modeling.assets import _news_effect
-    from stock_assets.storage.object_store import NEWS_SENTIMENT, LocalObjectStore
 
-    store = LocalObjectStore(root=str(tmp_path))
-    context = dg.build_asset_context()
-    assert _news_effect(context, store, features) == {
-        "news": "no news landed: trained on prices alone"
-    }
-    stream = news_stream(features, 0.3, seed=1)
-    store.write_partitions(NEWS_SENTIMENT, stream, pd.DatetimeIndex(stream["date"].unique()))
-    metadata = _news_effect(context, store, features)
-    assert metadata["news_helps"] is True
-    assert metadata["news_rank_ic_with"] > metadata["news_rank_ic_without"]
+@pytest.fixture(scope="module")
+def features(market) -> pd.DataFrame:
+    tickers = sorted(market.bars["ticker"].unique())
+    return build_features(clean_bars(market.bars, tickers, "synthetic").cleaned)
+
+
+@pytest.fixture(scope="module")
+def planted(features) -> pd.DataFrame:
+    return news_stream(features, 0.3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained_with_news(features, planted):
+    from stock_assets.modeling.training import train_and_evaluate
+
+    return train_and_evaluate(news_features(features, planted), holdout_sessions=0)
+
+
+def test_training_lets_the_news_member_compete_only_where_news_landed(features, trained_with_news):
+    from stock_assets.modeling.training import train_and_evaluate
+
+    without = train_and_evaluate(features, holdout_sessions=0)
+    assert "ridge_news" not in {m.member.name for m in without.members}
+    chosen = {m.member.target: m.member.name for m in trained_with_news.members if m.chosen}
+    assert chosen["return"] == "ridge_news"  # the planted effect wins the return
+    assert trained_with_news.forecaster.part_name("return") == "ridge_news"
+
+
+def test_the_served_model_reads_the_news_stored_beside_the_bars(
+    settings, market, planted, trained_with_news
+):
+    from stock_assets.defs.resources import build_resources
+    from stock_assets.features.indicators import LOOKBACK_SESSIONS
+    from stock_assets.market.calendar import last_sessions
+    from stock_assets.market.cleaning import clean_bars
+    from stock_assets.modeling.pyfunc import predict_from_bars
+    from stock_assets.modeling.requests import to_model_input
+    from stock_assets.storage.object_store import CLEANED_PRICES, NEWS_SENTIMENT
+
+    resources = build_resources(settings)
+    registry, store = resources["model_registry"], resources["object_store"]
+    result = trained_with_news
+    version = registry.log_candidate(
+        result.forecaster, "model", result.scores, {}, result.backtest
+    ).version
+    cleaned = clean_bars(market.bars, sorted(market.bars["ticker"].unique()), "s").cleaned
+    sessions = pd.DatetimeIndex(sorted(cleaned["date"].unique()))
+    store.write_partitions(CLEANED_PRICES, cleaned, sessions)
+    store.write_partitions(NEWS_SENTIMENT, planted, sessions, skip_empty=True)
+    last = sessions[-5:]
+
+    served = registry.predict_sessions(str(version), store, last)
+    # The bars predict_sessions reads: LOOKBACK_SESSIONS behind the first date.
+    window = cleaned[cleaned["date"] >= last_sessions(last[0], LOOKBACK_SESSIONS + 1)[0]]
+    direct = predict_from_bars(result.forecaster, to_model_input(window, planted), all_dates=True)
+    direct = direct[pd.to_datetime(direct["as_of_date"]).isin(last)].reset_index(drop=True)
+    assert len(served) == len(direct) == 40 * 5
+    pd.testing.assert_series_equal(
+        served["predicted_return"], direct["predicted_return"], rtol=1e-9, atol=1e-12
+    )
+    blind = predict_from_bars(result.forecaster, to_model_input(window), all_dates=True)
+    blind = blind[pd.to_datetime(blind["as_of_date"]).isin(last)].reset_index(drop=True)
+    assert not np.allclose(blind["predicted_return"], served["predicted_return"])
