@@ -425,6 +425,7 @@ def news_feed(settings: Settings, args: argparse.Namespace) -> int:
                 seen,
                 lambda messages: rabbitmq.publish(broker.url, topology, messages),
                 now,
+                seen.path.parent / "set-aside",
             )
             print(f"{now:%Y-%m-%d %H:%M:%S}Z: {report}", flush=True)
             status = 1 if report.failures else 0

@@ -2,26 +2,28 @@
 
 An entry's tickers come from the entry itself where the source tags them (a category or tag
 that is a ticker of the universe, or a $TICKER cashtag in its title), otherwise from the
-tickers configured for its feed. An entry without a time cannot be given a session and is
-set aside with its reason; one whose tickers are unknown is published anyway when the feed
-names tickers for it, and left out otherwise (also with its reason).
+tickers configured for its feed. An entry without a time cannot be given a session, and one
+with no ticker at all cannot be routed: both are left out, logged and set aside with their
+reason, where an operator can find them.
 """
 
 from __future__ import annotations
 
-import calendar as timegm
 import hashlib
 import html
 import json
 import re
-from dataclasses import dataclass
+from calendar import timegm
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stock_assets.feeds.http import Http
+from stock_assets.feeds.http import Http, ProviderError
 from stock_assets.feeds.state import read_state, write_state
+from stock_assets.streaming.news import news_messages
 
 _TAGS = re.compile(r"<[^>]+>")
 _CASHTAG = re.compile(r"\$([A-Z][A-Z0-9.\-]{0,15})\b")
@@ -61,7 +63,7 @@ def _published(entry: Any) -> str | None:
     if not parsed:
         return None
     # feedparser gives UTC struct_times.
-    return pd.Timestamp(timegm.timegm(parsed), unit="s", tz="UTC").isoformat()
+    return pd.Timestamp(timegm(parsed), unit="s", tz="UTC").isoformat()
 
 
 def entry_tickers(entry: Any, universe: frozenset[str]) -> list[str]:
@@ -74,7 +76,8 @@ def entry_tickers(entry: Any, universe: frozenset[str]) -> list[str]:
 def articles_from_feed(
     content: bytes, source: NewsSource, universe: frozenset[str]
 ) -> tuple[list[dict], list[str]]:
-    """The feed's entries as news-v1 articles, and the reasons entries were left out."""
+    """The feed's entries as news-v1 articles, and the reasons entries were left out (each
+    naming the feed, the entry's place and its title)."""
     import feedparser
 
     parsed = feedparser.parse(content)
@@ -83,7 +86,8 @@ def articles_from_feed(
     articles, left_out = [], []
     for at, entry in enumerate(parsed.entries):
         title = _text(entry.get("title", ""))
-        label = f"{source.url} entry {at} ({title[:60]!r})"
+        link = entry.get("link", "")
+        label = f"{source.url} entry {at} ({title[:60]!r}, {link or 'no link'})"
         published = _published(entry)
         if published is None:
             left_out.append(f"{label}: no published or updated time")
@@ -92,7 +96,6 @@ def articles_from_feed(
         if not tickers:
             left_out.append(f"{label}: no ticker of the universe tagged or configured")
             continue
-        link = entry.get("link", "")
         key = entry.get("id") or link or f"{title}|{published}"
         articles.append(
             {
@@ -108,11 +111,6 @@ def articles_from_feed(
             }
         )
     return articles, left_out
-
-
-def fetch_feed(http: Http, source: NewsSource) -> bytes:
-    """The feed's document, through the budgeted, backing-off client."""
-    return http.get_bytes(source.url)
 
 
 class SeenArticles:
@@ -146,13 +144,16 @@ def fingerprint(article: dict) -> str:
 @dataclass
 class NewsPollReport:
     published: int = 0
-    left_out: int = 0
-    failures: dict[str, str] | None = None
+    left_out: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    set_aside: Path | None = None
 
     def __str__(self) -> str:
-        text = f"published {self.published} articles; {self.left_out} entries left out"
+        text = f"published {self.published} articles; {len(self.left_out)} entries left out"
         if self.failures:
             text += f"; {len(self.failures)} feeds failed and will be read again next poll"
+        if self.set_aside:
+            text += f"; reasons set aside in {self.set_aside}"
         return text
 
 
@@ -161,20 +162,19 @@ def poll_news(
     sources: list[NewsSource],
     universe: frozenset[str],
     seen: SeenArticles,
-    publish: Any,
+    publish: Callable[[list[tuple[str, bytes]]], object],
     now: pd.Timestamp,
-    log: Any = print,
+    set_aside_dir: Path,
+    log: Callable[[str], None] = print,
 ) -> NewsPollReport:
     """Read every feed; publish the articles not published before (or changed since), one feed
     at a time, remembering each feed's only once the broker confirmed them. A feed that fails
-    is reported and read again next poll; the others go on."""
-    from stock_assets.feeds.http import ProviderError
-    from stock_assets.streaming.news import news_messages
-
-    report = NewsPollReport(failures={})
+    is reported and read again next poll; the others go on. Entries left out are logged and
+    their reasons kept in `set_aside_dir`."""
+    report = NewsPollReport()
     for source in sources:
         try:
-            content = fetch_feed(http, source)
+            content = http.get_bytes(source.url)
         except ProviderError as error:
             report.failures[source.url] = str(error)
             log(f"news feed {source.url}: {error}")
@@ -182,10 +182,14 @@ def poll_news(
         articles, left_out = articles_from_feed(content, source, universe)
         for reason in left_out:
             log(f"news feed: left out {reason}")
-        report.left_out += len(left_out)
+        report.left_out += left_out
         new = [article for article in articles if seen.is_new(article)]
         if new:
             publish(news_messages(new))
             report.published += len(new)
         seen.record(articles, now)
+    if report.left_out:
+        set_aside_dir.mkdir(parents=True, exist_ok=True)
+        report.set_aside = set_aside_dir / f"news-{now:%Y%m%dT%H%M%S%fZ}.json"
+        report.set_aside.write_text(json.dumps(report.left_out, indent=1))
     return report

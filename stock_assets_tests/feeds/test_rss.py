@@ -3,6 +3,8 @@ queue to news_sentiment."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -78,7 +80,9 @@ def test_news_feed_to_news_sentiment_through_the_queue(settings, rabbitmq_url, t
     api.route("/rss", Answer(body=RSS))
     api.route("/atom", Answer(body=atom_with('<category term="MSFT"/>')))
     api.route("/down", Answer(503, {"message": "maintenance"}))
+    api.route("/untagged", Answer(body=ATOM))
     seen = SeenArticles(tmp_path / "news.json")
+    aside = tmp_path / "set-aside"
     topology = rabbitmq.news_topology()
 
     def publish(messages):
@@ -89,22 +93,30 @@ def test_news_feed_to_news_sentiment_through_the_queue(settings, rabbitmq_url, t
             NewsSource(f"{api.url}/down", "down", ("IBM",)),
             NewsSource(f"{api.url}/rss", "liftoff", ("IBM",)),
             NewsSource(f"{api.url}/atom", "example"),
+            NewsSource(f"{api.url}/untagged", "untagged"),  # names no tickers for its entries
         ]
         http = Http("", {}, 6000.0, sleep=Clock().sleep)
         now = pd.Timestamp("2004-01-02", tz="UTC")
-        report = poll_news(http, sources, UNIVERSE, seen, publish, now, log=lambda m: None)
+        report = poll_news(http, sources, UNIVERSE, seen, publish, now, aside, log=lambda m: None)
         assert report.published == 3
         assert list(report.failures) == [f"{api.url}/down"]  # the others went on
+        (reason,) = json.loads(report.set_aside.read_text())
+        assert reason.startswith(f"{api.url}/untagged entry 0 ('Atom-Powered Robots Run Amok'")
+        assert reason.endswith("no ticker of the universe tagged or configured")
         # Nothing new the second time; a changed entry is published again.
         assert (
-            poll_news(http, sources, UNIVERSE, seen, publish, now, log=lambda m: None).published
+            poll_news(
+                http, sources, UNIVERSE, seen, publish, now, aside, log=lambda m: None
+            ).published
             == 0
         )
         api.route(
             "/atom", Answer(body=atom_with('<category term="MSFT"/>', "Robots fail, huge losses"))
         )
         assert (
-            poll_news(http, sources, UNIVERSE, seen, publish, now, log=lambda m: None).published
+            poll_news(
+                http, sources, UNIVERSE, seen, publish, now, aside, log=lambda m: None
+            ).published
             == 1
         )
 
