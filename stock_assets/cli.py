@@ -451,10 +451,12 @@ def redrive(settings: Settings) -> int:
 
     broker = RabbitMQ(url=settings.amqp_url)
     try:
-        moved = rabbitmq.redrive(broker.url, broker.topology)
-        print(
-            f"sent {moved} dead-lettered messages from '{broker.dead_queue}' to '{broker.exchange}'"
-        )
+        for topology in (broker.topology, rabbitmq.news_topology(broker.exchange)):
+            moved = rabbitmq.redrive(broker.url, topology)
+            print(
+                f"sent {moved} dead-lettered messages from '{topology.dead_queue}' to "
+                f"'{topology.exchange}'"
+            )
     except pika.exceptions.AMQPConnectionError as error:
         print(
             f"RabbitMQ at {broker.safe_url} is not reachable ({error}); dead letters stay",
@@ -660,8 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     news_poller.add_argument("--once", action="store_true", help="read the feeds once and exit")
     commands.add_parser(
         "redrive",
-        help="send dead-lettered bar messages and quarantined history files back through "
-        "ingestion once their cause is fixed",
+        help="send dead-lettered bar and news messages and quarantined history files back "
+        "through ingestion once their cause is fixed",
     )
     commands.add_parser(
         "broker-users",

@@ -66,9 +66,13 @@ def test_news_lands_by_session_and_is_scored_once_per_article(
     assert queue_depth(rabbitmq_url, topology.queue) == 0
     connection = rabbitmq.connect(rabbitmq_url)
     try:
-        method, properties, _ = connection.channel().basic_get(topology.dead_queue, auto_ack=True)
+        method, properties, _ = connection.channel().basic_get(topology.dead_queue)
         assert method is not None
         assert "none is in the universe" in properties.headers[rabbitmq.REASON_HEADER]
     finally:
         connection.close()
     assert isinstance(tick(definitions, resources, "market_news_sensor"), dg.SkipReason)
+    # Once the cause is fixed, `stock-assets redrive` sends news dead letters back too.
+    assert cli.main(["redrive"]) == 0
+    assert queue_depth(rabbitmq_url, topology.queue) == 1
+    assert queue_depth(rabbitmq_url, topology.dead_queue) == 0
