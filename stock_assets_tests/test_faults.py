@@ -18,8 +18,13 @@ import pytest
 
 from stock_assets.defs.ingestion.sensors import BATCH_TAG
 from stock_assets.defs.resources import build_resources
+from stock_assets.feeds.feed import Feed, FeedState
+from stock_assets.feeds.http import Http
+from stock_assets.feeds.providers import AlpacaBars
 from stock_assets.streaming import rabbitmq
 from stock_assets.streaming.messages import bar_messages
+from stock_assets.streaming.news import news_messages
+from stock_assets_tests.feeds.recorded import Answer, RecordedApi, alpaca_bars
 from stock_assets_tests.live_platform import (
     COLUMNS,
     RECOVERY_TIMEOUT,
@@ -34,6 +39,7 @@ from stock_assets_tests.live_platform import (
     platform_env,
     queue_depths,
     refreshed,
+    stored_bars,
     wait_for,
     worker_pid,
 )
@@ -89,7 +95,8 @@ def _poison(store, good_messages, good_file: pd.DataFrame) -> list[tuple[str, by
 def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platform, sample_bars):
     """Three faults on one platform start: poison files and messages among good ones; the
     daemon and a refresh run's worker killed with SIGKILL mid-run; RabbitMQ restarted while
-    bars are published and drained."""
+    bars are published and drained. Then the live producers feed the same running platform:
+    the market-data feed (a recorded Alpaca API) and news."""
     from stock_assets.streaming import history
 
     settings, broker, dev = platform
@@ -177,4 +184,55 @@ def test_poison_among_good_and_a_killed_daemon_and_run_worker_lose_nothing(platf
     recovery = time.monotonic() - back
     check_after("RabbitMQ restarted while bars were published and drained", warehouse, restarted,
                 bars, recovery)  # fmt: skip
+    assert queue_depths(url) == (0, 2)
+
+    # The market-data feed polls a recorded Alpaca API for the next two sessions' bars, and
+    # news arrives for them; the running platform predicts both days and scores the news.
+    fed = sorted(sample_bars.loc[sample_bars["date"] > sessions[-1], "date"].unique())[:2]
+    bars = sample_bars[sample_bars["date"].isin(fed) & sample_bars["ticker"].isin(tickers)]
+    api = RecordedApi()
+    api.route("/v2/stocks/bars", Answer(body=alpaca_bars(bars)))
+    feed_home = settings.home / "feed"
+    with api.serving():
+        feed = Feed(
+            AlpacaBars(Http(api.url, {}, 6000.0)),
+            tuple(tickers),
+            "1d",
+            FeedState(feed_home / "alpaca-1d.json"),
+            lambda messages: rabbitmq.publish(url, rabbitmq.Topology(), messages),
+            feed_home / "set-aside",
+            log=lambda message: None,
+        )
+        closed = pd.Timestamp(fed[-1]).tz_localize("America/New_York") + pd.Timedelta(hours=18)
+        assert feed.poll(closed.tz_convert("UTC")).published == len(bars)
+    articles = [
+        {
+            "id": f"{ticker}-{day:%Y%m%d}",
+            "published_at": f"{day:%Y-%m-%d}T11:00:00-05:00",
+            "source": "wire",
+            "headline": f"{ticker} posts record profit",
+            "tickers": [ticker],
+            "url": f"https://news.example.com/{ticker}/{day:%Y%m%d}",
+        }
+        for ticker in bars["ticker"].unique()
+        for day in fed
+    ]
+    rabbitmq.publish(url, rabbitmq.news_topology(), news_messages(articles))
+    first, last = f"{fed[0]:%Y-%m-%d}", f"{fed[-1]:%Y-%m-%d}"
+
+    def scored() -> int:
+        table = warehouse.read(
+            f"SELECT COUNT(*) AS n FROM news_sentiment WHERE date BETWEEN '{first}' AND '{last}'"
+        )
+        return int(table["n"].iloc[0])
+
+    def done() -> bool:
+        return live_sessions(warehouse, fed, n_tickers) == 2 and scored() == len(articles)
+
+    wait_for(done, RECOVERY_TIMEOUT, "predictions for the fed bars and their news scored", dev)
+    pd.testing.assert_frame_equal(
+        stored_bars(warehouse, fed),
+        bars[COLUMNS].sort_values(["ticker", "date"]).reset_index(drop=True),
+        check_dtype=False,
+    )
     assert queue_depths(url) == (0, 2)

@@ -23,8 +23,6 @@ BATCH_TAG = "stock_assets/batch_id"
 _SETTINGS = load_settings()
 # How often the sensors that list the object store look (STOCK_ASSETS_OBJECT_STORE_POLL_SECONDS).
 POLL_SECONDS = _SETTINGS.object_store_poll_seconds
-# News matters at a session's close, not to the second: a tick every 30 s.
-NEWS_POLL_SECONDS = 30
 
 
 @dg.sensor(
@@ -76,7 +74,8 @@ def market_bars_sensor(
 
 @dg.sensor(
     job_name="refresh_prices",
-    minimum_interval_seconds=NEWS_POLL_SECONDS,
+    # As often as the bars' sensor (STOCK_ASSETS_BARS_POLL_SECONDS), without its long poll.
+    minimum_interval_seconds=_SETTINGS.bars_poll_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def market_news_sensor(
