@@ -206,3 +206,28 @@ def test_minute_bars_are_published_within_regular_hours_once_ended(tmp_path):
     # 09:29 is pre-market, 09:31 has not ended: only the 09:30 bar.
     assert report.published == 1
     assert [(m["ts"], m["interval"]) for m in feed.publish] == [("2024-03-06T09:30:00-05:00", "1m")]
+
+
+def test_at_start_it_polls_only_when_a_ticker_lacks_the_last_ended_bar(tmp_path):
+    api = RecordedApi()
+    answer(api, daily(WEEK))
+    with api.serving():
+        feed = feed_on(api, tmp_path)
+        saturday = at("2024-03-09T12:00")
+        assert feed.behind(saturday)  # nothing published yet
+        feed.poll(at("2024-03-05T18:00"))
+        assert feed.behind(saturday)  # Thursday's and Friday's bars are missing
+        answer(
+            api,
+            daily(
+                [
+                    (t, d, 100.0, 101.0, 99.0, 100.5, 1e6)
+                    for t in ("AAPL", "MSFT")
+                    for d in ("2024-03-06", "2024-03-07", "2024-03-08")
+                ]
+            ),
+        )
+        feed.poll(at("2024-03-08T18:00"))
+    # Up to date on a weekend: no poll at start, and the next is Monday's close.
+    assert not feed.behind(saturday)
+    assert next_poll_at("1d", saturday) == at("2024-03-11T16:20")
