@@ -108,7 +108,8 @@ def news_features(features: pd.DataFrame, sentiment: pd.DataFrame) -> pd.DataFra
     """`features` (ticker, date, ...) with NEWS_FEATURE_COLUMNS from the session sentiment
     table (`session_sentiment`); rows keep their order. Each row reads only its own session's
     sentiment and its ticker's earlier rows'."""
-    out = features.copy()
+    # A shallow copy: only columns are added, and a training frame's copy would be its size.
+    out = features.copy(deep=False)
     if sentiment.empty:  # no news: every column 0, nothing to look up
         for column in NEWS_FEATURE_COLUMNS:
             out[column] = np.float32(0.0)
