@@ -56,7 +56,8 @@ def feature_shift_chart(reference: pd.DataFrame, recent: pd.DataFrame, feature: 
         bins = np.unique(bins)
         axes.hist(reference[feature].dropna(), bins=bins, density=True, alpha=0.5, label="training")
         axes.hist(recent[feature].dropna(), bins=bins, density=True, alpha=0.5, label="recent")
-        axes.legend(fontsize=7)
+        # A fixed corner: "best" searches the data for a free spot, slowly on large histograms.
+        axes.legend(fontsize=7, loc="upper right")
     return _markdown(figure)
 
 
@@ -66,5 +67,5 @@ def features_chart(features: pd.DataFrame, feature: str = "vol_20") -> str:
     for ticker, rows in features.groupby("ticker"):
         axes.plot(rows["date"], rows[feature], linewidth=1, label=str(ticker))
     if features["ticker"].nunique() <= 10:
-        axes.legend(fontsize=6, ncol=5)
+        axes.legend(fontsize=6, ncol=5, loc="upper left")
     return _markdown(figure)
