@@ -52,7 +52,9 @@ def session_opens() -> pd.Series:
 def sessions_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
     """NYSE sessions from start to end, both inclusive, as tz-naive midnight timestamps."""
     sessions = _sessions()
-    return sessions[(sessions >= pd.Timestamp(start)) & (sessions <= pd.Timestamp(end))]
+    # Sorted: two binary searches, where comparing every session took milliseconds a call.
+    first = sessions.searchsorted(pd.Timestamp(start), side="left")
+    return sessions[first : sessions.searchsorted(pd.Timestamp(end), side="right")]
 
 
 def holidays_in_range(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
