@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stock_assets.config import Settings, load_settings
+from stock_assets.config import FEED_INTERVALS, FEED_PROVIDERS, Settings, load_settings
 
 # The demo's runs, in order: (title, assets, whether the run spans every session).
 DEMO_STEPS = [
@@ -641,8 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         "under its ts. A ticker that fails is logged with its reason (payloads set aside "
         "under $STOCK_ASSETS_HOME/feed/set-aside/) and asked for again next poll.",
     )
-    poller.add_argument("--provider", choices=["alpaca", "polygon"], help="default: the setting")
-    poller.add_argument("--interval", choices=["1d", "1m"], help="default: the setting, or 1d")
+    poller.add_argument("--provider", choices=FEED_PROVIDERS, help="default: the setting")
+    poller.add_argument("--interval", choices=FEED_INTERVALS, help="default: the setting, or 1d")
     poller.add_argument("--tickers", help="comma-separated (default: STOCK_ASSETS_TICKERS)")
     poller.add_argument(
         "--once", action="store_true", help="poll once and exit (1 if a ticker failed)"

@@ -10,7 +10,6 @@ Polls follow the NYSE calendar in exchange time: none on a closed day.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from stock_assets.feeds.providers import BarProvider
-from stock_assets.feeds.state import read_state, write_state
+from stock_assets.feeds.state import read_state, set_aside, write_state
 from stock_assets.market import calendar
 from stock_assets.streaming.messages import bar_messages
 
@@ -129,7 +128,8 @@ class Feed:
         for ticker, reason in fetched.failures.items():
             self.log(f"{self.provider.name} {self.interval} {ticker}: {reason}")
         if fetched.set_aside:
-            report.set_aside = self._set_aside(fetched.set_aside, now)
+            name = f"{self.provider.name}-{self.interval}"
+            report.set_aside = set_aside(self.set_aside_dir, name, now, fetched.set_aside)
         bars = fetched.bars
         bars = bars[bars["ticker"].isin(self.tickers)]
         bars = bars[(bars["ts"] >= bars["ticker"].map(starts)) & ended(bars, self.interval, now)]
@@ -146,14 +146,6 @@ class Feed:
         report.published = len(due)
         report.requests = self.provider.http.requests - requests_before
         return report
-
-    def _set_aside(self, payloads: list[dict], now: pd.Timestamp) -> Path:
-        self.set_aside_dir.mkdir(parents=True, exist_ok=True)
-        path = self.set_aside_dir / (
-            f"{self.provider.name}-{self.interval}-{now:%Y%m%dT%H%M%S%fZ}.json"
-        )
-        path.write_text(json.dumps(payloads, indent=1, default=str))
-        return path
 
     def behind(self, now: pd.Timestamp) -> bool:
         """Whether some ticker lacks the last bar that has ended by now (a poll is due at

@@ -23,7 +23,6 @@ from stock_assets.feeds.http import Http, ProviderError
 from stock_assets.market import calendar
 
 FETCHED_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume"]
-INTERVALS = ("1d", "1m")
 
 
 @dataclass
@@ -63,7 +62,8 @@ class BarProvider(ABC):
     def fetch(
         self, tickers: Sequence[str], interval: str, start: pd.Timestamp, end: pd.Timestamp
     ) -> Fetched:
-        """Bars of `tickers` starting in [start, end] (UTC), `interval` one of INTERVALS."""
+        """Bars of `tickers` starting in [start, end] (UTC); `interval` is one of
+        config.FEED_INTERVALS."""
 
 
 class _Collector:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from stock_assets.feeds.http import Http, ProviderError
-from stock_assets.feeds.state import read_state, write_state
+from stock_assets.feeds.state import read_state, set_aside, write_state
 from stock_assets.streaming.news import news_messages
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -189,7 +189,5 @@ def poll_news(
             report.published += len(new)
         seen.record(articles, now)
     if report.left_out:
-        set_aside_dir.mkdir(parents=True, exist_ok=True)
-        report.set_aside = set_aside_dir / f"news-{now:%Y%m%dT%H%M%S%fZ}.json"
-        report.set_aside.write_text(json.dumps(report.left_out, indent=1))
+        report.set_aside = set_aside(set_aside_dir, "news", now, report.left_out)
     return report

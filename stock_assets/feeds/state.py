@@ -6,6 +6,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 
 class FeedStateError(ValueError):
@@ -33,3 +36,12 @@ def write_state(path: Path, field: str, value: dict) -> None:
     ) as handle:
         json.dump({"version": 1, field: value}, handle, indent=1)
     os.replace(handle.name, path)
+
+
+def set_aside(folder: Path, name: str, now: pd.Timestamp, what: Any) -> Path:
+    """Keep what a poll could not use (payloads, reasons) where an operator will look: one
+    JSON file per poll, named by the feed and the poll's time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{now:%Y%m%dT%H%M%S%fZ}.json"
+    path.write_text(json.dumps(what, indent=1, default=str))
+    return path

@@ -192,7 +192,9 @@ class ObjectStore(dg.ConfigurableResource, ABC):
             return pd.DataFrame()
         return pa.concat_tables(tables, promote_options="default").to_pandas()
 
-    def land(self, frame: pd.DataFrame, batch_id: str, area: str = LANDED_BARS) -> list[str]:
+    def land(
+        self, frame: pd.DataFrame, batch_id: str, area: str = LANDED_BARS, unit: str = "bars"
+    ) -> list[str]:
         """Store an arriving batch of bars (or, with `area` LANDED_NEWS, of articles), one
         object per trading date, then its record; returns the objects' keys. The batch is
         landed once its record is stored."""
@@ -202,13 +204,12 @@ class ObjectStore(dg.ConfigurableResource, ABC):
         with ThreadPoolExecutor(self.io_threads()) as pool:
             list(pool.map(lambda group: self.write_frame(*group), groups))
         dates = sorted(f"{pd.Timestamp(date):%Y-%m-%d}" for date in frame["date"].unique())
-        counted = "articles" if area == LANDED_NEWS else "bars"
-        record = {"batch_id": batch_id, "dates": dates, counted: len(frame)}
+        record = {"batch_id": batch_id, "dates": dates, unit: len(frame)}
         self.put_bytes(batch_record_key(batch_id), json.dumps(record).encode())
         return [key for key, _ in groups]
 
     def land_news(self, frame: pd.DataFrame, batch_id: str) -> list[str]:
-        return self.land(frame, batch_id, LANDED_NEWS)
+        return self.land(frame, batch_id, LANDED_NEWS, unit="articles")
 
     def landed_batches(self, after: str = "") -> list[dict]:
         """The records of landed batches (batch_id, dates, bars), oldest first: all of them, or
