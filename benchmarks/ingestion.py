@@ -32,6 +32,7 @@ from _common import RESULTS, command_line, goal, machine, median, now, progress,
 AMQP_URL = os.environ.get("STOCK_ASSETS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 GOAL_RATIO = 0.6
 PREFETCH = 500
+EMPTY_TICKS_ALLOWED = 5  # in a row, before a round counts as failed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,14 +108,20 @@ def sensor_drain(definitions, resources, expected: int) -> tuple[float, int]:
     import dagster as dg
 
     sensor = definitions.resolve_sensor_def("market_bars_sensor")
-    landed, ticks = 0, 0
+    landed, ticks, empty = 0, 0, 0
     started = time.perf_counter()
     while landed < expected:
         with dg.build_sensor_context(resources=resources, definitions=definitions) as context:
             request = sensor(context)
         ticks += 1
+        # A quorum queue still settling the last round's acks can deliver nothing within a
+        # tick's inactivity timeout: the daemon would tick again, and so does this, on the clock.
         if not isinstance(request, dg.RunRequest):
-            raise RuntimeError(f"tick {ticks} landed nothing after {landed} bars: {request}")
+            empty += 1
+            if empty == EMPTY_TICKS_ALLOWED:
+                raise RuntimeError(f"tick {ticks} landed nothing after {landed} bars: {request}")
+            continue
+        empty = 0
         landed += int(request.tags["stock_assets/bars"])
     return time.perf_counter() - started, ticks
 
