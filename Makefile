@@ -22,11 +22,15 @@ help:  ## list the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# uv installs the pinned stack in seconds; bytecode is compiled up front because these
-# machines set PYTHONDONTWRITEBYTECODE and `import mlflow` is 4x slower without it.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+# The stack installs from uv.lock, exactly as tested, in seconds; --locked stops if
+# pyproject.toml changed since the lock (README, "Upgrading dependencies"). Bytecode is
+# compiled up front because these machines set PYTHONDONTWRITEBYTECODE and `import mlflow` is
+# 4x slower without it. --inexact keeps uv itself, which pip installed.
+UV_VERSION := 0.13.9
+SYNC := $(BIN)/uv sync --quiet --locked --inexact --compile-bytecode --python $(BIN)/python
+$(VENV)/.installed: pyproject.toml uv.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(SYNC) --extra dev
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the project
@@ -51,14 +55,21 @@ test: install  ## run the whole test suite, services and browser included
 test-fast: install  ## only the pure modules (no services, browser or slow tests), for quick loops
 	$(BIN)/pytest -m "not services and not browser and not slow"
 
-ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 and MLflow UI on :5000, on the embedded state
-	@MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
-	    --backend-store-uri sqlite:///$(STOCK_ASSETS_HOME)/mlflow.db \
-	    --default-artifact-root file://$(STOCK_ASSETS_HOME)/mlartifacts \
-	    --host $(STOCK_ASSETS_BIND_HOST) --port $(MLFLOW_PORT) & mlflow_pid=$$!; \
-	trap 'kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
-	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true \
-	    $(BIN)/dagster dev -w workspace.yaml -h $(STOCK_ASSETS_BIND_HOST) -p $(DAGSTER_PORT)
+# The MLflow UI is the tracking server MLFLOW_TRACKING_URI names (production: `make services`
+# runs it), else a server of our own over the store it names (the embedded one by default).
+ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on :3000 beside the MLflow UI (MLFLOW_TRACKING_URI's server, else :5000)
+	@tracking="$${MLFLOW_TRACKING_URI:-sqlite:///$(STOCK_ASSETS_HOME)/mlflow.db}"; mlflow_pid=; \
+	case "$$tracking" in \
+	    http://*|https://*) echo "MLflow UI: $$tracking (MLFLOW_TRACKING_URI)" ;; \
+	    *) MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+	        --backend-store-uri "$$tracking" \
+	        --default-artifact-root file://$(STOCK_ASSETS_HOME)/mlartifacts \
+	        --host $(STOCK_ASSETS_BIND_HOST) --port $(MLFLOW_PORT) & mlflow_pid=$$! ;; \
+	esac; \
+	trap '[ -z "$$mlflow_pid" ] || kill $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
+	PATH=$(CURDIR)/$(BIN):$$PATH VIRTUAL_ENV=$(CURDIR)/$(VENV) \
+	    DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true \
+	    $(BIN)/dg dev -w workspace.yaml -h $(STOCK_ASSETS_BIND_HOST) -p $(DAGSTER_PORT)
 
 serve: PORT ?= 5001
 serve: install  ## MLflow scoring server on the champion at 127.0.0.1:$PORT (default 5001), following promotions
@@ -72,7 +83,7 @@ screenshot: install  ## refresh docs/dashboard.png from the browser test
 	STOCK_ASSETS_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q stock_assets_tests/test_dashboard.py -k choosing
 
 bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md in benchmarks/results/)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,bench]'
+	$(SYNC) --extra dev --extra bench
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/ingestion.py
 	$(BIN)/python benchmarks/latency.py
@@ -88,7 +99,7 @@ feed: install  ## poll the market-data API the settings name and publish its bar
 	$(BIN)/stock-assets feed
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,services]'
+	$(SYNC) --extra dev --extra services
 	BIN=$(BIN) deploy/services.sh start
 
 services-stop:  ## stop what `make services` started

@@ -55,7 +55,7 @@ def test_every_ui_listens_on_loopback_unless_a_setting_says_otherwise(tmp_path, 
         commands[target] = result.stdout
     expected = host or "127.0.0.1"
     assert f"--host {expected} --port" in commands["ui"]  # the MLflow UI
-    assert f"dagster dev -w workspace.yaml -h {expected} " in commands["ui"]
+    assert f"dg dev -w workspace.yaml -h {expected} " in commands["ui"]
     assert f"serve --host {expected} " in commands["serve"]
     assert f"dashboard --host {expected} " in commands["dashboard"]
 

@@ -117,7 +117,9 @@ def baseline_scores(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     always_up = {
         "price_rmse": nan,
         "rmse_ratio_to_persistence": nan,
-        "directional_accuracy": float(np.mean(frame["label"].to_numpy() > 0)),
+        "directional_accuracy": float(np.mean(frame["label"].to_numpy() > 0))
+        if len(frame)
+        else nan,
         "ic": nan,
         "rows": float(len(frame)),
     }

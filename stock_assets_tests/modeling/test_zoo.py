@@ -65,7 +65,8 @@ def _rows(n_dates: int, n_tickers: int, seed: int) -> pd.DataFrame:
     rows["date"] = np.repeat(pd.bdate_range("2020-01-01", periods=n_dates), n_tickers)
     rows["ticker"] = np.tile([f"T{i:02d}" for i in range(n_tickers)], n_dates)
     rows["close"] = 100.0
-    return rows
+    # One block per type: the tests add columns one by one after this.
+    return rows.copy()
 
 
 def test_lightgbm_learns_a_nonlinear_return_ridge_cannot():
@@ -91,7 +92,14 @@ def test_lightgbm_score_ranks_a_nonlinear_signal_and_skips_rows_it_cannot_read()
 
     rows = _rows(150, 40, seed=3)
     rng = np.random.default_rng(4)
-    rows[RANK_COLUMNS] = rng.uniform(-0.5, 0.5, (len(rows), len(RANK_COLUMNS)))
+    ranks = rng.uniform(-0.5, 0.5, (len(rows), len(RANK_COLUMNS)))
+    rows = pd.concat(
+        [
+            rows.drop(columns=RANK_COLUMNS, errors="ignore"),
+            pd.DataFrame(ranks, columns=RANK_COLUMNS),
+        ],
+        axis=1,
+    ).copy()
     # The extremes of a feature's ranking do better than its middle: no linear trace.
     signal = np.abs(rows[RANK_COLUMNS[0]]) - 0.25
     rows["label"] = 0.05 * signal + rng.normal(0, 0.01, len(rows))

@@ -161,8 +161,22 @@ def test_an_older_warehouse_gains_new_columns_and_keeps_its_rows(tmp_path) -> No
     from stock_assets_tests.services import throwaway_database
 
     old = sa.MetaData()
-    columns = [c.copy() for c in model_scores.columns if c.name not in ("evaluation", "decision")]
-    old_scores = sa.Table("model_scores", old, *columns)
+    old_scores = sa.Table(
+        "model_scores",
+        old,
+        *(
+            sa.Column(
+                c.name,
+                c.type,
+                primary_key=c.primary_key,
+                autoincrement=c.autoincrement,
+                nullable=c.nullable,
+                server_default=c.server_default.arg if c.server_default is not None else None,
+            )
+            for c in model_scores.columns
+            if c.name not in ("evaluation", "decision")
+        ),
+    )
     urls = [f"sqlite:///{tmp_path / 'old.db'}"]
     with throwaway_database() as postgres:
         urls.append(postgres)
