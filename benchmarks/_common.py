@@ -46,15 +46,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def synthetic_home(home: Path, tickers: int, years: float, start: str) -> dict[str, str]:
     """The settings of a temporary home on the synthetic market (the embedded default)."""
     return {

@@ -35,13 +35,14 @@ from _common import (
     command_line,
     create_or_drop,
     env_file,
-    free_port,
     goal,
     machine,
     now,
     progress,
     write,
 )
+
+from stock_assets_tests.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # The last commit before issue 14's work: what the demo took when the issue started.

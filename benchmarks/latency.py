@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,6 @@ from _common import (
     RESULTS,
     NextBars,
     command_line,
-    free_port,
     goal,
     machine,
     now,
@@ -51,6 +49,8 @@ from _common import (
     synthetic_home,
     write,
 )
+
+from stock_assets_tests.services import free_port, private_vhost
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -79,15 +79,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR")
     return parser.parse_args(argv)
-
-
-def rabbitmqctl(*args: str) -> None:
-    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}; "
-            "run the benchmark as a user who may manage the local RabbitMQ (root here)"
-        )
 
 
 def wait_for_predictions(warehouse, session, tickers: int) -> None:
@@ -218,33 +209,30 @@ def render(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    vhost = f"stock_assets_bench_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
     try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        env = dict(
-            os.environ,
-            **synthetic_home(home, TICKERS, YEARS, START),
-            STOCK_ASSETS_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-            TMPDIR=str(home / "tmp"),
-        )
-        env.pop("MLFLOW_TRACKING_URI", None)
-        (home / "dagster").mkdir()
-        (home / "tmp").mkdir()
-        shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
-        progress("latency: training a champion on the synthetic market (stock-assets demo) ...")
-        subprocess.run(
-            [str(BIN / "stock-assets"), "demo"],
-            env=env,
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=True,
-        )
-        os.environ.update({k: v for k, v in env.items() if k != "TMPDIR"})
-        report = run(args, env, home, command_line(argv))
+        with private_vhost("stock_assets_bench") as amqp_url:
+            env = dict(
+                os.environ,
+                **synthetic_home(home, TICKERS, YEARS, START),
+                STOCK_ASSETS_AMQP_URL=amqp_url,
+                TMPDIR=str(home / "tmp"),
+            )
+            env.pop("MLFLOW_TRACKING_URI", None)
+            (home / "dagster").mkdir()
+            (home / "tmp").mkdir()
+            shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
+            progress("latency: training a champion on the synthetic market (stock-assets demo) ...")
+            subprocess.run(
+                [str(BIN / "stock-assets"), "demo"],
+                env=env,
+                cwd=home,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
+            os.environ.update({k: v for k, v in env.items() if k != "TMPDIR"})
+            report = run(args, env, home, command_line(argv))
     finally:
-        rabbitmqctl("delete_vhost", vhost)
         shutil.rmtree(home, ignore_errors=True)
     write("latency", report, render(report), args.out)
     return 0

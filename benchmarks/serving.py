@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from _common import command_line, free_port, goal, goal_lines
+from _common import command_line, goal, goal_lines
 
 from stock_assets.serving import ScoringServer, model_uri, serve_command
+from stock_assets_tests.services import free_port
 
 HOST = "127.0.0.1"
 TICKERS = ["AAPL", "GOOG", "IBM", "MSFT"]

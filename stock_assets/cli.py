@@ -7,6 +7,7 @@ stock-assets publish  replay history onto RabbitMQ as bar messages
 stock-assets feed     poll a market-data API (Alpaca, Polygon) and publish its bars
 stock-assets news-feed read RSS or Atom feeds and publish their articles
 stock-assets redrive  send dead letters and quarantined files back through ingestion
+stock-assets broker-users create the RabbitMQ users and vhosts the settings name
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
 stock-assets dashboard the predictions dashboard on the warehouse
@@ -557,9 +558,9 @@ def dashboard(settings: Settings, args: argparse.Namespace) -> int:
 def broker_users(settings: Settings) -> int:
     """The RabbitMQ users and vhosts the settings name, with their permissions."""
     from stock_assets.streaming import access
-    from stock_assets.streaming.rabbitmq import Topology
+    from stock_assets.streaming.rabbitmq import Topology, news_topology
 
-    platform = access.platform_permissions(Topology())
+    platform = access.platform_permissions(Topology(), news_topology())
     wanted = {settings.amqp_url: platform}
     shared = settings.celery_broker_url == settings.amqp_url
     if not shared or settings.executor == "celery":
@@ -670,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         help="create the RabbitMQ users and vhosts STOCK_ASSETS_AMQP_URL and "
         "STOCK_ASSETS_CELERY_BROKER_URL name (`make services` runs it; needs rabbitmqctl)",
         description="The platform's user may configure, write and read only the exchange "
-        "'market', the queues stock_assets.bars and stock_assets.bars.dead, and publish through "
+        "'market', the queues stock_assets.bars, stock_assets.news and their .dead queues, and "
+        "publish through "
         "the default exchange (dead letters), on its URL's vhost; Celery's user gets every right "
         "on a vhost of its own. Idempotent: an existing user gets the password and rights again.",
     )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
 SAMPLE_START = "2000-03-01"
-SAMPLE_END = "2013-03-01"
 MODEL_NAME = "stock_price_model"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # What the score's long-short backtest pays to trade, in basis points of each unit of weight

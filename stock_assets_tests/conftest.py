@@ -27,7 +27,9 @@ from stock_assets_tests.services import (
     S3_CREDENTIALS,
     Bucket,
     PrivatePostgres,
+    RabbitMQCtlError,
     free_port,
+    private_vhost,
     server_process,
 )
 
@@ -172,26 +174,11 @@ def bucket(s3_endpoint: str) -> Iterator[Bucket]:
 @pytest.fixture
 def rabbitmq_url() -> Iterator[str]:
     """A private vhost on the machine's RabbitMQ (127.0.0.1:5672), deleted afterwards."""
-    import subprocess
-
-    vhost = f"stock-assets-test-{uuid.uuid4().hex[:10]}"
-    ctl = ["rabbitmqctl", "--quiet"]
     try:
-        subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as error:
-        pytest.fail(
-            f"RabbitMQ is needed on 127.0.0.1:5672 (start it: rabbitmq-server -detached): {error}"
-        )
-    try:
-        subprocess.run(
-            [*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+        with private_vhost("stock-assets-test") as url:
+            yield url
+    except RabbitMQCtlError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture

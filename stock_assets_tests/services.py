@@ -19,6 +19,43 @@ S3_CREDENTIALS = {
 }
 
 
+class RabbitMQCtlError(RuntimeError):
+    """rabbitmqctl failed; the message says how and what it needs."""
+
+
+def rabbitmqctl(*args: str) -> None:
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["rabbitmqctl", "--quiet", *args], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise RabbitMQCtlError(f"rabbitmqctl {args[0]}: {error}") from error
+    if done.returncode != 0:
+        raise RabbitMQCtlError(
+            f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}; "
+            "RabbitMQ must run on 127.0.0.1:5672 (rabbitmq-server -detached) and this user "
+            "may manage it (root or the rabbitmq group)"
+        )
+
+
+@contextmanager
+def private_vhost(prefix: str) -> Iterator[str]:
+    """A vhost of our own on the machine's RabbitMQ (127.0.0.1:5672), open to guest, deleted
+    afterwards with everything in it: yields its AMQP URL."""
+    vhost = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        try:
+            rabbitmqctl("delete_vhost", vhost)
+        except RabbitMQCtlError:
+            pass
+
+
 @dataclass(frozen=True)
 class Bucket:
     """A bucket of the moto server, with a plain boto3 client to look behind the store."""

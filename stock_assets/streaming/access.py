@@ -37,9 +37,11 @@ class BrokerUser:
         return cls(unquote(parts.username), unquote(parts.password), vhost)
 
 
-def platform_permissions(topology: Topology) -> tuple[str, str, str]:
-    """(configure, write, read) patterns: the topology's names and nothing else."""
-    names = [topology.exchange, topology.queue, topology.dead_queue]
+def platform_permissions(*topologies: Topology) -> tuple[str, str, str]:
+    """(configure, write, read) patterns: the topologies' names and nothing else."""
+    names = list(
+        dict.fromkeys(name for t in topologies for name in (t.exchange, t.queue, t.dead_queue))
+    )
     own = _exactly(names)
     return own, _exactly([*names, DEFAULT_EXCHANGE]), own
 

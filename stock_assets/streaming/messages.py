@@ -46,33 +46,6 @@ class Invalid:
     reason: str
 
 
-def validate(
-    body: bytes,
-    universe: frozenset[str],
-    first_date: pd.Timestamp,
-    now: pd.Timestamp,
-) -> dict | Invalid:
-    """A valid message as a record (with its trading `date`), or why it is not one."""
-    return validate_batch([body], universe, first_date, now)[0]
-
-
-def validate_batch(
-    bodies: list[bytes],
-    universe: frozenset[str],
-    first_date: pd.Timestamp,
-    now: pd.Timestamp,
-    max_bytes: int | None = None,
-) -> list[dict | Invalid]:
-    """`validate` for many messages, in order: `check_batch` as one record or reason each."""
-    valid, invalid = check_batch(bodies, universe, first_date, now, max_bytes)
-    checked: list[dict | Invalid] = [None] * len(bodies)  # type: ignore[list-item]
-    for at, reason in invalid.items():
-        checked[at] = reason
-    for record in valid.to_dict("records"):
-        checked[record.pop("at")] = record
-    return checked
-
-
 def check_batch(
     bodies: list[bytes],
     universe: frozenset[str],

@@ -1,8 +1,10 @@
 """The platform's RabbitMQ user, created on a vhost of the test's own on the machine's broker
 (the vhost and user are deleted afterwards; the broker itself is never reconfigured)."""
 
+import json
 import subprocess
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pika.exceptions
@@ -11,6 +13,9 @@ import pytest
 from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets.streaming import access, rabbitmq
 from stock_assets.streaming.messages import bar_messages
+from stock_assets.streaming.news import news_messages
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 pytestmark = pytest.mark.services
 
@@ -29,8 +34,8 @@ def url_of(user: access.BrokerUser) -> str:
 
 
 def test_the_platform_user_reaches_its_own_topology_and_nothing_else(user, tmp_path):
-    topology = rabbitmq.Topology()
-    done = access.ensure_user(user, access.platform_permissions(topology))
+    topology, news = rabbitmq.Topology(), rabbitmq.news_topology()
+    done = access.ensure_user(user, access.platform_permissions(topology, news))
     assert done[:2] == [f"created vhost {user.vhost}", f"created user {user.name}"]
     url = url_of(user)
     bars = pd.DataFrame(
@@ -52,6 +57,13 @@ def test_the_platform_user_reaches_its_own_topology_and_nothing_else(user, tmp_p
     )
     # Consumed, landed, and the bad one dead-lettered through the default exchange.
     assert (drained.landed, drained.dead_lettered) == (2, 1)
+    # News, on the same exchange, into a queue of its own that the same user may use.
+    article = json.loads((SCHEMAS / "news-v1.example.json").read_text())
+    assert rabbitmq.publish(url, news, news_messages([article])) == 1
+    landed_news = rabbitmq.drain_news(
+        url, news, store.land_news, frozenset(article["tickers"]), pd.Timestamp("2000-01-03")
+    )
+    assert landed_news.landed == 1
 
     connection = rabbitmq.connect(url)
     try:
@@ -62,7 +74,7 @@ def test_the_platform_user_reaches_its_own_topology_and_nothing_else(user, tmp_p
         if connection.is_open:
             connection.close()
     # Idempotent: run again, it creates nothing and the rights stay.
-    again = access.ensure_user(user, access.platform_permissions(topology))
+    again = access.ensure_user(user, access.platform_permissions(topology, news))
     assert not any(line.startswith("created") for line in again)
 
 

@@ -12,10 +12,9 @@ from stock_assets.streaming.messages import (
     Invalid,
     _check_fields,
     _fields_pass,
+    check_batch,
     daily_bars,
     landed_frame,
-    validate,
-    validate_batch,
     with_landed,
 )
 
@@ -23,6 +22,22 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 UNIVERSE = frozenset({"AAPL", "MSFT"})
 FIRST = pd.Timestamp("2000-03-01")
 NOW = pd.Timestamp("2013-03-05T12:00:00Z")
+
+
+def validate_batch(bodies: list[bytes], *args) -> list[dict | Invalid]:
+    """`check_batch`'s answer as one record (with its trading date) or reason per message."""
+    valid, invalid = check_batch(bodies, *args)
+    checked: list[dict | Invalid] = list(range(len(bodies)))  # type: ignore[arg-type]
+    for at, reason in invalid.items():
+        checked[at] = reason
+    for record in valid.to_dict("records"):
+        checked[record.pop("at")] = record
+    return checked
+
+
+def validate(body: bytes, *args) -> dict | Invalid:
+    """One message checked alone."""
+    return validate_batch([body], *args)[0]
 
 
 def message(**fields) -> dict:
