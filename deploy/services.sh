@@ -2,8 +2,8 @@
 # Start or stop what a developer machine lacks for the production settings (.env.example):
 # an S3-compatible server (SeaweedFS `weed mini`, :8333) and an MLflow tracking server
 # (:5000, PostgreSQL backend, artifacts in S3). PostgreSQL and RabbitMQ are used where they
-# already run; the RabbitMQ users the settings name are created in it. Each process is stopped
-# by the PID recorded when it started.
+# already run; the databases and RabbitMQ users the settings name are created in them. Each
+# process is stopped by the PID recorded when it started.
 #   deploy/services.sh start|stop     (run through `make services` / `make services-stop`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,16 +28,9 @@ start() {
     -master.telemetry=false -admin.ui=false -s3.port="$S3_PORT" -s3.port.iceberg=0 \
     -s3.port.lance=0 -bucket="$BUCKET" > "$STATE/seaweedfs.log" 2>&1 &
   echo $! > "$STATE/seaweedfs.pid"
-  # MLflow keeps its ~65 tables in a database of its own.
-  "$BIN/python" - "$BACKEND" <<'PY'
-import sys
-import sqlalchemy as sa
-url = sa.make_url(sys.argv[1])
-admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-with admin.connect() as c:
-    if not c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first():
-        c.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-PY
+  # The databases the settings name: the warehouse's, Dagster's, and MLflow's (its ~65 tables
+  # in a database of its own).
+  STOCK_ASSETS_MLFLOW_BACKEND_URL="$BACKEND" "$BIN/stock-assets" databases
   # With MLFLOW_TRACKING_USERNAME set, MLflow's basic-auth app guards the server; that user is
   # its admin (created on the first start with MLFLOW_TRACKING_PASSWORD).
   local auth=()

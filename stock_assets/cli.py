@@ -8,6 +8,7 @@ stock-assets feed     poll a market-data API (Alpaca, Polygon) and publish its b
 stock-assets news-feed read RSS or Atom feeds and publish their articles
 stock-assets redrive  send dead letters and quarantined files back through ingestion
 stock-assets broker-users create the RabbitMQ users and vhosts the settings name
+stock-assets databases create the PostgreSQL databases the settings name
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
 stock-assets dashboard the predictions dashboard on the warehouse
@@ -581,6 +582,25 @@ def broker_users(settings: Settings) -> int:
     return 0
 
 
+def databases(settings: Settings) -> int:
+    """The PostgreSQL databases the settings name, created where missing."""
+    from stock_assets.storage import preflight
+
+    for line in preflight.create_databases(settings):
+        print(f"databases: {line}")
+    return 0
+
+
+def services_ready(settings: Settings) -> bool:
+    """Every service the settings name answers and lets us in; else one line each, why."""
+    from stock_assets.storage import preflight
+
+    found = preflight.problems(settings)
+    for line in found:
+        print(line, file=sys.stderr)
+    return not found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stock-assets",
@@ -672,9 +692,15 @@ def main(argv: list[str] | None = None) -> int:
         "STOCK_ASSETS_CELERY_BROKER_URL name (`make services` runs it; needs rabbitmqctl)",
         description="The platform's user may configure, write and read only the exchange "
         "'market', the queues stock_assets.bars, stock_assets.news and their .dead queues, and "
-        "publish through "
-        "the default exchange (dead letters), on its URL's vhost; Celery's user gets every right "
-        "on a vhost of its own. Idempotent: an existing user gets the password and rights again.",
+        "publish through the default exchange (dead letters), on its URL's vhost; Celery's user "
+        "gets every right on a vhost of its own. Idempotent: an existing user gets the password "
+        "and rights again.",
+    )
+    commands.add_parser(
+        "databases",
+        help="create the PostgreSQL databases STOCK_ASSETS_WAREHOUSE_URL, "
+        "STOCK_ASSETS_DAGSTER_PG_URL and STOCK_ASSETS_MLFLOW_BACKEND_URL name, where missing "
+        "(`make services` runs it)",
     )
     back = commands.add_parser(
         "rollback",
@@ -719,6 +745,10 @@ def main(argv: list[str] | None = None) -> int:
         return redrive(settings)
     if args.command == "broker-users":
         return broker_users(settings)
+    if args.command == "databases":
+        return databases(settings)
+    if args.command in ("demo", "backfill") and not services_ready(settings):
+        return 2
     if args.command == "demo":
         return demo(settings)
     if args.command == "backfill":

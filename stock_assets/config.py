@@ -87,7 +87,11 @@ class Settings:
     s3_prefix: str
     s3_endpoint_url: str
     warehouse_url: str
+    # Dagster's own storage on PostgreSQL (deploy/dagster.yaml reads it), else "".
+    dagster_pg_url: str
     mlflow_tracking_uri: str
+    # The database `make services` runs its MLflow tracking server on, else "".
+    mlflow_backend_url: str
     mlflow_experiment: str
     model_name: str
     dagster_home: Path
@@ -144,7 +148,9 @@ def load_settings() -> Settings:
         s3_prefix=_env("STOCK_ASSETS_S3_PREFIX", ""),
         s3_endpoint_url=_env("AWS_ENDPOINT_URL_S3", _env("AWS_ENDPOINT_URL", "")),
         warehouse_url=_env("STOCK_ASSETS_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}"),
+        dagster_pg_url=_env("STOCK_ASSETS_DAGSTER_PG_URL", ""),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
+        mlflow_backend_url=_env("STOCK_ASSETS_MLFLOW_BACKEND_URL", ""),
         mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", "stock_assets"),
         model_name=_env("STOCK_ASSETS_MODEL_NAME", MODEL_NAME),
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
