@@ -25,7 +25,8 @@ $(BIN)/python:
 # The stack installs from uv.lock, exactly as tested, in seconds; --locked stops if
 # pyproject.toml changed since the lock (README, "Upgrading dependencies"). Bytecode is
 # compiled up front because these machines set PYTHONDONTWRITEBYTECODE and `import mlflow` is
-# 4x slower without it. --inexact keeps uv itself, which pip installed.
+# 4x slower without it. --inexact keeps uv itself, which pip installed. An extra added later
+# leaves the project as `install` installed it (--no-install-project).
 UV_VERSION := 0.13.9
 SYNC := $(BIN)/uv sync --quiet --locked --inexact --compile-bytecode --python $(BIN)/python
 $(VENV)/.installed: pyproject.toml uv.lock | $(BIN)/python
@@ -83,7 +84,7 @@ screenshot: install  ## refresh docs/dashboard.png from the browser test
 	STOCK_ASSETS_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q stock_assets_tests/test_dashboard.py -k choosing
 
 bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md in benchmarks/results/)
-	$(SYNC) --extra dev --extra bench
+	$(SYNC) --no-install-project --extra dev --extra bench
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/ingestion.py
 	$(BIN)/python benchmarks/latency.py
@@ -99,7 +100,7 @@ feed: install  ## poll the market-data API the settings name and publish its bar
 	$(BIN)/stock-assets feed
 
 services: install  ## S3 server (SeaweedFS, :8333) and MLflow server (:5000) for the .env.example settings
-	$(SYNC) --extra dev --extra services
+	$(SYNC) --no-install-project --extra dev --extra services
 	BIN=$(BIN) deploy/services.sh start
 
 services-stop:  ## stop what `make services` started

@@ -9,7 +9,7 @@ import pytest
 from stock_assets.config import load_settings
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
-from stock_assets.features.indicators import LABEL, attach_label
+from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, attach_label
 from stock_assets.market.synthetic import Defects, generate_market
 from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.storage.market_data import MarketData
@@ -349,3 +349,30 @@ def test_the_s3_object_store_is_one_setting_away(definitions, bucket, monkeypatc
     assert "prod/cleaned/prices/date=2005-03-04.parquet" in keys
     assert not (tmp_path / "home" / "objects").exists()
     assert quality(result)["split"] == 1  # AAPL 2005-02-28, judged across the S3 store
+
+
+def test_assets_carry_dagsters_standard_metadata(definitions, trained_sample: TrainedSample):
+    """Column schemas from the tables and datasets themselves, table names, owners and code
+    references on every asset; a row count on every materialization that writes rows."""
+    from stock_assets.storage import warehouse
+
+    specs = {spec.key.to_user_string(): spec for a in definitions.assets for spec in a.specs}
+    tables = {
+        "cleaned_prices": warehouse.prices,
+        "news_sentiment": warehouse.news_sentiment,
+        "price_predictions": warehouse.price_predictions,
+        "drift_checks": warehouse.drift_checks,
+    }
+    for name, table in tables.items():
+        schema = specs[name].metadata["dagster/column_schema"].schema
+        assert [c.name for c in schema.columns] == [c.name for c in table.columns]
+        assert specs[name].metadata["dagster/table_name"] == table.name
+    features = specs["price_features"].metadata["dagster/column_schema"].schema.columns
+    assert len(features) == len(FEATURE_COLUMNS) + 4  # ticker, date, close ... label
+    assert {c.name: c.type for c in features}["ret_1d"] == "float32"
+    for name, spec in specs.items():
+        assert spec.owners == ["team:stock-assets"], name
+        (reference,) = spec.metadata["dagster/code_references"].code_references
+        assert reference.file_path.endswith(".py") and reference.line_number > 0, name
+    for name in (*HISTORY, "price_predictions", "drift_checks"):
+        assert trained_sample.metadata[name]["dagster/row_count"] > 0, name

@@ -20,40 +20,54 @@ prices = sa.Table(
     "prices",
     metadata,
     sa.Column("ticker", sa.String(16), primary_key=True),
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("open", sa.Float, nullable=False),
-    sa.Column("high", sa.Float, nullable=False),
-    sa.Column("low", sa.Float, nullable=False),
-    sa.Column("close", sa.Float, nullable=False),
-    sa.Column("volume", sa.Float, nullable=False),
-    sa.Column("split_ratio", sa.Float, nullable=False),
+    sa.Column("date", sa.Date, primary_key=True, comment="the NYSE session"),
+    sa.Column("open", sa.Float, nullable=False, comment="as traded, not split-adjusted"),
+    sa.Column("high", sa.Float, nullable=False, comment="as traded"),
+    sa.Column("low", sa.Float, nullable=False, comment="as traded"),
+    sa.Column("close", sa.Float, nullable=False, comment="as traded"),
+    sa.Column("volume", sa.Float, nullable=False, comment="shares, as traded"),
+    sa.Column(
+        "split_ratio",
+        sa.Float,
+        nullable=False,
+        comment="new shares per old share of a split detected on this session, else 1",
+    ),
 )
 
 price_predictions = sa.Table(
     "price_predictions",
     metadata,
     sa.Column("ticker", sa.String(16), nullable=False),
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("target_date", sa.Date, nullable=False),
-    sa.Column("predicted_return", sa.Float, nullable=False),
+    sa.Column("as_of_date", sa.Date, nullable=False, comment="the session predicted from"),
+    sa.Column("target_date", sa.Date, nullable=False, comment="the next session, predicted"),
+    sa.Column("predicted_return", sa.Float, nullable=False, comment="close to close"),
     sa.Column("predicted_close", sa.Float, nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False, comment="registry version"),
+    sa.Column(
+        "kind",
+        sa.String(16),
+        nullable=False,
+        comment="backtest (walk-forward, out of sample) or live (after training)",
+    ),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("ticker", "as_of_date", "model_version", "kind"),
-    # The next session's volatility (std of its return), return quantiles, and the 80% and
-    # 90% price ranges they give (modeling.forecast.FORECAST_COLUMNS).
-    sa.Column("predicted_volatility", sa.Float),
-    *(sa.Column(f"return_q{q}", sa.Float) for q in ("05", "10", "50", "90", "95")),
+    # modeling.forecast.FORECAST_COLUMNS
+    sa.Column("predicted_volatility", sa.Float, comment="the next session's std of its return"),
     *(
-        sa.Column(f"close_{side}_{level}", sa.Float)
+        sa.Column(f"return_q{q}", sa.Float, comment=f"the return's {int(q)}% quantile")
+        for q in ("05", "10", "50", "90", "95")
+    ),
+    *(
+        sa.Column(f"close_{side}_{level}", sa.Float, comment=f"the {level}% price range's {side}")
         for level in (80, 90)
         for side in ("low", "high")
     ),
-    # The cross-sectional score (higher: likely to do better than the others that session),
-    # or NULL with the reason in score_note when too few tickers were ranked together.
-    sa.Column("score", sa.Float),
-    sa.Column("score_note", sa.String(200)),
+    sa.Column(
+        "score",
+        sa.Float,
+        comment="cross-sectional: higher, likely to do better than the others that session",
+    ),
+    sa.Column("score_note", sa.String(200), comment="why score is NULL (too few tickers)"),
 )
 
 model_scores = sa.Table(
@@ -131,8 +145,12 @@ drift_checks = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("check_name", sa.String(64), nullable=False),
-    # A ticker, a feature, or "ALL" for the whole universe.
-    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column(
+        "subject",
+        sa.String(64),
+        nullable=False,
+        comment='a ticker, a feature, or "ALL" for the whole universe',
+    ),
     sa.Column("metric", sa.String(64), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("threshold", sa.Float),
@@ -150,10 +168,13 @@ news_sentiment = sa.Table(
     metadata,
     sa.Column("ticker", sa.String(16), primary_key=True),
     sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("news_count", sa.Integer, nullable=False),
-    sa.Column("news_sentiment", sa.Float, nullable=False),
-    # Loughran-McDonald's score, when the user supplied the word lists (else NULL).
-    sa.Column("news_sentiment_lm", sa.Float),
+    sa.Column("news_count", sa.Integer, nullable=False, comment="articles for this session"),
+    sa.Column("news_sentiment", sa.Float, nullable=False, comment="mean VADER compound, -1 to 1"),
+    sa.Column(
+        "news_sentiment_lm",
+        sa.Float,
+        comment="Loughran-McDonald's score, with the user's word lists (else NULL)",
+    ),
 )
 
 _CHUNK = 500

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.metadata import RAW_PRICES_SCHEMA, row_count
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.market.bars import StructuralError
 from stock_assets.storage.market_data import MarketData
@@ -15,6 +16,7 @@ from stock_assets.streaming.messages import with_landed
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="ingestion",
     kinds={"pandas", "parquet"},
+    metadata={"dagster/column_schema": RAW_PRICES_SCHEMA},
 )
 def raw_prices(
     context: dg.AssetExecutionContext, market_data: MarketData, object_store: ObjectStore
@@ -45,8 +47,8 @@ def raw_prices(
         )
     return dg.MaterializeResult(
         metadata={
+            **row_count(len(bars)),
             "source": market_data.describe(),
-            "rows": len(bars),
             "tickers": dg.MetadataValue.text(", ".join(sorted(bars["ticker"].unique()))),
             "first_date": f"{dates[0]:%Y-%m-%d}",
             "last_date": f"{dates[-1]:%Y-%m-%d}",

@@ -6,6 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.defs.modeling.resources import TradingCosts
+from stock_assets.defs.processing import assets as processing
+from stock_assets.defs.processing import news as news_assets
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
@@ -122,7 +124,7 @@ class PriceModelConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["price_features", "news_sentiment"],
+    deps=[processing.price_features, news_assets.news_sentiment],
     group_name="modeling",
     kinds={"numpy", "mlflow"},
 )
@@ -254,7 +256,7 @@ class PromotionConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["price_model", "price_features", "cleaned_prices"],
+    deps=[price_model, processing.price_features, processing.cleaned_prices],
     group_name="modeling",
     kinds={"mlflow"},
 )

@@ -6,6 +6,10 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from stock_assets.defs.automation import AFTER_NEW_PREDICTIONS
+from stock_assets.defs.delivery import assets as delivery
+from stock_assets.defs.metadata import row_count, warehouse_table
+from stock_assets.defs.processing import assets as processing
 from stock_assets.features.indicators import attach_label
 from stock_assets.modeling import drift
 from stock_assets.storage.model_registry import ModelRegistry, training_window
@@ -20,12 +24,6 @@ CHECKS = {
     drift.DATA_FRESHNESS: "Stored bars reach the latest settled NYSE session (weekends and "
     "holidays from exchange-calendars do not count as late).",
 }
-
-# Eager, except that a time-partitioned parent always has a partition not yet filled (today's,
-# before its bars arrive): waiting for none to be missing would wait forever.
-AFTER_NEW_PREDICTIONS = dg.AutomationCondition.eager().without(
-    ~dg.AutomationCondition.any_deps_missing()
-)
 
 
 class DriftConfig(dg.Config):
@@ -42,9 +40,10 @@ class DriftConfig(dg.Config):
 @dg.asset(
     # Not champion_model: a gate run alone brings no new data to check, and drift found
     # again on the same data would ask for another retrain.
-    deps=["price_predictions", "price_features"],
+    deps=[delivery.price_predictions, processing.price_features],
     group_name="monitoring",
     kinds={"sql"},
+    metadata=warehouse_table(drift_table),
     check_specs=[
         dg.AssetCheckSpec(name, asset="drift_checks", description=text)
         for name, text in CHECKS.items()
@@ -117,6 +116,7 @@ def drift_checks(
     )
     return dg.MaterializeResult(
         metadata={
+            **row_count(len(rows)),
             "model_version": dg.MetadataValue.text(version),
             "window": f"{window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"
             if len(recent)
@@ -128,7 +128,6 @@ def drift_checks(
             ),
             "results": dg.MetadataValue.md(_results_table(rows)),
             "feature_shift_chart": dg.MetadataValue.md(chart),
-            "warehouse_table": drift_table.name,
         },
         check_results=[_check_result(name, rows) for name in CHECKS],
     )

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.ingestion import assets as ingestion
+from stock_assets.defs.metadata import PRICE_FEATURES_SCHEMA, row_count, warehouse_table
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.features.indicators import (
     FEATURE_COLUMNS,
@@ -67,9 +69,10 @@ def _quality_check(result: cleaning.CleanResult) -> dg.AssetCheckResult:
 @dg.asset(
     partitions_def=trading_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["raw_prices"],
+    deps=[ingestion.raw_prices],
     group_name="processing",
     kinds={"pandas", "parquet", "sql"},
+    metadata=warehouse_table(prices),
     check_specs=[
         dg.AssetCheckSpec(
             QUALITY_CHECK,
@@ -114,13 +117,12 @@ def cleaned_prices(
         )
     yield dg.MaterializeResult(
         metadata={
-            "rows": len(result.cleaned),
+            **row_count(len(result.cleaned)),
             "tickers": len(result.cleaned["ticker"].unique()),
             "first_date": f"{result.cleaned['date'].min():%Y-%m-%d}",
             "last_date": f"{result.cleaned['date'].max():%Y-%m-%d}",
             "rows_set_aside": len(result.rejected),
             **{f"rule_{k}": v for k, v in result.counts.items()},
-            "warehouse_table": prices.name,
             "preview": _table(result.cleaned.tail(5)),
         },
         check_results=[_quality_check(result)],
@@ -130,15 +132,16 @@ def cleaned_prices(
 @dg.asset(
     partitions_def=trading_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["cleaned_prices"],
+    deps=[cleaned_prices],
     group_name="processing",
     kinds={"pandas", "parquet"},
     output_required=False,
     metadata={
+        "dagster/column_schema": PRICE_FEATURES_SCHEMA,
         "feature_table": dg.MetadataValue.md(
             "| feature | expression |\n|---|---|\n"
             + "\n".join(f"| `{name}` | `{expression}` |" for name, expression in FEATURES.items())
-        )
+        ),
     },
 )
 def price_features(
@@ -163,7 +166,7 @@ def price_features(
     complete = features.dropna(subset=FEATURE_COLUMNS)
     yield dg.MaterializeResult(
         metadata={
-            "rows": len(features),
+            **row_count(len(features)),
             "rows_with_all_features": len(complete),
             # The names and expressions are the asset's definition metadata (feature_table).
             "feature_count": len(FEATURE_COLUMNS),

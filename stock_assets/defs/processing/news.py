@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.defs.processing.resources import NewsLexicon
 from stock_assets.features.news import session_sentiment
@@ -18,6 +19,7 @@ from stock_assets.streaming.news import latest_articles
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="processing",
     kinds={"pandas", "parquet", "sql"},
+    metadata=warehouse_table(news_table),
 )
 def news_sentiment(
     context: dg.AssetExecutionContext,
@@ -35,12 +37,11 @@ def news_sentiment(
     warehouse.replace_dates(news_table, table, dates)
     yield dg.MaterializeResult(
         metadata={
+            **row_count(len(table)),
             "articles": len(articles),
-            "rows": len(table),
             "tickers": int(table["ticker"].nunique()),
             "sessions_with_news": int(table["date"].nunique()),
             "mean_sentiment": float(table["news_sentiment"].mean()) if len(table) else 0.0,
             "lexicons": "VADER" + (" + Loughran-McDonald" if news_lexicon.wordlists else ""),
-            "warehouse_table": news_table.name,
         }
     )
