@@ -25,6 +25,7 @@ BENCHMARKS = {
     "gbm": "LightGBM vs scikit-learn's HistGradientBoosting, same trees and windows",
     "demo": "`make demo` on a fresh clone, step by step, vs the code before issue 14",
     "daily": "A live session's refresh at 10 years of history vs at 1 year",
+    "costs": "The history run with cost recording vs without",
 }
 
 
@@ -95,6 +96,11 @@ def headline(name: str, report: dict) -> str:
         return (
             f"whole refresh {long['total_s']:.1f} s at {long['years']} years, "
             f"{report['result']['ratio']:.2f}x the same at 1 year"
+        )
+    if name == "costs":
+        return (
+            f"recording adds {report['overhead']:+.1%} (median "
+            f"{report['median_recording_s']:.1f} s vs {report['median_not_recording_s']:.1f} s)"
         )
     return ""
 

@@ -9,6 +9,7 @@ stock-assets news-feed read RSS or Atom feeds and publish their articles
 stock-assets redrive  send dead letters and quarantined files back through ingestion
 stock-assets broker-users create the RabbitMQ users and vhosts the settings name
 stock-assets databases create the PostgreSQL databases the settings name
+stock-assets costs    what each asset costs a day and a month, from what its runs recorded
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
 stock-assets dashboard the predictions dashboard on the warehouse
@@ -24,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from stock_assets.config import FEED_INTERVALS, FEED_PROVIDERS, Settings, load_settings
+from stock_assets.reporting.costs import BARS_PER_SESSION
 
 # The demo's runs, in order: (title, assets, whether the run spans every session).
 DEMO_STEPS = [
@@ -582,6 +584,51 @@ def broker_users(settings: Settings) -> int:
     return 0
 
 
+def costs(settings: Settings, args: argparse.Namespace) -> int:
+    """Each asset's cost a day and a month at the settings' unit prices; with --tickers or
+    --interval, a month projected to that universe and bar interval."""
+    import json
+
+    from stock_assets.defs.resources import build_resources
+    from stock_assets.reporting import costs as cost_report
+    from stock_assets.reporting import queries
+
+    rows = queries.costs(build_resources(settings)["warehouse"])
+    if rows.empty:
+        print("no costs recorded yet: materialize the assets first (make demo)")
+        return 1
+    prices = settings.unit_prices
+    print(
+        f"Cost per asset (US dollars; compute {prices.vcpu_hour} per vCPU-hour and "
+        f"{prices.gb_hour} per GB-hour, storage {prices.storage_gb_month} per GB-month, "
+        f"{prices.writes_per_1000} per 1,000 writes, {prices.reads_per_1000} per 1,000 reads):"
+    )
+    money = {"float_format": lambda v: f"{v:.6f}", "index": False}
+    print(cost_report.cost_table(rows).to_string(**money))
+    if args.tickers is None and args.interval == "1d":
+        return 0
+    if not args.growth.is_file():
+        print(
+            f"{args.growth}: no benchmark results to project from; run "
+            "`.venv/bin/python benchmarks/batch_graph.py` (or give --growth FILE)",
+            file=sys.stderr,
+        )
+        return 2
+    measured = int(rows["tickers"].dropna().iloc[-1]) if rows["tickers"].notna().any() else 0
+    measured = measured or len(settings.tickers)
+    tickers = args.tickers or measured
+    fits = cost_report.growth(json.loads(args.growth.read_text()))
+    table = cost_report.projection(
+        rows, fits, measured, tickers, cost_report.BARS_PER_SESSION[args.interval]
+    )
+    print(
+        f"\nProjected to {tickers:,} tickers of {args.interval} bars (measured: {measured} "
+        f"tickers of daily bars; growth fitted to {args.growth}):"
+    )
+    print(table.to_string(**money))
+    return 0
+
+
 def databases(settings: Settings) -> int:
     """The PostgreSQL databases the settings name, created where missing."""
     from stock_assets.storage import preflight
@@ -696,6 +743,28 @@ def main(argv: list[str] | None = None) -> int:
         "gets every right on a vhost of its own. Idempotent: an existing user gets the password "
         "and rights again.",
     )
+    priced = commands.add_parser(
+        "costs",
+        help="what each asset costs a day and a month, from what its runs recorded "
+        "(asset_costs) at the unit prices STOCK_ASSETS_PRICE_* set; with --tickers or "
+        "--interval, a month projected to that universe",
+        description="A projection grows each asset's compute as benchmarks/batch_graph.py "
+        "measured its time grow with the universe (fixed + per-ticker slope), its storage with "
+        "the bars, and its requests not at all (one object per session and dataset).",
+    )
+    priced.add_argument("--tickers", type=int, help="universe size to project to")
+    priced.add_argument(
+        "--interval",
+        choices=list(BARS_PER_SESSION),
+        default="1d",
+        help="bar interval to project to (default 1d)",
+    )
+    priced.add_argument(
+        "--growth",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "benchmarks/results/batch_graph.json",
+        help="benchmarks/batch_graph.py's results to fit the growth to (default: the repository's)",
+    )
     commands.add_parser(
         "databases",
         help="create the PostgreSQL databases STOCK_ASSETS_WAREHOUSE_URL, "
@@ -747,6 +816,8 @@ def main(argv: list[str] | None = None) -> int:
         return broker_users(settings)
     if args.command == "databases":
         return databases(settings)
+    if args.command == "costs":
+        return costs(settings, args)
     if args.command in ("demo", "backfill") and not services_ready(settings):
         return 2
     if args.command == "demo":

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from stock_assets.costs import UnitPrices
 
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
 SAMPLE_START = "2000-03-01"
@@ -107,6 +109,11 @@ class Settings:
     bars_poll_seconds: int
     bars_wait_seconds: float
     lm_wordlists: str  # a folder with Loughran-McDonald's word lists, or "" for VADER only
+    unit_prices: UnitPrices  # what the cost estimates charge (stock_assets.costs)
+    record_costs: bool
+    # MLflow reads these itself; the preflight check sends them to see they are accepted.
+    mlflow_username: str
+    mlflow_password: str = field(repr=False)
 
 
 def load_settings() -> Settings:
@@ -199,6 +206,17 @@ def load_settings() -> Settings:
             "a wait: give seconds",
         ),
         lm_wordlists=_env("STOCK_ASSETS_LM_WORDLISTS", ""),
+        unit_prices=UnitPrices(
+            **{
+                f.name: _from_zero(
+                    f"STOCK_ASSETS_PRICE_{f.name.upper()}", f.default, "a price in US dollars"
+                )
+                for f in fields(UnitPrices)
+            }
+        ),
+        record_costs=_env("STOCK_ASSETS_RECORD_COSTS", "true").lower() not in ("0", "false", "no"),
+        mlflow_username=_env("MLFLOW_TRACKING_USERNAME", ""),
+        mlflow_password=_env("MLFLOW_TRACKING_PASSWORD", ""),
     )
 
 

@@ -4,8 +4,8 @@ Per ticker: actual vs predicted close with backtest and live predictions told ap
 and 90% predicted price ranges around it and how often the close fell inside them, the
 realised error over time; the champion and its scores beside the baselines; the score's
 long-short backtest beside buy-and-hold of the equal-weighted universe; the latest drift
-checks; data freshness against the NYSE calendar. `?ticker=MSFT&start=2012-01-03&end=...` in
-the address selects a view.
+checks; data freshness against the NYSE calendar; what each asset costs.
+`?ticker=MSFT&start=2012-01-03&end=...` in the address selects a view.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dash import Dash, Input, Output, dash_table, dcc, html
 
 from stock_assets.modeling.targets import RETURN, SCORE, TARGETS
 from stock_assets.reporting import charts, queries, tables
+from stock_assets.reporting.costs import cost_table
 from stock_assets.storage.warehouse import Warehouse
 
 DEFAULT_DAYS = 365
@@ -124,6 +125,8 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 _backtest(queries.latest_gate(warehouse, SCORE)),
                 html.H2("Latest drift checks"),
                 _table("drift", charts.drift_frame(queries.latest_drift(warehouse))),
+                html.H2("What each asset costs (US dollars, from asset_costs)"),
+                _table("costs", cost_table(queries.costs(warehouse)).round(6)),
             ],
             style={"fontFamily": "sans-serif", "margin": "1em 2em"},
         )

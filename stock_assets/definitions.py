@@ -1,6 +1,7 @@
 """The stock_assets code location: everything under defs/, loaded by folder, each asset given
 its owners and a reference to its source for the UI."""
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -20,12 +21,21 @@ def defs() -> dg.Definitions:
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
         references = {
-            spec.key: spec.metadata[CODE_REFERENCES]
-            for assets in dg.with_source_code_references(loaded.assets or [])
-            for spec in getattr(assets, "specs", [assets])
+            key: _code_reference(assets) for assets in loaded.assets or [] for key in assets.keys
         }
         return loaded.map_asset_specs(
             func=lambda spec: spec.merge_attributes(
                 metadata={CODE_REFERENCES: references[spec.key]}
             ).replace_attributes(owners=OWNERS)
         )
+
+
+def _code_reference(assets: dg.AssetsDefinition) -> dg.CodeReferencesMetadataValue:
+    """Where the asset's body is, through the decorators around it (`costed`)."""
+    body = inspect.unwrap(assets.op.compute_fn.decorated_fn)
+    _, line = inspect.getsourcelines(body)
+    return dg.CodeReferencesMetadataValue(
+        code_references=[
+            dg.LocalFileCodeReference(file_path=inspect.getsourcefile(body), line_number=line)
+        ]
+    )

@@ -192,6 +192,9 @@ def test_choosing_a_ticker_shows_its_prices_and_predictions(
     assert "trailing_volatility" in page.locator("#scores-volatility").inner_text()
     # Five tickers are too few to rank: a line says so where the backtest table would be.
     assert page.text_content("#backtest").startswith("No backtest: the score ranks only dates")
+    # What each asset costs, from what its runs recorded.
+    costs = page.locator("#costs").inner_text()
+    assert "price_features" in costs and "per month usd" in costs and "total" in costs
 
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -57,10 +57,12 @@ SYNC_LAUNCHER = {
         "class": "SyncInMemoryRunLauncher",
     }
 }
+COST = "cost/"
 ASSET_PAGES = """
 query {
   assetNodes {
     assetKey { path }
+    metadataEntries { label __typename }
     partitionStats { numMaterialized numPartitions numFailed numMaterializing }
     assetPartitionStatuses {
       __typename
@@ -296,7 +298,26 @@ def _plain(value, side: SimpleNamespace):
 
 
 def _metadata(materialization: dg.AssetMaterialization) -> dict[str, str]:
-    return {key: str(value.value) for key, value in materialization.metadata.items()}
+    """Its metadata but what it cost: time and memory are measured, and differ in any two runs
+    (test_graph.py checks them)."""
+    return {
+        key: str(value.value)
+        for key, value in materialization.metadata.items()
+        if not key.startswith(COST)
+    }
+
+
+def _without_costs(value):
+    """GraphQL results without the cost metadata entries (see `_metadata`)."""
+    if isinstance(value, list):
+        return [_without_costs(v) for v in value if not _is_cost_entry(v)]
+    if isinstance(value, dict):
+        return {k: _without_costs(v) for k, v in value.items()}
+    return value
+
+
+def _is_cost_entry(value) -> bool:
+    return isinstance(value, dict) and str(value.get("label", "")).startswith(COST)
 
 
 def _check_key(pair: list) -> dg.AssetCheckKey:
@@ -394,7 +415,9 @@ def test_sensor_cursor_and_run_keys_are_the_same(sides):
 @pytest.mark.slow
 def test_the_ui_asset_pages_are_the_same(sides):
     ours, theirs = sides["ours"], sides["dagster"]
-    assert _plain(ours.asset_pages, ours) == _plain(theirs.asset_pages, theirs)
+    assert _plain(_without_costs(ours.asset_pages), ours) == _plain(
+        _without_costs(theirs.asset_pages), theirs
+    )
     pages = {tuple(node["assetKey"]["path"]): node for node in ours.asset_pages}
     raw = pages[("raw_prices",)]
     assert raw["partitionStats"]["numMaterialized"] >= 55 + 15
@@ -402,6 +425,17 @@ def test_the_ui_asset_pages_are_the_same(sides):
     assert [m["partition"] for m in raw["latestMaterializationByPartition"]] == [
         "2006-01-03", "2006-03-31", "2006-04-28",
     ]  # fmt: skip
+    # What the UI shows of each asset: its columns and source, and on each materialization
+    # its row count and what it cost.
+    for path, node in pages.items():
+        defined = {entry["label"] for entry in node["metadataEntries"]}
+        assert "dagster/code_references" in defined, path
+        if node["assetMaterializations"]:
+            shown = {e["label"] for e in node["assetMaterializations"][0]["metadataEntries"]}
+            assert {"cost/usd_per_partition", "cost/usd_run"} <= shown, path
+    assert {e["label"] for e in raw["metadataEntries"]} >= {"dagster/column_schema"}
+    latest = {e["label"]: e for e in raw["assetMaterializations"][0]["metadataEntries"]}
+    assert latest["dagster/row_count"]["intValue"] > 0
 
 
 def _entry(run_id: str, position: int, event_type: DagsterEventType, data) -> EventLogEntry:

@@ -1,11 +1,15 @@
 """Every external system's resource, local or production, chosen here from the settings, the
-backtest's trading costs and how landed batches are reconciled."""
+backtest's trading costs, how landed batches are reconciled and what the cost estimates
+charge."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import dagster as dg
 
 from stock_assets.config import Settings, load_settings
+from stock_assets.defs.costs import CloudPrices
 from stock_assets.defs.ingestion.resources import Reconciliation
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing.resources import NewsLexicon
@@ -67,6 +71,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "trading_costs": TradingCosts(cost_bps=settings.cost_bps),
         "reconciliation": Reconciliation(settle_seconds=settings.reconcile_settle_seconds),
         "news_lexicon": NewsLexicon(wordlists=settings.lm_wordlists),
+        "cloud_prices": CloudPrices(**asdict(settings.unit_prices), record=settings.record_costs),
     }
 
 

@@ -12,11 +12,22 @@ import sqlalchemy as sa
 from stock_assets.modeling import drift
 from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
 from stock_assets.modeling.targets import RANGES, RETURN
-from stock_assets.storage.warehouse import Warehouse, drift_checks, model_scores, prices
+from stock_assets.storage.warehouse import (
+    Warehouse,
+    asset_costs,
+    drift_checks,
+    model_scores,
+    prices,
+)
 from stock_assets.storage.warehouse import price_predictions as predictions_table
 
 # The price ranges' bounds in price_predictions, by nominal coverage.
 RANGE_BOUNDS = [f"close_{side}_{level}" for level in RANGES for side in ("low", "high")]
+
+
+def costs(warehouse: Warehouse) -> pd.DataFrame:
+    """Every asset_costs row: what each materialization used and cost."""
+    return warehouse.read(sa.select(asset_costs))
 
 
 def tickers(warehouse: Warehouse) -> list[str]:

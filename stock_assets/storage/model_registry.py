@@ -18,6 +18,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from stock_assets import costs
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BACKTEST_ARTIFACT = "backtest/backtest.parquet"
@@ -174,6 +176,7 @@ class ModelRegistry(dg.ConfigurableResource):
                     signature=_signature(),
                     registered_model_name=self.model_name,
                 )
+            costs.count(costs.MLFLOW_ARTIFACT_BYTES, _folder_bytes(Path(workdir)))
         version = info.registered_model_version
         for key, value in run_tags.items():
             client.set_model_version_tag(self.model_name, str(version), key, value)
@@ -234,6 +237,7 @@ class ModelRegistry(dg.ConfigurableResource):
             path = Path(workdir) / name
             path.write_text(page, encoding="utf-8")
             self.client().log_artifact(version.run_id, str(path), artifact_path="reports")
+            costs.count(costs.MLFLOW_ARTIFACT_BYTES, path.stat().st_size)
 
     def backtest(self, version: Any) -> pd.DataFrame:
         """The walk-forward out-of-sample predictions logged with a version."""
@@ -265,3 +269,7 @@ class ModelRegistry(dg.ConfigurableResource):
         predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
         predicted["target_date"] = pd.to_datetime(predicted["target_date"])
         return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

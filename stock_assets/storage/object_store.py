@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stock_assets import costs
+
 RAW_PRICES = "raw/prices"
 CLEANED_PRICES = "cleaned/prices"
 REJECTED_PRICES = "rejected/prices"
@@ -255,6 +257,8 @@ class LocalObjectStore(ObjectStore):
         return os.cpu_count() or 1
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        costs.count(costs.OBJECTS_WRITTEN)
+        costs.count(costs.BYTES_WRITTEN, len(data))
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename: the rename is atomic on one filesystem.
@@ -271,9 +275,13 @@ class LocalObjectStore(ObjectStore):
         path = self._path(key)
         if limit is not None and (size := path.stat().st_size) > limit:
             raise ObjectTooLarge(self.uri(key), size, limit)
-        return path.read_bytes()
+        data = path.read_bytes()
+        costs.count(costs.OBJECTS_READ)
+        costs.count(costs.BYTES_READ, len(data))
+        return data
 
     def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
+        costs.count(costs.LISTINGS)
         base = self._path(prefix)
         folder = base if prefix.endswith("/") or not prefix else base.parent
         if not folder.is_dir():

@@ -21,7 +21,7 @@ def problems(settings: Settings) -> list[str]:
     urls = _postgres_urls(settings, dagster_storage=_instance_reads_pg_url(settings))
     found = [problem for setting, url in urls if (problem := database_problem(setting, url))]
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
-        found.extend(filter(None, [mlflow_problem(settings.mlflow_tracking_uri)]))
+        found.extend(filter(None, [mlflow_problem(settings)]))
     if settings.object_store == "s3":
         found.extend(filter(None, [s3_problem(settings)]))
     return found
@@ -90,15 +90,11 @@ def database_problem(setting: str, url: str) -> str | None:
         engine.dispose()
 
 
-def mlflow_problem(uri: str) -> str | None:
-    import os
-
+def mlflow_problem(settings: Settings) -> str | None:
     import requests
 
-    auth = None
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
-    if user:
-        auth = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    uri, user = settings.mlflow_tracking_uri, settings.mlflow_username
+    auth = (user, settings.mlflow_password) if user else None
     base = uri.rstrip("/")
     try:
         requests.get(f"{base}/health", timeout=CONNECT_TIMEOUT_SECONDS).raise_for_status()

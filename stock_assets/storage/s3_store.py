@@ -11,6 +11,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from stock_assets import costs
 from stock_assets.storage.object_store import ObjectStore, ObjectTooLarge
 
 
@@ -34,6 +35,8 @@ class S3ObjectStore(ObjectStore):
     def put_bytes(self, key: str, data: bytes) -> None:
         # A single PUT is atomic in S3: readers see the old object or the new one.
         self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        costs.count(costs.OBJECTS_WRITTEN)
+        costs.count(costs.BYTES_WRITTEN, len(data))
 
     def get_bytes(self, key: str, limit: int | None = None) -> bytes:
         response = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))
@@ -41,7 +44,10 @@ class S3ObjectStore(ObjectStore):
         if limit is not None and response["ContentLength"] > limit:
             response["Body"].close()
             raise ObjectTooLarge(self.uri(key), response["ContentLength"], limit)
-        return response["Body"].read()
+        data = response["Body"].read()
+        costs.count(costs.OBJECTS_READ)
+        costs.count(costs.BYTES_READ, len(data))
+        return data
 
     def list_objects(self, prefix: str, after: str = "") -> list[tuple[str, str]]:
         paginator = self._s3().get_paginator("list_objects_v2")
@@ -50,11 +56,13 @@ class S3ObjectStore(ObjectStore):
         # S3 lists keys in order and starts after StartAfter: keys before it are never read.
         start = {"StartAfter": self._key(after)} if after else {}
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **start):
+            costs.count(costs.LISTINGS)  # one request a page
             found.extend((item["Key"][strip:], item["ETag"]) for item in page.get("Contents", []))
         return sorted(found)
 
     def move(self, source: str, target: str) -> None:
         # Server-side copy, then delete: the object never passes through this process.
+        costs.count(costs.OBJECTS_WRITTEN)
         self._s3().copy_object(
             Bucket=self.bucket,
             Key=self._key(target),

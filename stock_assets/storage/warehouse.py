@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from stock_assets import costs
+
 metadata = sa.MetaData()
 
 prices = sa.Table(
@@ -177,6 +179,35 @@ news_sentiment = sa.Table(
     ),
 )
 
+# What each materialization cost (stock_assets.costs): one row per asset and run, its usage
+# over the run's partitions and that usage priced at the settings' unit prices.
+asset_costs = sa.Table(
+    "asset_costs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("asset", sa.String(64), nullable=False),
+    sa.Column("dagster_run_id", sa.String(64), nullable=False),
+    sa.Column("first_partition", sa.Date, comment="NULL for an unpartitioned asset"),
+    sa.Column("last_partition", sa.Date),
+    sa.Column("partitions", sa.Integer, nullable=False, comment="the usage is shared equally"),
+    sa.Column("tickers", sa.Integer, comment="the universe's size when it ran"),
+    sa.Column("wall_s", sa.Float, nullable=False),
+    sa.Column("cpu_s", sa.Float, nullable=False, comment="CPU seconds of the asset's body"),
+    sa.Column("peak_rss_bytes", sa.BigInteger, nullable=False, comment="the process's peak"),
+    sa.Column("objects_written", sa.BigInteger, nullable=False),
+    sa.Column("bytes_written", sa.BigInteger, nullable=False),
+    sa.Column("objects_read", sa.BigInteger, nullable=False),
+    sa.Column("bytes_read", sa.BigInteger, nullable=False),
+    sa.Column("listings", sa.BigInteger, nullable=False),
+    sa.Column("warehouse_rows", sa.BigInteger, nullable=False),
+    sa.Column("mlflow_artifact_bytes", sa.BigInteger, nullable=False),
+    sa.Column("compute_usd", sa.Float, nullable=False),
+    sa.Column("storage_usd", sa.Float, nullable=False, comment="a month of what was written"),
+    sa.Column("requests_usd", sa.Float, nullable=False),
+    sa.Column("total_usd", sa.Float, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 _CHUNK = 500
 # Rows converted to Python values at a time: bounds memory on a million-row write.
 _ROWS_PER_BATCH = 20_000
@@ -281,6 +312,7 @@ def _insert_many(
     """Execute an INSERT (or upsert) statement for every row of frame, _ROWS_PER_BATCH at a
     time. On SQLite through the driver's own executemany: SQLAlchemy's work per row took as
     long as SQLite's. (On PostgreSQL, SQLAlchemy already sends many rows at once.)"""
+    costs.count(costs.WAREHOUSE_ROWS, len(frame))
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         compiled = statement.compile(dialect=connection.dialect, column_keys=list(frame.columns))
@@ -294,7 +326,8 @@ def _insert_many(
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`, `drift_checks`)."""
+    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`, `drift_checks`,
+    `news_sentiment`, `asset_costs`)."""
 
     url: str
     read_only: bool = False

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.modeling import assets as modeling
 from stock_assets.defs.partitions import partition_dates, trading_days
@@ -31,11 +32,13 @@ LATEST_ROWS = 20
     metadata=warehouse_table(predictions_table),
     output_required=False,
 )
+@costed
 def price_predictions(
     context: dg.AssetExecutionContext,
     object_store: ObjectStore,
     model_registry: ModelRegistry,
     warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> Iterator[dg.MaterializeResult]:
     """Next-day close predictions per ticker from the champion model, backtest and live."""
     dates = partition_dates(context)

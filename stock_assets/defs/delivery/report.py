@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.defs.automation import AFTER_NEW_PREDICTIONS
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.delivery import assets as delivery
 from stock_assets.defs.monitoring import assets as monitoring
 from stock_assets.storage.model_registry import ModelRegistry
@@ -22,11 +23,13 @@ REPORT_DAYS = 365
     kinds={"plotly", "html"},
     automation_condition=AFTER_NEW_PREDICTIONS,
 )
+@costed
 def prediction_report(
     context: dg.AssetExecutionContext,
     object_store: ObjectStore,
     model_registry: ModelRegistry,
     warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """The dashboard's charts as one HTML file anyone can open: per ticker, the last year's
     actual vs predicted close and realised error, the champion's scores, the score's backtest

@@ -3,11 +3,13 @@
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.metadata import RAW_PRICES_SCHEMA, row_count
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.market.bars import StructuralError
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import RAW_PRICES, REJECTED_PRICES, ObjectStore
+from stock_assets.storage.warehouse import Warehouse
 from stock_assets.streaming.messages import with_landed
 
 
@@ -18,8 +20,13 @@ from stock_assets.streaming.messages import with_landed
     kinds={"pandas", "parquet"},
     metadata={"dagster/column_schema": RAW_PRICES_SCHEMA},
 )
+@costed
 def raw_prices(
-    context: dg.AssetExecutionContext, market_data: MarketData, object_store: ObjectStore
+    context: dg.AssetExecutionContext,
+    market_data: MarketData,
+    object_store: ObjectStore,
+    warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """Daily OHLCV bars for the ticker universe, as the source delivered them."""
     dates = partition_dates(context)

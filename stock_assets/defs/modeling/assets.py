@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing import assets as processing
 from stock_assets.defs.processing import news as news_assets
@@ -128,6 +129,7 @@ class PriceModelConfig(dg.Config):
     group_name="modeling",
     kinds={"numpy", "mlflow"},
 )
+@costed
 def price_model(
     context: dg.AssetExecutionContext,
     config: PriceModelConfig,
@@ -135,6 +137,7 @@ def price_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
     trading_costs: TradingCosts,
+    cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """Next-session forecaster (return, volatility, 80% and 90% ranges), each target walk-forward
     scored against its own baselines, registered as the `challenger`."""
@@ -260,6 +263,7 @@ class PromotionConfig(dg.Config):
     group_name="modeling",
     kinds={"mlflow"},
 )
+@costed
 def champion_model(
     context: dg.AssetExecutionContext,
     config: PromotionConfig,
@@ -267,6 +271,7 @@ def champion_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
     trading_costs: TradingCosts,
+    cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """The model version that serves predictions: the challenger, only if it beats the champion
     and persistence on sessions after both models' training data."""

@@ -7,6 +7,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stock_assets.defs.automation import AFTER_NEW_PREDICTIONS
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.delivery import assets as delivery
 from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.processing import assets as processing
@@ -50,12 +51,14 @@ class DriftConfig(dg.Config):
     ],
     automation_condition=AFTER_NEW_PREDICTIONS,
 )
+@costed
 def drift_checks(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
     object_store: ObjectStore,
     model_registry: ModelRegistry,
     warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """Whether the serving model still fits the market: every result kept in table drift_checks,
     and drift beyond the thresholds triggers retraining."""

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.ingestion import assets as ingestion
 from stock_assets.defs.metadata import PRICE_FEATURES_SCHEMA, row_count, warehouse_table
 from stock_assets.defs.partitions import partition_dates, trading_days
@@ -82,11 +83,13 @@ def _quality_check(result: cleaning.CleanResult) -> dg.AssetCheckResult:
     ],
     output_required=False,
 )
+@costed
 def cleaned_prices(
     context: dg.AssetExecutionContext,
     market_data: MarketData,
     object_store: ObjectStore,
     warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> Iterator[dg.MaterializeResult]:
     """Validated daily bars: sorted, de-duplicated, typed, splits detected; bad rows set aside."""
     dates = partition_dates(context)
@@ -144,8 +147,12 @@ def cleaned_prices(
         ),
     },
 )
+@costed
 def price_features(
-    context: dg.AssetExecutionContext, object_store: ObjectStore
+    context: dg.AssetExecutionContext,
+    object_store: ObjectStore,
+    warehouse: Warehouse,
+    cloud_prices: CloudPrices,
 ) -> Iterator[dg.MaterializeResult]:
     """Unit-free per-ticker features (Alpha158-like: k-bar shape, returns, moving averages,
     volatility, trend, extremes, quantiles, price-volume ...) and the next-day label."""

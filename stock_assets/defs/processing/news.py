@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.partitions import partition_dates, trading_days
 from stock_assets.defs.processing.resources import NewsLexicon
@@ -21,11 +22,13 @@ from stock_assets.streaming.news import latest_articles
     kinds={"pandas", "parquet", "sql"},
     metadata=warehouse_table(news_table),
 )
+@costed
 def news_sentiment(
     context: dg.AssetExecutionContext,
     object_store: ObjectStore,
     warehouse: Warehouse,
     news_lexicon: NewsLexicon,
+    cloud_prices: CloudPrices,
 ) -> Iterator[dg.MaterializeResult]:
     """How much news each ticker had for a session and how positive it read: articles count
     for the first session whose close came after they were published."""
