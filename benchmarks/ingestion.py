@@ -29,7 +29,10 @@ from pathlib import Path
 
 from _common import RESULTS, command_line, goal, machine, median, now, progress, write
 
-AMQP_URL = os.environ.get("STOCK_ASSETS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from stock_assets.config import load_settings
+
+# The settings' broker (STOCK_ASSETS_AMQP_URL, else the local default), read as the platform does.
+AMQP_URL = load_settings().amqp_url
 GOAL_RATIO = 0.6
 PREFETCH = 500
 EMPTY_TICKS_ALLOWED = 5  # in a row, before a round counts as failed

@@ -475,32 +475,29 @@ def redrive(settings: Settings) -> int:
 
 def rollback(settings: Settings, to: str | None) -> int:
     """Point `champion` back at an earlier version (default: the one the gate replaced)."""
-    from datetime import UTC, datetime
-
     from stock_assets.defs.resources import build_resources
+    from stock_assets.modeling import promotion
 
     registry = build_resources(settings)["model_registry"]
     champion = registry.champion()
     if champion is None:
         print(f"'{registry.model_name}' has no champion to roll back", file=sys.stderr)
         return 1
-    target = to or champion.tags.get("previous_champion")
-    if target is None:
-        print(
-            f"version {champion.version} was not promoted over another: name one with --to",
-            file=sys.stderr,
+    versions = [str(v.version) for v in registry.versions()]
+    try:
+        target, tags = promotion.rollback(
+            registry.model_name,
+            str(champion.version),
+            champion.tags,
+            versions,
+            to,
+            pd.Timestamp.now(tz="UTC"),
         )
+    except promotion.RollbackRefused as refused:
+        print(refused, file=sys.stderr)
         return 1
-    known = sorted((str(v.version) for v in registry.versions()), key=int)
-    if str(target) not in known:
-        print(
-            f"'{registry.model_name}' has no version {target} (versions: {', '.join(known)})",
-            file=sys.stderr,
-        )
-        return 1
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    registry.tag_version(str(champion.version), {"rolled_back": f"{when} to version {target}"})
-    registry.set_champion(str(target))
+    registry.tag_version(str(champion.version), tags)
+    registry.set_champion(target)
     print(f"champion: version {champion.version} -> {target} ({registry.model_name})")
     return 0
 

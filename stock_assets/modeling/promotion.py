@@ -135,3 +135,115 @@ def decide(
     if not challenger < base * bar:
         return Decision(False, f"challenger does not beat {baseline}: {numbers}")
     return Decision(True, f"challenger beats the champion and {baseline}: {numbers}")
+
+
+# Tags on model versions that the gate and a rollback leave, and read back.
+ROLLED_BACK = "rolled_back"
+PREVIOUS_CHAMPION = "previous_champion"
+# The scores copied onto a version's tags, by target: what the gate judges, and how the
+# ranges cover. Every score is in model_scores and in the MLflow run's metrics.
+TAGGED_SCORES = {
+    RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
+    RANGE: ["pinball", "coverage_80", "coverage_90"],
+    VOLATILITY: ["qlike"],
+    SCORE: ["ic", "ic_t_stat", "sharpe"],
+}
+
+
+class RollbackRefused(ValueError):
+    """A rollback that cannot be done; the message says why and what to do instead."""
+
+
+def unchanged_reason(
+    champion_version: str, challenger_version: str, challenger_tags: dict[str, str]
+) -> str | None:
+    """Why the gate has nothing to decide (the challenger already serves, or was rolled back
+    from), else None."""
+    if str(champion_version) == str(challenger_version):
+        return f"version {champion_version} is already the champion"
+    if ROLLED_BACK in challenger_tags:
+        return (
+            f"version {challenger_version} was rolled back ({challenger_tags[ROLLED_BACK]}): "
+            "materialize price_model for a new challenger"
+        )
+    return None
+
+
+def rollback(
+    model_name: str,
+    champion_version: str,
+    champion_tags: dict[str, str],
+    versions: list[str],
+    to: str | None,
+    now: pd.Timestamp,
+) -> tuple[str, dict[str, str]]:
+    """The version a rollback makes the champion (`to`, else the one the gate replaced), and
+    the tags that mark the champion it replaces (the gate then refuses to promote it again)."""
+    target = to or champion_tags.get(PREVIOUS_CHAMPION)
+    if target is None:
+        raise RollbackRefused(
+            f"version {champion_version} was not promoted over another: name one with --to"
+        )
+    known = sorted(map(str, versions), key=int)
+    if str(target) not in known:
+        raise RollbackRefused(
+            f"'{model_name}' has no version {target} (versions: {', '.join(known)})"
+        )
+    return str(target), {ROLLED_BACK: f"{now.isoformat(timespec='seconds')} to version {target}"}
+
+
+def score_tags(prefix: str, scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, str]:
+    """TAGGED_SCORES as version tags: `prefix.[target.]candidate.score`."""
+    return {
+        # The return target's tags keep the names they had before there were other targets.
+        ".".join(
+            p for p in (prefix, None if target == RETURN else target, candidate, name) if p
+        ): f"{values[name]:.6g}"
+        for target, by_candidate in scores.items()
+        for candidate, values in by_candidate.items()
+        for name in TAGGED_SCORES[target]
+        if pd.notna(values.get(name))
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the gate decided for a challenger against the champion it would replace."""
+
+    decisions: dict[str, Decision]
+    window: str
+    previous: str
+
+    @property
+    def promoted(self) -> list[str]:
+        return [target for target, decision in self.decisions.items() if decision.promote]
+
+    @property
+    def outcome(self) -> str:
+        return PROMOTED if self.promoted else REFUSED
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{target}: {d.reason}" for target, d in self.decisions.items())
+
+    @property
+    def replaces_whole(self) -> bool:
+        """Every target promoted: the challenger itself serves."""
+        return len(self.promoted) == len(self.decisions)
+
+    def tags(self, scores: dict[str, dict[str, dict[str, float]]], run_id: str) -> dict[str, str]:
+        """The tags the gate leaves on the challenger's version."""
+        tags = {
+            "promotion.decision": self.outcome,
+            "promotion.promoted_targets": ",".join(self.promoted),
+            "promotion.reason": self.reason,
+            "promotion.evaluation_window": self.window,
+            "promotion.compared_with": self.previous,
+            "promotion.dagster_run_id": run_id,
+            **{f"promotion.{t}.decision": d.outcome for t, d in self.decisions.items()},
+            **{f"promotion.{t}.reason": d.reason for t, d in self.decisions.items()},
+            **score_tags("promotion", scores),
+        }
+        if self.replaces_whole:
+            tags[PREVIOUS_CHAMPION] = self.previous
+        return tags

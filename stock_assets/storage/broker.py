@@ -6,14 +6,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from stock_assets.config import DEFAULT_MAX_MESSAGE_BYTES
+from stock_assets.config import DEFAULT_AMQP_URL, DEFAULT_MAX_MESSAGE_BYTES
 from stock_assets.streaming import rabbitmq
 
 
 class RabbitMQ(dg.ConfigurableResource):
     """A RabbitMQ broker and the names of the bars topology (a public contract)."""
 
-    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    url: str = DEFAULT_AMQP_URL
     exchange: str = rabbitmq.EXCHANGE
     queue: str = rabbitmq.QUEUE
     dead_queue: str = rabbitmq.DEAD_QUEUE

@@ -127,3 +127,45 @@ def test_a_composed_forecaster_takes_the_promoted_parts_and_keeps_the_rest():
     back = composed.with_parts_of(Forecaster(), ["range"])
     assert back.part_name("range") == "trailing_gaussian"
     assert "range" not in back.parts
+
+
+def test_a_rollback_goes_to_the_replaced_version_or_a_named_one_and_marks_the_champion():
+    now = pd.Timestamp("2026-12-02T10:00:00Z")
+    tags = {promotion.PREVIOUS_CHAMPION: "3"}
+    target, marks = promotion.rollback("m", "5", tags, ["1", "3", "5"], None, now)
+    assert target == "3" and marks == {"rolled_back": "2026-12-02T10:00:00+00:00 to version 3"}
+    assert promotion.rollback("m", "5", tags, ["1", "3", "5"], "1", now)[0] == "1"
+    with pytest.raises(promotion.RollbackRefused, match="was not promoted over another"):
+        promotion.rollback("m", "5", {}, ["1", "5"], None, now)
+    with pytest.raises(promotion.RollbackRefused, match=r"no version 9 \(versions: 1, 3, 5\)"):
+        promotion.rollback("m", "5", tags, ["5", "1", "3"], "9", now)
+
+
+def test_the_gate_leaves_nothing_to_decide_for_the_champion_or_a_rolled_back_challenger():
+    assert promotion.unchanged_reason("4", "4", {}) == "version 4 is already the champion"
+    rolled = {promotion.ROLLED_BACK: "2026-12-02 to version 3"}
+    assert "was rolled back (2026-12-02 to version 3)" in promotion.unchanged_reason(
+        "3", "4", rolled
+    )
+    assert promotion.unchanged_reason("3", "4", {}) is None
+
+
+def test_the_gates_outcome_names_what_it_promoted_and_tags_the_challenger():
+    yes, no = promotion.Decision(True, "beats both"), promotion.Decision(False, "does not")
+    scores = {
+        "return": {"challenger": {"price_rmse": 0.01, "ic": float("nan")}},
+        "volatility": {"challenger": {"qlike": 1.5}},
+    }
+    partly = promotion.Outcome({"return": no, "volatility": yes}, "2024-01-02..2024-02-01", "3")
+    assert partly.promoted == ["volatility"] and partly.outcome == promotion.PROMOTED
+    assert not partly.replaces_whole
+    tags = partly.tags(scores, "run-1")
+    assert tags["promotion.volatility.decision"] == "promoted"
+    assert tags["promotion.reason"] == "return: does not; volatility: beats both"
+    assert tags["promotion.challenger.price_rmse"] == "0.01"  # the return's keep their names
+    assert tags["promotion.volatility.challenger.qlike"] == "1.5"
+    assert "promotion.challenger.ic" not in tags and promotion.PREVIOUS_CHAMPION not in tags
+    whole = promotion.Outcome({"return": yes, "volatility": yes}, "w", "3")
+    assert whole.replaces_whole and whole.tags(scores, "r")[promotion.PREVIOUS_CHAMPION] == "3"
+    refused = promotion.Outcome({"return": no}, "w", "3")
+    assert refused.outcome == promotion.REFUSED and refused.promoted == []

@@ -10,7 +10,12 @@ from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing import assets as processing
 from stock_assets.defs.processing import news as news_assets
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
-from stock_assets.modeling.promotion import PROMOTION_GATE, WALK_FORWARD
+from stock_assets.modeling.promotion import (
+    PREVIOUS_CHAMPION,
+    PROMOTION_GATE,
+    WALK_FORWARD,
+    score_tags,
+)
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
 from stock_assets.storage.object_store import NEWS_SENTIMENT, PRICE_FEATURES, ObjectStore
@@ -39,16 +44,6 @@ def _backtest_table(rows: pd.DataFrame) -> str:
     return tables.no_backtest_reason(score) or tables.backtest_table(score).to_markdown(index=False)
 
 
-# The scores copied onto a version's tags, by target: what the gate judges, and how the
-# ranges cover. Every score is in model_scores and in the MLflow run's metrics.
-TAGGED_SCORES = {
-    RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
-    RANGE: ["pinball", "coverage_80", "coverage_90"],
-    VOLATILITY: ["qlike"],
-    SCORE: ["ic", "ic_t_stat", "sharpe"],
-}
-
-
 def _zoo_table(members: list) -> str:
     """Every zoo member's walk-forward loss on its target, and which one each target chose."""
     from stock_assets.modeling.promotion import GATE_LOSSES
@@ -65,19 +60,6 @@ def _zoo_table(members: list) -> str:
         for m in members
     ]
     return pd.DataFrame(rows).round(6).to_markdown(index=False)
-
-
-def _score_tags(prefix: str, scores: Scores) -> dict[str, str]:
-    return {
-        # The return target's tags keep the names they had before there were other targets.
-        ".".join(
-            p for p in (prefix, None if target == RETURN else target, candidate, name) if p
-        ): f"{values[name]:.6g}"
-        for target, by_candidate in scores.items()
-        for candidate, values in by_candidate.items()
-        for name in TAGGED_SCORES[target]
-        if pd.notna(values.get(name))
-    }
 
 
 def _score_rows(
@@ -177,7 +159,7 @@ def price_model(
         "feature_set": ",".join(FEATURE_COLUMNS),
         "code_version": _code_version(),
         "dagster_run_id": context.run.run_id,
-        **_score_tags(WALK_FORWARD, result.scores),
+        **score_tags(WALK_FORWARD, result.scores),
     }
     members = [
         {
@@ -291,14 +273,7 @@ def champion_model(
         champion = _register_persistence(
             context, model_registry, challenger, trading_costs.cost_bps
         )
-    unchanged = None
-    if champion.version == challenger.version:
-        unchanged = f"version {champion.version} is already the champion"
-    elif "rolled_back" in challenger.tags:
-        unchanged = (
-            f"version {challenger.version} was rolled back ({challenger.tags['rolled_back']}): "
-            "materialize price_model for a new challenger"
-        )
+    unchanged = promotion.unchanged_reason(champion.version, challenger.version, challenger.tags)
     if unchanged:
         context.log.info(f"{unchanged}; nothing to decide")
         return dg.MaterializeResult(
@@ -325,27 +300,18 @@ def champion_model(
     scores = promotion.window_scores(
         labelled, predictions["challenger"], predictions["champion"], trading_costs.cost_bps
     )
-    decisions = promotion.decide_targets(
-        scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
-    )
-    promoted = [target for target, decision in decisions.items() if decision.promote]
-    outcome = promotion.PROMOTED if promoted else promotion.REFUSED
-    reason = "; ".join(f"{target}: {d.reason}" for target, d in decisions.items())
     window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
-    previous = str(champion.version)
-    tags = {
-        "promotion.decision": outcome,
-        "promotion.promoted_targets": ",".join(promoted),
-        "promotion.reason": reason,
-        "promotion.evaluation_window": window,
-        "promotion.compared_with": previous,
-        "promotion.dagster_run_id": context.run.run_id,
-        **{f"promotion.{t}.decision": d.outcome for t, d in decisions.items()},
-        **{f"promotion.{t}.reason": d.reason for t, d in decisions.items()},
-        **_score_tags("promotion", scores),
-    }
-    if len(promoted) == len(decisions):
-        tags["previous_champion"] = previous
+    gate = promotion.Outcome(
+        promotion.decide_targets(
+            scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
+        ),
+        window,
+        previous=str(champion.version),
+    )
+    decisions, promoted, outcome = gate.decisions, gate.promoted, gate.outcome
+    reason, previous = gate.reason, gate.previous
+    tags = gate.tags(scores, context.run.run_id)
+    if gate.replaces_whole:
         serving = str(challenger.version)
     elif promoted:
         serving = _register_composite(
@@ -434,7 +400,7 @@ def _register_composite(
         "feature_set": challenger.tags.get("feature_set", ""),
         "code_version": _code_version(),
         "dagster_run_id": context.run.run_id,
-        "previous_champion": str(champion.version),
+        PREVIOUS_CHAMPION: str(champion.version),
         "promotion.evaluation_window": window,
         **{f"part.{t}.version": v for t, v in sources.items()},
         **{f"part.{t}.model": forecaster.part_name(t) for t in sources},
