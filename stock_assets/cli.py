@@ -195,14 +195,8 @@ def summary(settings: Settings) -> str:
     resources = build_resources(settings)
     warehouse = resources["warehouse"]
     registry = resources["model_registry"]
-    prices = warehouse.read(
-        "SELECT ticker, MIN(date) AS first, MAX(date) AS last, COUNT(*) AS bars "
-        "FROM prices GROUP BY ticker ORDER BY ticker"
-    )
-    predictions = warehouse.read(
-        "SELECT kind, model_version, COUNT(*) AS rows, MAX(as_of_date) AS latest "
-        "FROM price_predictions GROUP BY kind, model_version ORDER BY model_version, kind"
-    )
+    prices = queries.coverage(warehouse)
+    predictions = queries.prediction_counts(warehouse)
     champion = registry.champion()
     lines = ["Prices (warehouse table 'prices'):", prices.to_string(index=False), ""]
     if champion is None:

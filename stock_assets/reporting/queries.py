@@ -30,6 +30,37 @@ def costs(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.read(sa.select(asset_costs))
 
 
+def coverage(warehouse: Warehouse) -> pd.DataFrame:
+    """Per ticker: its first and last stored session and how many bars."""
+    query = (
+        sa.select(
+            prices.c.ticker,
+            sa.func.min(prices.c.date).label("first"),
+            sa.func.max(prices.c.date).label("last"),
+            sa.func.count().label("bars"),
+        )
+        .group_by(prices.c.ticker)
+        .order_by(prices.c.ticker)
+    )
+    return warehouse.read(query)
+
+
+def prediction_counts(warehouse: Warehouse) -> pd.DataFrame:
+    """Per kind (backtest, live) and model version: how many predictions, the latest date."""
+    table = predictions_table
+    query = (
+        sa.select(
+            table.c.kind,
+            table.c.model_version,
+            sa.func.count().label("rows"),
+            sa.func.max(table.c.as_of_date).label("latest"),
+        )
+        .group_by(table.c.kind, table.c.model_version)
+        .order_by(table.c.model_version, table.c.kind)
+    )
+    return warehouse.read(query)
+
+
 def tickers(warehouse: Warehouse) -> list[str]:
     rows = warehouse.read(sa.select(prices.c.ticker).distinct().order_by(prices.c.ticker))
     return rows["ticker"].tolist()

@@ -113,6 +113,16 @@ def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
     fresh = queries.freshness(warehouse, now)
     assert fresh["latest"] == DAYS[-1] and fresh["sessions_behind"] == 1  # the 27th is missing
 
+    # What `stock-assets summary` prints.
+    held = queries.coverage(warehouse)
+    assert held["ticker"].tolist() == ["AAPL", "MSFT", "NVDA"] and held["bars"].tolist() == [3] * 3
+    assert str(held["first"].iloc[0])[:10] == "2026-11-23"
+    assert str(held["last"].iloc[0])[:10] == "2026-11-25"
+    counts = queries.prediction_counts(warehouse)
+    assert counts[["kind", "model_version", "rows"]].values.tolist() == [
+        ["backtest", "3", 1], ["live", "3", 1],
+    ]  # fmt: skip
+
 
 def test_a_reader_cannot_write(warehouse: Warehouse, bars) -> None:
     fill(warehouse, bars)
