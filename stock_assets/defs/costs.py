@@ -46,7 +46,8 @@ class Recording:
         self, dates: pd.DatetimeIndex | None = None, tickers: int | None = None
     ) -> dict[str, dg.MetadataValue]:
         """The cost so far, as metadata: the run's totals, and its equal share per partition
-        (`dates`, the run's partitions). Taken once: the row recorded after is the same."""
+        (`dates`, the run's partitions). The row recorded when the block ends has the figures
+        of the last call."""
         self.usage = self.meter.usage()
         if dates is not None and len(dates):
             self.partitions, self.dates = len(dates), (dates[0], dates[-1])
