@@ -379,3 +379,37 @@ class Warehouse(dg.ConfigurableResource):
         statement = sa.text(query) if isinstance(query, str) else query
         with self.engine.connect() as connection:
             return pd.read_sql(statement, connection)
+
+
+def tables_markdown() -> str:
+    """Every warehouse table's columns as markdown, from the table definitions above (the
+    source of docs/warehouse.md: `python -m stock_assets.storage.warehouse`)."""
+    lines = [
+        "# Warehouse tables",
+        "",
+        "Generated from `stock_assets/storage/warehouse.py` by "
+        "`python -m stock_assets.storage.warehouse > docs/warehouse.md`; a test keeps it current.",
+    ]
+    for table in metadata.sorted_tables:
+        keys = [c.name for c in table.primary_key.columns]
+        unique = [
+            ", ".join(c.name for c in constraint.columns)
+            for constraint in table.constraints
+            if isinstance(constraint, sa.UniqueConstraint)
+        ]
+        lines += ["", f"## `{table.name}`", ""]
+        if keys:
+            lines.append(f"Primary key: {', '.join(keys)}.  ")
+        if unique:
+            lines.append(f"Unique: {'; '.join(unique)}.  ")
+        lines += ["", "| column | type | null | description |", "|---|---|---|---|"]
+        lines += [
+            f"| `{c.name}` | {str(c.type).lower()} | {'yes' if c.nullable else 'no'} | "
+            f"{c.comment or ''} |"
+            for c in table.columns
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(tables_markdown(), end="")

@@ -224,3 +224,15 @@ def test_a_timestamp_column_keeps_its_time_of_day(warehouse: Warehouse) -> None:
     # SQLite gives the UTC time back without its zone; PostgreSQL with it.
     assert (stored_at if stored_at.tz else stored_at.tz_localize("UTC")) == checked_at
     assert pd.Timestamp(stored["window_start"].iloc[0]) == pd.Timestamp("2024-03-01")
+
+
+def test_the_tables_documentation_is_generated_from_the_tables():
+    from pathlib import Path
+
+    from stock_assets.storage.warehouse import tables_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
+    assert doc.read_text() == tables_markdown(), (
+        "docs/warehouse.md is out of date: python -m stock_assets.storage.warehouse > "
+        "docs/warehouse.md"
+    )
