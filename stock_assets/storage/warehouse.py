@@ -78,7 +78,12 @@ model_scores = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32)),
-    sa.Column("candidate", sa.String(32), nullable=False),
+    sa.Column(
+        "candidate",
+        sa.String(32),
+        nullable=False,
+        comment="challenger, champion, model, composite or a baseline (persistence, ...)",
+    ),
     sa.Column("price_rmse", sa.Float),
     sa.Column("rmse_ratio_to_persistence", sa.Float),
     sa.Column("directional_accuracy", sa.Float),
@@ -89,12 +94,22 @@ model_scores = sa.Table(
     sa.Column("champion", sa.Boolean, nullable=False),
     sa.Column("dagster_run_id", sa.String(64)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    # "walk_forward" (training, price_model) or "promotion_gate" (champion_model).
-    sa.Column("evaluation", sa.String(32)),
-    # The gate's outcome ("promoted" or "refused") on every row of its evaluation.
-    sa.Column("decision", sa.String(16)),
-    # What the row scores (modeling.targets.TARGETS); rows from before targets are "return".
-    sa.Column("target", sa.String(16), server_default="return"),
+    sa.Column(
+        "evaluation",
+        sa.String(32),
+        comment="walk_forward (training, price_model) or promotion_gate (champion_model)",
+    ),
+    sa.Column(
+        "decision",
+        sa.String(16),
+        comment="the gate's outcome, promoted or refused, on every row of its evaluation",
+    ),
+    sa.Column(
+        "target",
+        sa.String(16),
+        server_default="return",
+        comment="what the row scores: return, range, volatility or score",
+    ),
     # Ranges (target "range"): realised coverage, pinball loss (mean and per quantile, and
     # as a ratio to the trailing Gaussian baseline's) and Winkler interval scores.
     *(
