@@ -16,6 +16,8 @@ from stock_assets import costs
 from stock_assets.defs.partitions import partition_dates
 from stock_assets.storage.warehouse import Warehouse, asset_costs
 
+DETAILS_MAX_PARTITIONS = 5
+
 
 class CloudPrices(dg.ConfigurableResource):
     """Unit prices of the cost estimates, in US dollars (STOCK_ASSETS_PRICE_*; the defaults are
@@ -55,10 +57,17 @@ class Recording:
         run = costs.dollars(self.usage, self.prices)
         share = costs.dollars(self.usage.share(self.partitions), self.prices)
         u = self.usage
-        return {
+        headline = {
             "cost/usd_per_partition": dg.MetadataValue.float(share["total_usd"]),
             "cost/usd_run": dg.MetadataValue.float(run["total_usd"]),
             "cost/partitions": dg.MetadataValue.int(self.partitions),
+        }
+        # A result's metadata is stored on every partition it covers: over a backfill, the
+        # details would be written thousands of times (asset_costs keeps them once per run).
+        if self.partitions > DETAILS_MAX_PARTITIONS:
+            return headline
+        return {
+            **headline,
             "cost/wall_s": dg.MetadataValue.float(round(u.wall_s, 3)),
             "cost/cpu_s": dg.MetadataValue.float(round(u.cpu_s, 3)),
             "cost/peak_rss_mb": dg.MetadataValue.float(round(u.peak_rss_bytes / 2**20, 1)),
