@@ -19,6 +19,13 @@ import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from stock_assets.storage.model_registry import ModelRegistry
+    from stock_assets.storage.object_store import ObjectStore
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 180
@@ -32,6 +39,31 @@ def model_uri(model_name: str) -> str:
     from stock_assets.storage.model_registry import CHAMPION
 
     return f"models:/{model_name}@{CHAMPION}"
+
+
+def predict_sessions(
+    registry: ModelRegistry, version: str, store: ObjectStore, dates: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """A version's next-day predictions for the given sessions, from the stored cleaned bars,
+    called exactly as a scoring server would call it."""
+    import pandas as pd
+
+    from stock_assets.features.indicators import LOOKBACK_SESSIONS
+    from stock_assets.market import calendar
+    from stock_assets.market.cleaning import CLEAN_COLUMNS
+    from stock_assets.modeling.requests import to_model_input
+    from stock_assets.storage.object_store import CLEANED_PRICES, NEWS_SENTIMENT
+
+    start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
+    bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
+    if bars.empty:
+        return pd.DataFrame()
+    news = store.read_partitions(NEWS_SENTIMENT, start=start, end=dates[-1])
+    request = to_model_input(bars[CLEAN_COLUMNS], news)
+    predicted = registry.load(version).predict(request, params={"all_dates": True})
+    predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
+    predicted["target_date"] = pd.to_datetime(predicted["target_date"])
+    return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)
 
 
 def _die_with_parent() -> None:

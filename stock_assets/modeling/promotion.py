@@ -16,9 +16,11 @@ import pandas as pd
 from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.indicators import LABEL
 from stock_assets.modeling.evaluation import score_forecasts
-from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
+from stock_assets.modeling.forecast import FORECAST_COLUMNS, TARGET_COLUMNS, Forecaster
 from stock_assets.modeling.targets import (
+    HEADLINE_SCORES,
     RANGE,
+    RANGES,
     RETURN,
     SCORE,
     TRAILING_GAUSSIAN,
@@ -143,8 +145,8 @@ PREVIOUS_CHAMPION = "previous_champion"
 # The scores copied onto a version's tags, by target: what the gate judges, and how the
 # ranges cover. Every score is in model_scores and in the MLflow run's metrics.
 TAGGED_SCORES = {
-    RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],
-    RANGE: ["pinball", "coverage_80", "coverage_90"],
+    RETURN: HEADLINE_SCORES[RETURN],
+    RANGE: ["pinball", *(f"coverage_{level}" for level in RANGES)],
     VOLATILITY: ["qlike"],
     SCORE: ["ic", "ic_t_stat", "sharpe"],
 }
@@ -231,6 +233,19 @@ class Outcome:
         """Every target promoted: the challenger itself serves."""
         return len(self.promoted) == len(self.decisions)
 
+    def table(self, challenger: str) -> pd.DataFrame:
+        """Per target: the decision, the version whose part serves, and why."""
+        return pd.DataFrame(
+            {
+                "decision": {t: d.outcome for t, d in self.decisions.items()},
+                "serving part from": {
+                    t: f"version {challenger if d.promote else self.previous}"
+                    for t, d in self.decisions.items()
+                },
+                "reason": {t: d.reason for t, d in self.decisions.items()},
+            }
+        )
+
     def tags(self, scores: dict[str, dict[str, dict[str, float]]], run_id: str) -> dict[str, str]:
         """The tags the gate leaves on the challenger's version."""
         tags = {
@@ -247,3 +262,68 @@ class Outcome:
         if self.replaces_whole:
             tags[PREVIOUS_CHAMPION] = self.previous
         return tags
+
+
+def is_trained(tags: dict[str, str]) -> bool:
+    """Whether a version learned from data (the baselines alone learn nothing)."""
+    return tags.get("candidate") != "persistence"
+
+
+# The champion's tags a bootstrapped baseline version copies: the data it stands in for.
+BOOTSTRAP_TAGS = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
+
+
+def composite_tags(
+    champion: tuple[str, dict[str, str]],
+    challenger: tuple[str, dict[str, str]],
+    promoted: list[str],
+    windows: list[tuple[pd.Timestamp, pd.Timestamp]],
+    part_names: dict[str, str],
+    window: str,
+) -> dict[str, str]:
+    """The tags of the champion registered again with the challenger's parts for `promoted`:
+    (version, tags) of each, the training windows of the trained ones, the composite's part
+    name per target, and the gate's evaluation window."""
+    (champion_version, champion_tags), (challenger_version, challenger_tags) = champion, challenger
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    # Each part's own version: a part kept from a composite names the version it came from.
+    sources = {
+        t: challenger_version
+        if t in promoted
+        else champion_tags.get(f"part.{t}.version", champion_version)
+        for t in part_names
+    }
+    return {
+        "data_window": f"{start:%Y-%m-%d}..{end:%Y-%m-%d}",
+        "train_start": f"{start:%Y-%m-%d}",
+        "train_end": f"{end:%Y-%m-%d}",
+        "feature_set": challenger_tags.get("feature_set", ""),
+        PREVIOUS_CHAMPION: champion_version,
+        "promotion.evaluation_window": window,
+        **{f"part.{t}.version": v for t, v in sources.items()},
+        **{f"part.{t}.model": name for t, name in part_names.items()},
+    }
+
+
+def composite_scores(
+    scores: dict[str, dict[str, dict[str, float]]], promoted: list[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The gate's scores as the composite's own: per target, the serving part's as `model`,
+    beside the baselines."""
+    return {
+        target: {
+            "model": by_candidate["challenger" if target in promoted else "champion"],
+            **{n: v for n, v in by_candidate.items() if n not in ("challenger", "champion")},
+        }
+        for target, by_candidate in scores.items()
+    }
+
+
+def composite_backtest(
+    challenger: pd.DataFrame, champion: pd.DataFrame, promoted: list[str]
+) -> pd.DataFrame:
+    """The challenger's walk-forward forecasts, with the champion's own for the targets it
+    keeps (where it made one)."""
+    kept = [c for t in TARGET_COLUMNS if t not in promoted for c in TARGET_COLUMNS[t]]
+    theirs = champion[["ticker", "date", *kept]]
+    return challenger.drop(columns=kept).merge(theirs, on=["ticker", "date"], how="left")

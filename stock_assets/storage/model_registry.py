@@ -249,27 +249,6 @@ class ModelRegistry(dg.ConfigurableResource):
         )
         return pd.read_parquet(path)
 
-    def predict_sessions(self, version: str, store: Any, dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """A version's next-day predictions for the given sessions, from the stored cleaned
-        bars, called exactly as a scoring server would call it."""
-        from stock_assets.features.indicators import LOOKBACK_SESSIONS
-        from stock_assets.market import calendar
-        from stock_assets.market.cleaning import CLEAN_COLUMNS
-        from stock_assets.modeling.requests import to_model_input
-        from stock_assets.storage.object_store import CLEANED_PRICES, NEWS_SENTIMENT
-
-        start = calendar.last_sessions(dates[0], LOOKBACK_SESSIONS + 1)[0]
-        bars = store.read_partitions(CLEANED_PRICES, start=start, end=dates[-1])
-        if bars.empty:
-            return pd.DataFrame()
-        news = store.read_partitions(NEWS_SENTIMENT, start=start, end=dates[-1])
-        model = self.load(version)
-        request = to_model_input(bars[CLEAN_COLUMNS], news)
-        predicted = model.predict(request, params={"all_dates": True})
-        predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
-        predicted["target_date"] = pd.to_datetime(predicted["target_date"])
-        return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)
-
 
 def _folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

@@ -86,6 +86,7 @@ def test_the_served_model_reads_the_news_stored_beside_the_bars(
     from stock_assets.market.cleaning import clean_bars
     from stock_assets.modeling.pyfunc import predict_from_bars
     from stock_assets.modeling.requests import to_model_input
+    from stock_assets.serving import predict_sessions
     from stock_assets.storage.object_store import CLEANED_PRICES, NEWS_SENTIMENT
 
     resources = build_resources(settings)
@@ -100,7 +101,7 @@ def test_the_served_model_reads_the_news_stored_beside_the_bars(
     store.write_partitions(NEWS_SENTIMENT, planted, sessions, skip_empty=True)
     last = sessions[-5:]
 
-    served = registry.predict_sessions(str(version), store, last)
+    served = predict_sessions(registry, str(version), store, last)
     # The bars predict_sessions reads: LOOKBACK_SESSIONS behind the first date.
     window = cleaned[cleaned["date"] >= last_sessions(last[0], LOOKBACK_SESSIONS + 1)[0]]
     direct = predict_from_bars(result.forecaster, to_model_input(window, planted), all_dates=True)

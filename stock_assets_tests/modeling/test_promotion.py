@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.modeling import promotion
-from stock_assets.modeling.forecast import Forecaster
+from stock_assets.modeling.forecast import TARGET_COLUMNS, Forecaster
 
 
 def scores(challenger: float, champion: float, persistence: float) -> dict:
@@ -169,3 +169,45 @@ def test_the_gates_outcome_names_what_it_promoted_and_tags_the_challenger():
     assert whole.replaces_whole and whole.tags(scores, "r")[promotion.PREVIOUS_CHAMPION] == "3"
     refused = promotion.Outcome({"return": no}, "w", "3")
     assert refused.outcome == promotion.REFUSED and refused.promoted == []
+    assert refused.table("4").loc["return", "serving part from"] == "version 3"
+    assert partly.table("4").loc["volatility", "serving part from"] == "version 4"
+
+
+def test_a_composite_names_each_parts_version_and_spans_both_training_windows():
+    champion = ("5", {"part.return.version": "2", "feature_set": "old"})
+    challenger = ("7", {"feature_set": "a,b"})
+    windows = [
+        (pd.Timestamp("2020-01-02"), pd.Timestamp("2022-06-30")),
+        (pd.Timestamp("2020-03-02"), pd.Timestamp("2023-01-31")),
+    ]
+    names = {"return": "ridge", "volatility": "har", "range": "quantiles", "score": "lgbm"}
+    tags = promotion.composite_tags(champion, challenger, ["volatility"], windows, names, "w")
+    assert tags["data_window"] == "2020-01-02..2023-01-31"
+    assert tags["part.return.version"] == "2"  # kept from the composite it came from
+    assert tags["part.range.version"] == "5" and tags["part.volatility.version"] == "7"
+    assert tags["part.score.model"] == "lgbm" and tags["feature_set"] == "a,b"
+    assert tags[promotion.PREVIOUS_CHAMPION] == "5"
+    assert not promotion.is_trained({"candidate": "persistence"})
+    assert promotion.is_trained({"candidate": "composite"})
+
+
+def test_a_composites_scores_and_backtest_come_from_the_part_that_serves_each_target():
+    scores = {
+        "return": {"challenger": {"x": 1.0}, "champion": {"x": 2.0}, "persistence": {"x": 3.0}},
+        "volatility": {"challenger": {"x": 4.0}, "champion": {"x": 5.0}},
+    }
+    composite = promotion.composite_scores(scores, ["volatility"])
+    assert composite["return"] == {"model": {"x": 2.0}, "persistence": {"x": 3.0}}
+    assert composite["volatility"] == {"model": {"x": 4.0}}
+    keys = pd.DataFrame({"ticker": ["A", "A", "B"], "date": pd.to_datetime(["2024-01-02"] * 3)})
+    keys["date"] += pd.to_timedelta([0, 1, 0], unit="D")
+    columns = [c for cs in TARGET_COLUMNS.values() for c in cs]
+    challenger = keys.assign(**dict.fromkeys(columns, 1.0))
+    champion = keys.iloc[:2].assign(**dict.fromkeys(columns, 2.0))
+    merged = promotion.composite_backtest(challenger, champion, ["volatility"])
+    assert (merged["predicted_volatility"] == 1.0).all()
+    assert merged["predicted_return"].tolist()[:2] == [2.0, 2.0]
+    assert np.isnan(merged["predicted_return"].iloc[2])  # the champion made no forecast there
+    assert list(merged[["ticker", "date"]].itertuples(index=False)) == list(
+        keys.itertuples(index=False)
+    )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from stock_assets import serving
 from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.modeling import assets as modeling
@@ -53,7 +54,7 @@ def price_predictions(
     frames = [_backtest_rows(model_registry, champion, dates)]
     live_dates = dates[dates > train_end]
     if len(live_dates):
-        live = model_registry.predict_sessions(version, object_store, live_dates)
+        live = serving.predict_sessions(model_registry, version, object_store, live_dates)
         frames.append(live.assign(kind="live"))
     rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     # The model says "" where a row has a score; the table says NULL.

@@ -5,19 +5,19 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from stock_assets.champion import code_version
 from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing import assets as processing
 from stock_assets.defs.processing import news as news_assets
 from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
 from stock_assets.modeling.promotion import (
-    PREVIOUS_CHAMPION,
     PROMOTION_GATE,
     WALK_FORWARD,
     score_tags,
 )
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
-from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry, training_window
+from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry
 from stock_assets.storage.object_store import NEWS_SENTIMENT, PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
 
@@ -157,7 +157,7 @@ def price_model(
         "train_end": f"{result.train_end:%Y-%m-%d}",
         "evaluation_window": evaluated,
         "feature_set": ",".join(FEATURE_COLUMNS),
-        "code_version": _code_version(),
+        "code_version": code_version(),
         "dagster_run_id": context.run.run_id,
         **score_tags(WALK_FORWARD, result.scores),
     }
@@ -257,177 +257,55 @@ def champion_model(
 ) -> dg.MaterializeResult:
     """The model version that serves predictions: the challenger, only if it beats the champion
     and persistence on sessions after both models' training data."""
-    from stock_assets.modeling import promotion
+    from stock_assets import champion
 
-    challenger = model_registry.challenger()
-    if challenger is None:
-        raise dg.Failure(
-            f"registered model {model_registry.model_name!r} has no {CHALLENGER!r} alias: "
-            "materialize price_model first"
+    try:
+        gate = champion.choose(
+            model_registry,
+            object_store,
+            config.promotion_margin,
+            config.min_evaluation_sessions,
+            trading_costs.cost_bps,
+            context.run.run_id,
+            context.log.info,
         )
-    champion = model_registry.champion()
-    if champion is None and not _trained(challenger):
-        model_registry.set_champion(str(challenger.version))
-        champion = challenger
-    if champion is None:
-        champion = _register_persistence(
-            context, model_registry, challenger, trading_costs.cost_bps
-        )
-    unchanged = promotion.unchanged_reason(champion.version, challenger.version, challenger.tags)
-    if unchanged:
-        context.log.info(f"{unchanged}; nothing to decide")
+    except champion.NoChallenger as error:
+        raise dg.Failure(str(error)) from error
+    if gate.unchanged:
+        context.log.info(f"{gate.unchanged}; nothing to decide")
         return dg.MaterializeResult(
             metadata={
-                "champion_version": dg.MetadataValue.text(str(champion.version)),
+                "champion_version": dg.MetadataValue.text(gate.serving),
                 "decision": "unchanged",
-                "reason": unchanged,
+                "reason": gate.unchanged,
             }
         )
-
-    # Persistence learns nothing, so only a trained model's data bounds the window.
-    trained = [v for v in (champion, challenger) if _trained(v)]
-    after = max(training_window(v)[1] for v in trained)
-    labelled = attach_label(object_store.read_partitions(PRICE_FEATURES, start=after))
-    sessions = promotion.evaluation_sessions(labelled, after)
-    labelled = labelled[labelled["date"].isin(sessions)]
-    empty = pd.DataFrame()
-    predictions = {
-        name: model_registry.predict_sessions(str(v.version), object_store, sessions)
-        if len(sessions) >= config.min_evaluation_sessions
-        else empty
-        for name, v in (("challenger", challenger), ("champion", champion))
-    }
-    scores = promotion.window_scores(
-        labelled, predictions["challenger"], predictions["champion"], trading_costs.cost_bps
-    )
-    window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
-    gate = promotion.Outcome(
-        promotion.decide_targets(
-            scores, config.promotion_margin, len(sessions), config.min_evaluation_sessions
-        ),
-        window,
-        previous=str(champion.version),
-    )
-    decisions, promoted, outcome = gate.decisions, gate.promoted, gate.outcome
-    reason, previous = gate.reason, gate.previous
-    tags = gate.tags(scores, context.run.run_id)
-    if gate.replaces_whole:
-        serving = str(challenger.version)
-    elif promoted:
-        serving = _register_composite(
-            context, model_registry, champion, challenger, promoted, scores, window
-        )
-    else:
-        serving = previous
-    model_registry.tag_version(str(challenger.version), tags)
-    model_registry.describe_version(
-        str(challenger.version),
-        f"Promotion gate against version {previous} on {window}: {reason}.",
-    )
-    if serving != previous:
-        model_registry.set_champion(serving)
+    outcome, decisions = gate.outcome, gate.outcome.decisions
     context.log.info(
-        f"gate {outcome} version {challenger.version} for "
-        f"{', '.join(promoted) or 'no target'}; version {serving} serves: {reason}"
+        f"gate {outcome.outcome} version {gate.challenger} for "
+        f"{', '.join(outcome.promoted) or 'no target'}; version {gate.serving} serves: "
+        f"{outcome.reason}"
     )
-
-    versions = {"challenger": str(challenger.version), "champion": previous}
+    versions = {"challenger": gate.challenger, "champion": gate.previous}
     score_rows = _score_rows(
-        context, model_registry, scores, versions, PROMOTION_GATE, sessions, decisions
+        context, model_registry, gate.scores, versions, PROMOTION_GATE, gate.sessions, decisions
     )
     warehouse.append(model_scores, score_rows)
-    decision_table = pd.DataFrame(
-        {
-            "decision": {t: d.outcome for t, d in decisions.items()},
-            "serving part from": {
-                t: f"version {str(challenger.version) if d.promote else previous}"
-                for t, d in decisions.items()
-            },
-            "reason": {t: d.reason for t, d in decisions.items()},
-        }
-    )
     return dg.MaterializeResult(
         metadata={
-            "decision": outcome,
-            "promoted_targets": ",".join(promoted) or "none",
-            "reason": reason,
-            "decisions": dg.MetadataValue.md(decision_table.to_markdown()),
-            "champion_version": dg.MetadataValue.text(serving),
-            "challenger_version": dg.MetadataValue.text(str(challenger.version)),
-            "previous_champion_version": dg.MetadataValue.text(previous),
-            "evaluation_window": window,
-            "evaluation_sessions": len(sessions),
-            "scores": dg.MetadataValue.md(_scores_table(scores)),
+            "decision": outcome.outcome,
+            "promoted_targets": ",".join(outcome.promoted) or "none",
+            "reason": outcome.reason,
+            "decisions": dg.MetadataValue.md(outcome.table(gate.challenger).to_markdown()),
+            "champion_version": dg.MetadataValue.text(gate.serving),
+            "challenger_version": dg.MetadataValue.text(gate.challenger),
+            "previous_champion_version": dg.MetadataValue.text(gate.previous),
+            "evaluation_window": outcome.window,
+            "evaluation_sessions": len(gate.sessions),
+            "scores": dg.MetadataValue.md(_scores_table(gate.scores)),
             "backtest": dg.MetadataValue.md(_backtest_table(score_rows)),
         }
     )
-
-
-def _register_composite(
-    context: dg.AssetExecutionContext,
-    registry: ModelRegistry,
-    champion: object,
-    challenger: object,
-    promoted: list[str],
-    scores: Scores,
-    window: str,
-) -> str:
-    """Register the champion with the challenger's parts for the promoted targets; its
-    version number."""
-    from stock_assets.modeling.forecast import TARGET_COLUMNS
-
-    forecaster = registry.forecaster(str(champion.version)).with_parts_of(
-        registry.forecaster(str(challenger.version)), promoted
-    )
-    backtest = registry.backtest(challenger)
-    kept = [c for t in TARGET_COLUMNS if t not in promoted for c in TARGET_COLUMNS[t]]
-    theirs = registry.backtest(champion)[["ticker", "date", *kept]]
-    # The champion's parts keep their own walk-forward forecasts, where they made one.
-    backtest = backtest.drop(columns=kept).merge(theirs, on=["ticker", "date"], how="left")
-    windows = [training_window(v) for v in (champion, challenger) if _trained(v)]
-    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
-    # Each part's own version: a part kept from a composite names the version it came from.
-    sources = {
-        t: str(challenger.version)
-        if t in promoted
-        else champion.tags.get(f"part.{t}.version", str(champion.version))
-        for t in TARGET_COLUMNS
-    }
-    tags = {
-        "data_window": f"{start:%Y-%m-%d}..{end:%Y-%m-%d}",
-        "train_start": f"{start:%Y-%m-%d}",
-        "train_end": f"{end:%Y-%m-%d}",
-        "feature_set": challenger.tags.get("feature_set", ""),
-        "code_version": _code_version(),
-        "dagster_run_id": context.run.run_id,
-        PREVIOUS_CHAMPION: str(champion.version),
-        "promotion.evaluation_window": window,
-        **{f"part.{t}.version": v for t, v in sources.items()},
-        **{f"part.{t}.model": forecaster.part_name(t) for t in sources},
-    }
-    composite_scores = {
-        target: {
-            "model": by_candidate["challenger" if target in promoted else "champion"],
-            **{n: v for n, v in by_candidate.items() if n not in ("challenger", "champion")},
-        }
-        for target, by_candidate in scores.items()
-    }
-    version = registry.log_candidate(forecaster, "composite", composite_scores, tags, backtest)
-    registry.describe_version(
-        str(version.version),
-        f"Version {champion.version} with version {challenger.version}'s parts for "
-        f"{', '.join(promoted)}, promoted by the gate on {window}.",
-    )
-    context.log.info(
-        f"registered version {version.version}: version {champion.version} with version "
-        f"{challenger.version}'s {', '.join(promoted)}"
-    )
-    return str(version.version)
-
-
-def _trained(version: object) -> bool:
-    """Whether a version learned from data (the baselines alone learn nothing)."""
-    return version.tags.get("candidate") != "persistence"
 
 
 def _register_baselines(
@@ -457,7 +335,7 @@ def _register_baselines(
         "train_start": f"{start:%Y-%m-%d}",
         "train_end": f"{end:%Y-%m-%d}",
         "feature_set": ",".join(FEATURE_COLUMNS),
-        "code_version": _code_version(),
+        "code_version": code_version(),
         "dagster_run_id": context.run.run_id,
         "no_model_reason": reason,
     }
@@ -475,30 +353,3 @@ def _register_baselines(
             "labelled_rows": len(backtest),
         }
     )
-
-
-def _register_persistence(
-    context: dg.AssetExecutionContext, registry: ModelRegistry, challenger: object, cost_bps: float
-) -> object:
-    """Bootstrap: register every target's baseline ("tomorrow = today" for the return) as the
-    first champion, so something serves."""
-    from stock_assets.modeling.evaluation import score_forecasts
-    from stock_assets.modeling.forecast import FORECAST_COLUMNS, Forecaster
-
-    backtest = registry.backtest(challenger)
-    baseline = Forecaster()
-    backtest[FORECAST_COLUMNS] = baseline.predict(backtest)[FORECAST_COLUMNS].to_numpy()
-    keep = ("data_window", "train_start", "train_end", "evaluation_window", "feature_set")
-    tags = {k: v for k, v in challenger.tags.items() if k in keep}
-    tags.update(code_version=_code_version(), dagster_run_id=context.run.run_id)
-    scores = score_forecasts(backtest, {}, cost_bps)
-    version = registry.log_candidate(baseline, "persistence", scores, tags, backtest)
-    registry.set_champion(str(version.version))
-    context.log.info(f"no champion yet: the baselines registered as version {version.version}")
-    return registry.version(str(version.version))
-
-
-def _code_version() -> str:
-    from importlib import metadata
-
-    return metadata.version("stock_assets")
