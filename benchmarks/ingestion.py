@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, command: str) -> dict:
     from stock_assets.config import load_settings
     from stock_assets.definitions import defs
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.defs.resources import build_resources
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import rabbitmq
 
     settings = load_settings()

@@ -251,10 +251,10 @@ def _latest_drift(warehouse) -> pd.DataFrame:
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:
     """Replay daily history onto the bars exchange, as a live feed would publish it."""
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.defs.resources import build_resources
     from stock_assets.market.bars import parse_bars
     from stock_assets.market.sources import read_history_file
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import rabbitmq
     from stock_assets.streaming.messages import bar_messages
 
@@ -319,10 +319,10 @@ def feed(settings: Settings, args: argparse.Namespace) -> int:
     import pika.exceptions
 
     from stock_assets.config import load_feed_settings
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.feeds.feed import Feed, FeedState, next_poll_at
     from stock_assets.feeds.providers import build_provider
     from stock_assets.market.calendar import EXCHANGE_TZ
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import rabbitmq
 
     def log(message: str) -> None:
@@ -391,9 +391,9 @@ def news_feed(settings: Settings, args: argparse.Namespace) -> int:
     import pika.exceptions
 
     from stock_assets.config import load_news_feed_settings
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.feeds.http import Http
     from stock_assets.feeds.rss import SeenArticles, load_sources, poll_news
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import rabbitmq
 
     try:
@@ -443,8 +443,8 @@ def redrive(settings: Settings) -> int:
     import dagster as dg
     import pika.exceptions
 
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.defs.resources import object_store
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.streaming import history, rabbitmq
 
     broker = RabbitMQ(url=settings.amqp_url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 
 from stock_assets.costs import UnitPrices
@@ -116,6 +117,16 @@ class Settings:
     mlflow_password: str = field(repr=False)
 
 
+def start_date() -> str:
+    """The first partition's session (STOCK_ASSETS_START_DATE), the one setting Dagster needs
+    while it loads the definitions, before any resource exists."""
+    raw = _env("STOCK_ASSETS_START_DATE", SAMPLE_START)
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise ValueError(f"STOCK_ASSETS_START_DATE={raw!r} is not a date: use YYYY-MM-DD") from None
+
+
 def load_settings() -> Settings:
     """Read settings from the environment, defaulting to the embedded platform."""
     home = Path(_env("STOCK_ASSETS_HOME", ".stock_assets")).expanduser().resolve()
@@ -142,7 +153,7 @@ def load_settings() -> Settings:
         raise ValueError(f"STOCK_ASSETS_OBJECT_STORE={store!r} is not a store: use local or s3")
     return Settings(
         home=home,
-        start_date=_env("STOCK_ASSETS_START_DATE", SAMPLE_START),
+        start_date=start_date(),
         tickers=_tickers(_env("STOCK_ASSETS_TICKERS", default_tickers)),
         source=source,
         source_path=_env("STOCK_ASSETS_SOURCE_PATH", ""),

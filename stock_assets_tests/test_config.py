@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stock_assets.config import load_settings
+from stock_assets.config import load_settings, start_date
 from stock_assets.defs.resources import build_resources
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,6 +16,17 @@ def test_a_trading_cost_that_is_not_a_number_from_zero_up_is_refused(settings, m
     monkeypatch.setenv("STOCK_ASSETS_COST_BPS", raw)
     with pytest.raises(ValueError, match=rf"STOCK_ASSETS_COST_BPS='{raw}' .* a number from 0 up"):
         load_settings()
+
+
+@pytest.mark.parametrize("raw", ["2012-13-01", "March 2012", "2012/03/01"])
+def test_a_start_date_that_is_not_a_date_is_refused_before_the_partitions_load(
+    settings, monkeypatch, raw
+):
+    monkeypatch.setenv("STOCK_ASSETS_START_DATE", raw)
+    with pytest.raises(ValueError, match=rf"STOCK_ASSETS_START_DATE='{raw}' .* YYYY-MM-DD"):
+        start_date()
+    monkeypatch.setenv("STOCK_ASSETS_START_DATE", "2012-03-01")
+    assert start_date() == load_settings().start_date == "2012-03-01"
 
 
 def test_trading_costs_default_to_5_bp_and_reach_the_backtests_resource(settings, monkeypatch):

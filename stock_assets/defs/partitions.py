@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from stock_assets.config import load_settings
+from stock_assets.config import start_date
 from stock_assets.market import calendar
 
 
@@ -25,7 +25,7 @@ def trading_day_partitions(start: str) -> dg.TimeWindowPartitionsDefinition:
     )
 
 
-trading_days = trading_day_partitions(load_settings().start_date)
+trading_days = trading_day_partitions(start_date())
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> pd.DatetimeIndex:

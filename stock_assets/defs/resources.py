@@ -10,10 +10,9 @@ import dagster as dg
 
 from stock_assets.config import Settings, load_settings
 from stock_assets.defs.costs import CloudPrices
-from stock_assets.defs.ingestion.resources import Reconciliation
+from stock_assets.defs.ingestion.resources import RabbitMQ, Reconciliation
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing.resources import NewsLexicon
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.model_registry import ModelRegistry
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore

@@ -91,7 +91,7 @@ def range_scores(label: np.ndarray, quantiles: np.ndarray) -> dict[str, float]:
     """Coverage and Winkler (interval) score of each range, and pinball loss per quantile."""
     label = np.asarray(label, dtype="float64")
     if len(label) == 0:
-        return {name: float("nan") for name in RANGE_SCORES} | {"rows": 0.0}
+        return dict.fromkeys(SCORES[RANGE], float("nan")) | {"rows": 0.0}
     scores: dict[str, float] = {}
     losses = pinball_losses(label, quantiles)
     scores["pinball"] = float(losses.mean())
@@ -205,16 +205,40 @@ def add_ratios(
     }
 
 
-VOLATILITY_SCORES = ["qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio"]
-RANKING_SCORES = ["ic", "pearson_ic", "icir", "ic_t_stat"]
-RANGE_SCORES = [
-    "coverage_80",
-    "coverage_90",
-    "pinball",
-    *(f"pinball_{c[1:]}" for c in QUANTILE_COLUMNS),
-    "winkler_80",
-    "winkler_90",
-]
+# Every score stored for each target (a model_scores column each), and what it measures.
+SCORES = {
+    RETURN: {
+        "price_rmse": "RMSE of the predicted next close, in price units",
+        "rmse_ratio_to_persistence": "price_rmse over persistence's (tomorrow = today)",
+        "directional_accuracy": "share of rows whose predicted return has the right sign",
+        "ic": "mean daily rank IC of the forecast against the next-session return",
+    },
+    RANGE: {
+        **{f"coverage_{level}": f"share of outcomes inside the {level}% range" for level in RANGES},
+        "pinball": "mean pinball (quantile) loss over the return quantiles",
+        "pinball_ratio": f"pinball over the {TRAILING_GAUSSIAN} baseline's",
+        **{f"pinball_{c[1:]}": f"pinball loss of quantile {c}" for c in QUANTILE_COLUMNS},
+        **{f"winkler_{level}": f"Winkler interval score of the {level}% range" for level in RANGES},
+    },
+    VOLATILITY: {
+        "qlike": "QLIKE loss against the squared next-session return",
+        "qlike_ratio": f"qlike over the {TRAILING_VOLATILITY} baseline's",
+        "variance_rmse": "RMSE of the variance forecast against the squared return",
+        "variance_rmse_ratio": f"variance_rmse over the {TRAILING_VOLATILITY} baseline's",
+    },
+    SCORE: {
+        "ic": "mean daily rank IC of the forecast against the next-session return",
+        "ic_loss": "1 - ic, what the gate minimises",
+        "pearson_ic": "mean daily linear IC",
+        "icir": "the rank IC's mean over its standard deviation across sessions",
+        "ic_t_stat": "icir times the square root of the number of sessions",
+        "annual_return": "the daily long-short backtest's annualised return, after costs",
+        "annual_volatility": "the long-short backtest's annualised volatility",
+        "sharpe": "the long-short backtest's annual_return over annual_volatility",
+        "max_drawdown": "the long-short backtest's largest fall from a peak",
+        "turnover": "the long-short backtest's mean daily sum of absolute weight changes",
+    },
+}
 # The scores a person reads first for each target, in the order tables show them.
 HEADLINE_SCORES = {
     RETURN: ["price_rmse", "rmse_ratio_to_persistence", "directional_accuracy", "ic"],

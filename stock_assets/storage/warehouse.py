@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stock_assets import costs
+from stock_assets.modeling.targets import SCORES
 
 metadata = sa.MetaData()
 
@@ -72,6 +73,22 @@ price_predictions = sa.Table(
     sa.Column("score_note", sa.String(200), comment="why score is NULL (too few tickers)"),
 )
 
+
+def _score_columns() -> list[sa.Column]:
+    """One column per score a target reports (modeling.targets.SCORES); a score two targets
+    share (ic) is one column, and the row's target says which it is."""
+    targets: dict[str, list[str]] = {}
+    meanings: dict[str, str] = {}
+    for target, scores in SCORES.items():
+        for name, meaning in scores.items():
+            targets.setdefault(name, []).append(target)
+            meanings.setdefault(name, meaning)
+    return [
+        sa.Column(name, sa.Float, comment=f"{', '.join(targets[name])}: {meanings[name]}")
+        for name in targets
+    ]
+
+
 model_scores = sa.Table(
     "model_scores",
     metadata,
@@ -84,10 +101,6 @@ model_scores = sa.Table(
         nullable=False,
         comment="challenger, champion, model, composite or a baseline (persistence, ...)",
     ),
-    sa.Column("price_rmse", sa.Float),
-    sa.Column("rmse_ratio_to_persistence", sa.Float),
-    sa.Column("directional_accuracy", sa.Float),
-    sa.Column("ic", sa.Float),
     sa.Column("rows", sa.Integer),
     sa.Column("eval_start", sa.Date),
     sa.Column("eval_end", sa.Date),
@@ -110,48 +123,7 @@ model_scores = sa.Table(
         server_default="return",
         comment="what the row scores: return, range, volatility or score",
     ),
-    # Ranges (target "range"): realised coverage, pinball loss (mean and per quantile, and
-    # as a ratio to the trailing Gaussian baseline's) and Winkler interval scores.
-    *(
-        sa.Column(name, sa.Float)
-        for name in (
-            "coverage_80",
-            "coverage_90",
-            "pinball",
-            "pinball_ratio",
-            "pinball_05",
-            "pinball_10",
-            "pinball_50",
-            "pinball_90",
-            "pinball_95",
-            "winkler_80",
-            "winkler_90",
-        )
-    ),
-    # Volatility (target "volatility"), on the squared-return proxy; ratios to trailing
-    # 20-session volatility.
-    *(
-        sa.Column(name, sa.Float)
-        for name in ("qlike", "qlike_ratio", "variance_rmse", "variance_rmse_ratio")
-    ),
-    # The score (target "score"): mean daily rank IC is `ic` (the gate judges 1 - ic,
-    # `ic_loss`); the linear IC, the rank IC's
-    # mean over its spread (ICIR) and t-statistic; the daily long-short backtest after costs,
-    # and buy-and-hold of the equal-weighted universe (candidate "equal_weighted").
-    *(
-        sa.Column(name, sa.Float)
-        for name in (
-            "ic_loss",
-            "pearson_ic",
-            "icir",
-            "ic_t_stat",
-            "annual_return",
-            "annual_volatility",
-            "sharpe",
-            "max_drawdown",
-            "turnover",
-        )
-    ),
+    *_score_columns(),
     # What the long-short backtest paid to trade: basis points per unit of weight traded
     # (STOCK_ASSETS_COST_BPS when it ran).
     sa.Column("cost_bps", sa.Float),

@@ -12,12 +12,12 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.definitions import defs
+from stock_assets.defs.ingestion.resources import RabbitMQ
 from stock_assets.defs.resources import build_resources
 from stock_assets.feeds.feed import Feed, FeedState
 from stock_assets.feeds.http import Http
 from stock_assets.feeds.providers import AlpacaBars
 from stock_assets.market import calendar
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.feeds.recorded import Answer, RecordedApi, alpaca_bars
 from stock_assets_tests.feeds.test_providers import Clock

@@ -9,10 +9,10 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.definitions import defs
+from stock_assets.defs.ingestion.resources import RabbitMQ
 from stock_assets.defs.resources import build_resources
 from stock_assets.feeds.http import Http
 from stock_assets.feeds.rss import NewsSource, SeenArticles, articles_from_feed, poll_news
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.feeds.recorded import REFERENCE, Answer, RecordedApi
 from stock_assets_tests.feeds.test_providers import Clock

@@ -176,7 +176,7 @@ def test_the_scoring_server_answers_like_the_predictions_table_and_follows_the_c
 def test_bars_from_rabbitmq_are_predicted_by_whichever_version_is_champion_now(
     served, sample_bars, rabbitmq_url
 ):
-    from stock_assets.storage.broker import RabbitMQ
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.streaming import rabbitmq
     from stock_assets.streaming.messages import bar_messages
 

@@ -167,8 +167,8 @@ def test_bars_travel_over_amqp_with_tls(tmp_path):
 def _bars_sensor_tick(url: str, store: LocalObjectStore):
     import dagster as dg
 
+    from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.defs.ingestion.sensors import market_bars_sensor
-    from stock_assets.storage.broker import RabbitMQ
     from stock_assets.storage.market_data import MarketData
 
     resources = {

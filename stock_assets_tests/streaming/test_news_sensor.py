@@ -8,8 +8,8 @@ import dagster as dg
 
 from stock_assets import cli
 from stock_assets.definitions import defs
+from stock_assets.defs.ingestion.resources import RabbitMQ
 from stock_assets.defs.resources import build_resources
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.graph import materialize, tick
 from stock_assets_tests.services import queue_depth

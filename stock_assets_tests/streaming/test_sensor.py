@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.definitions import defs
+from stock_assets.defs.ingestion.resources import RabbitMQ
 from stock_assets.defs.resources import build_resources
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.streaming import rabbitmq
 from stock_assets_tests.graph import materialize, tick
 

@@ -11,10 +11,9 @@ import pandas as pd
 import pika.exceptions
 
 from stock_assets.config import load_settings
-from stock_assets.defs.ingestion.resources import Reconciliation
+from stock_assets.defs.ingestion.resources import RabbitMQ, Reconciliation
 from stock_assets.defs.partitions import range_tags, trading_days
 from stock_assets.market import calendar
-from stock_assets.storage.broker import RabbitMQ
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import LANDED_BARS, ObjectStore
 from stock_assets.streaming import history, rabbitmq, reconcile
