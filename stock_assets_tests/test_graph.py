@@ -13,7 +13,7 @@ from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, attach_labe
 from stock_assets.market import calendar
 from stock_assets.market.synthetic import Defects, generate_market
 from stock_assets.modeling.promotion import GATE_LOSSES
-from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.market_data import FileMarketData, SyntheticMarketData
 from stock_assets.storage.object_store import (
     CLEANED_PRICES,
     PRICE_FEATURES,
@@ -204,16 +204,15 @@ def test_rollback_moves_the_champion_and_predictions_say_which_version(definitio
 @pytest.mark.slow
 def test_checks_catch_every_injected_defect(definitions, settings):
     defects = Defects(gaps=5, duplicates=4, splits=3, bad_bars=6)
-    source = dict(synthetic_tickers=8, synthetic_years=1, synthetic_start="2010-01-04")
+    source = dict(n_tickers=8, years=1, first_session="2010-01-04")
     market = generate_market(n_tickers=8, years=1, start="2010-01-04", seed=0, defects=defects)
     resources = build_resources(settings)
-    resources["market_data"] = MarketData(
+    resources["market_data"] = SyntheticMarketData(
         tickers=sorted(market.bars["ticker"].unique()),
-        source="synthetic",
-        synthetic_gaps=5,
-        synthetic_duplicates=4,
-        synthetic_splits=3,
-        synthetic_bad_bars=6,
+        gaps=5,
+        duplicates=4,
+        splits=3,
+        bad_bars=6,
         **source,
     )
     dates = market.bars["date"].drop_duplicates().sort_values()
@@ -252,8 +251,8 @@ def test_an_unusable_day_is_refused_and_nothing_is_written(definitions, settings
     bars.loc[(bars["date"] == bad_day) & (bars["ticker"] != "SYN0000"), "close"] = -1.0
     _write_history(tmp_path / "history" / "all.csv", bars)
     resources = build_resources(settings)
-    resources["market_data"] = MarketData(
-        tickers=sorted(bars["ticker"].unique()), source="files", path=str(tmp_path / "history")
+    resources["market_data"] = FileMarketData(
+        tickers=sorted(bars["ticker"].unique()), path=str(tmp_path / "history")
     )
     good = materialize(
         definitions, resources, HISTORY[:2], f"{days[0]:%Y-%m-%d}", f"{days[149]:%Y-%m-%d}"
@@ -296,15 +295,15 @@ def test_a_range_with_no_bars_at_all_fails_naming_the_source(definitions, settin
 
 @pytest.mark.slow
 def test_day_by_day_partitions_match_one_backfill(definitions, settings, tmp_path):
-    defects = dict(synthetic_splits=2, synthetic_gaps=2)
-    source = dict(synthetic_tickers=3, synthetic_years=1.6, synthetic_start="2010-01-04")
+    defects = dict(splits=2, gaps=2)
+    source = dict(n_tickers=3, years=1.6, first_session="2010-01-04")
     tickers = ["SYN0000", "SYN0001", "SYN0002"]
     market = generate_market(n_tickers=3, years=1.6, seed=0, defects=Defects(splits=2, gaps=2))
     days = [f"{d:%Y-%m-%d}" for d in market.bars["date"].drop_duplicates().sort_values()]
     tail = days[-6:]
 
     whole = build_resources(settings)
-    whole["market_data"] = MarketData(tickers=tickers, source="synthetic", **source, **defects)
+    whole["market_data"] = SyntheticMarketData(tickers=tickers, **source, **defects)
     one_run = embedded_instance(tmp_path / "backfill-dagster")
     assert materialize(definitions, whole, HISTORY, days[0], days[-1], instance=one_run).success
 

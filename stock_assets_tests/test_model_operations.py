@@ -14,7 +14,7 @@ from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
 from stock_assets.market.synthetic import generate_market, with_regime_change
 from stock_assets.modeling.promotion import GATE_LOSSES
-from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.market_data import FileMarketData
 from stock_assets.storage.object_store import LocalObjectStore
 from stock_assets_tests.graph import embedded_instance, materialize
 
@@ -45,8 +45,8 @@ def resources_on(market: pd.DataFrame, settings, tmp_path) -> dict:
     source.mkdir()
     market.to_parquet(source / "market.parquet", index=False)
     resources = build_resources(settings)
-    resources["market_data"] = MarketData(
-        tickers=sorted(market["ticker"].unique()), source="files", path=str(source)
+    resources["market_data"] = FileMarketData(
+        tickers=sorted(market["ticker"].unique()), path=str(source)
     )
     return resources
 

@@ -13,7 +13,12 @@ from stock_assets.defs.costs import CloudPrices
 from stock_assets.defs.ingestion.resources import RabbitMQ, Reconciliation
 from stock_assets.defs.modeling.resources import TradingCosts
 from stock_assets.defs.processing.resources import NewsLexicon
-from stock_assets.storage.market_data import MarketData
+from stock_assets.storage.market_data import (
+    FileMarketData,
+    MarketData,
+    SampleMarketData,
+    SyntheticMarketData,
+)
 from stock_assets.storage.model_registry import ModelRegistry
 from stock_assets.storage.object_store import LocalObjectStore, ObjectStore
 from stock_assets.storage.warehouse import Warehouse
@@ -37,6 +42,21 @@ def object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(root=str(settings.local_store_root))
 
 
+def market_data(settings: Settings) -> MarketData:
+    tickers = list(settings.tickers)
+    if settings.source == "files":
+        return FileMarketData(tickers=tickers, path=settings.source_path)
+    if settings.source == "synthetic":
+        return SyntheticMarketData(
+            tickers=tickers,
+            n_tickers=settings.synthetic_tickers,
+            years=settings.synthetic_years,
+            first_session=settings.start_date,
+            seed=settings.synthetic_seed,
+        )
+    return SampleMarketData(tickers=tickers)
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     settings.home.mkdir(parents=True, exist_ok=True)
     artifacts = None
@@ -58,15 +78,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_message_bytes=settings.max_message_bytes,
             wait_seconds=settings.bars_wait_seconds,
         ),
-        "market_data": MarketData(
-            tickers=list(settings.tickers),
-            source=settings.source,
-            path=settings.source_path,
-            synthetic_tickers=settings.synthetic_tickers,
-            synthetic_years=settings.synthetic_years,
-            synthetic_start=settings.start_date,
-            synthetic_seed=settings.synthetic_seed,
-        ),
+        "market_data": market_data(settings),
         "trading_costs": TradingCosts(cost_bps=settings.cost_bps),
         "reconciliation": Reconciliation(settle_seconds=settings.reconcile_settle_seconds),
         "news_lexicon": NewsLexicon(wordlists=settings.lm_wordlists),

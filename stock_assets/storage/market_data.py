@@ -1,64 +1,89 @@
-"""The market-data source resource: the bundled sample by default, never the network."""
+"""The market-data source resource: the bundled sample by default, never the network.
+
+One class per source behind `MarketData`; `stock_assets.defs.resources` picks one from the
+settings, so assets and sensors see only the interface.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from stock_assets.config import SAMPLE_START
 from stock_assets.market import sources
 
 
-class MarketData(dg.ConfigurableResource):
-    """Daily history for the ticker universe.
-
-    `source`: `sample` (bundled real prices, the default), `files` (CSV/Parquet history at
-    `path`), or `synthetic` (the seeded generator, for tests at scale and benchmarks).
-    """
+class MarketData(dg.ConfigurableResource, ABC):
+    """Daily history for the ticker universe."""
 
     tickers: list[str]
-    source: str = "sample"
-    path: str = ""
-    synthetic_tickers: int = 20
-    synthetic_years: float = 10.0
-    synthetic_start: str = "2010-01-04"
-    synthetic_seed: int = 0
-    synthetic_gaps: int = 0
-    synthetic_duplicates: int = 0
-    synthetic_splits: int = 0
-    synthetic_bad_bars: int = 0
 
-    def describe(self) -> str:
-        if self.source == "sample":
-            return f"sample:{sources.sample_path().name}"
-        if self.source == "files":
-            return f"files:{self.path}"
-        return f"synthetic:seed={self.synthetic_seed}"
-
+    @abstractmethod
     def load(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Bars from start to end inclusive, and the source rows that could not be read."""
-        tickers = tuple(self.tickers)
-        if self.source == "sample":
-            return sources.load_files([sources.sample_path()], start, end, tickers)
-        if self.source == "files":
-            files = sources.history_files(Path(self.path))
-            return sources.load_files(files, start, end, None)
-        if self.source == "synthetic":
-            defects = {
-                "gaps": self.synthetic_gaps,
-                "duplicates": self.synthetic_duplicates,
-                "splits": self.synthetic_splits,
-                "bad_bars": self.synthetic_bad_bars,
-            }
-            return sources.load_synthetic(
-                start,
-                end,
-                tickers,
-                n_tickers=self.synthetic_tickers,
-                years=self.synthetic_years,
-                first_session=self.synthetic_start,
-                seed=self.synthetic_seed,
-                defects=defects,
-            )
-        raise ValueError(f"market data source {self.source!r}: use sample, files or synthetic")
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The source as `kind:detail`, for run metadata and error messages."""
+
+
+class SampleMarketData(MarketData):
+    """The bundled real daily prices: the default, needing no files and no network."""
+
+    def load(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return sources.load_files([sources.sample_path()], start, end, tuple(self.tickers))
+
+    def describe(self) -> str:
+        return f"sample:{sources.sample_path().name}"
+
+
+class FileMarketData(MarketData):
+    """CSV or Parquet history files in the folder (or the one file) at `path`."""
+
+    path: str
+
+    def load(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+        # Every ticker is read: cleaning sets aside the ones outside the universe, on the record.
+        files = sources.history_files(Path(self.path))
+        return sources.load_files(files, start, end, None)
+
+    def describe(self) -> str:
+        return f"files:{self.path}"
+
+
+class SyntheticMarketData(MarketData):
+    """The seeded synthetic market, for tests at scale and benchmarks: `n_tickers` tickers over
+    `years` years from `first_session`, with the given numbers of each injected defect."""
+
+    n_tickers: int = 20
+    years: float = 10.0
+    first_session: str = SAMPLE_START
+    seed: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    splits: int = 0
+    bad_bars: int = 0
+
+    def load(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+        defects = {
+            "gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "splits": self.splits,
+            "bad_bars": self.bad_bars,
+        }
+        return sources.load_synthetic(
+            start,
+            end,
+            tuple(self.tickers),
+            n_tickers=self.n_tickers,
+            years=self.years,
+            first_session=self.first_session,
+            seed=self.seed,
+            defects=defects,
+        )
+
+    def describe(self) -> str:
+        return f"synthetic:seed={self.seed}"

@@ -169,12 +169,12 @@ def _bars_sensor_tick(url: str, store: LocalObjectStore):
 
     from stock_assets.defs.ingestion.resources import RabbitMQ
     from stock_assets.defs.ingestion.sensors import market_bars_sensor
-    from stock_assets.storage.market_data import MarketData
+    from stock_assets.storage.market_data import SampleMarketData
 
     resources = {
         "broker": RabbitMQ(url=url),
         "object_store": store,
-        "market_data": MarketData(tickers=["AAPL"], source="sample"),
+        "market_data": SampleMarketData(tickers=["AAPL"]),
     }
     with dg.build_sensor_context(resources=resources) as context:
         return market_bars_sensor(context)

@@ -10,7 +10,6 @@ import pytest
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market.synthetic import generate_market
-from stock_assets.storage.market_data import MarketData
 from stock_assets.streaming import history
 from stock_assets.streaming.messages import daily_bars
 from stock_assets_tests.graph import materialize
@@ -136,7 +135,7 @@ def test_a_ticker_new_to_the_universe_gets_its_history_backfilled(settings):
     market = generate_market(n_tickers=1, years=1, start="2006-01-03", seed=3).bars
     newcomer = market.assign(ticker="NEWCO")
     source = resources["market_data"]
-    resources["market_data"] = MarketData(
+    resources["market_data"] = type(source)(
         **{**source.model_dump(), "tickers": [*source.tickers, "NEWCO"]}
     )
     store = resources["object_store"]
