@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from _common import (
     write,
 )
 
-from stock_assets_tests.services import free_port, private_vhost
+from stock_assets_tests.services import free_port, private_vhost, stop_session
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -142,25 +141,10 @@ def start_dagster(env: dict[str, str], home: Path) -> tuple[subprocess.Popen, in
             return process, port
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                stop(process)
+                stop_session(process, grace=10, whole_group=False)
                 tail = (home / "dagster-dev.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"dagster dev did not start:\n{tail}") from None
             time.sleep(0.5)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the leader, then SIGKILL to whatever is left of its session."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def summarize(seconds: list[float]) -> dict[str, float]:
@@ -287,7 +271,7 @@ def run(args: argparse.Namespace, env: dict[str, str], home: Path, command: str)
                 taken.append(time.perf_counter() - started)
                 progress(f"  daemon {session:%Y-%m-%d}: {taken[-1]:.2f} s")
         finally:
-            stop(process)
+            stop_session(process, grace=10, whole_group=False)
         daemon[label] = {**summarize(taken), "seconds": taken}
     before, default = daemon[SENSOR_SETTINGS[0][0]], daemon[SENSOR_SETTINGS[-1][0]]
     local = summarize(seconds["in_process"])

@@ -41,7 +41,7 @@ class GateRun:
     unchanged: str | None = None
     outcome: promotion.Outcome | None = None
     scores: Scores = field(default_factory=dict)
-    sessions: pd.DatetimeIndex = field(default_factory=pd.DatetimeIndex)
+    sessions: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
 
 
 def code_version() -> str:
