@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sessions", type=int, default=3, help="sessions refreshed per history (default 3)"
     )
+    parser.add_argument(
+        "--record-costs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record each materialization's cost, as the platform does (default on)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -122,7 +128,7 @@ def child(sessions: int) -> dict:
     return {"history_sessions": int(stored["date"].nunique()), "seconds": seconds}
 
 
-def measure(tickers: int, years: int, sessions: int) -> dict:
+def measure(tickers: int, years: int, sessions: int, record_costs: bool) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"bench-daily-{years}y-"))
     try:
         env = {
@@ -131,6 +137,7 @@ def measure(tickers: int, years: int, sessions: int) -> dict:
         env.update(
             synthetic_home(home, tickers, years, START),
             DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",  # as `make demo` runs
+            STOCK_ASSETS_RECORD_COSTS="true" if record_costs else "false",
         )
         (home / "dagster").mkdir()
         shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.sessions)))
         return 0
-    histories = [measure(args.tickers, years, args.sessions) for years in YEARS]
+    histories = [measure(args.tickers, years, args.sessions, args.record_costs) for years in YEARS]
     short, long = histories
     ratio = long["total_s"] / short["total_s"]
     grew = max(STEPS, key=lambda step: long["medians"][step] - short["medians"][step])
