@@ -17,6 +17,7 @@ from stock_assets.costs import UnitPrices
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT", "FB")
 SAMPLE_START = "2000-03-01"
 MODEL_NAME = "stock_price_model"
+MLFLOW_EXPERIMENT = "stock_assets"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # What the score's long-short backtest pays to trade, in basis points of each unit of weight
 # bought or sold.
@@ -169,7 +170,7 @@ def load_settings() -> Settings:
         dagster_pg_url=_env("STOCK_ASSETS_DAGSTER_PG_URL", ""),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
         mlflow_backend_url=_env("STOCK_ASSETS_MLFLOW_BACKEND_URL", ""),
-        mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", "stock_assets"),
+        mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", MLFLOW_EXPERIMENT),
         model_name=_env("STOCK_ASSETS_MODEL_NAME", MODEL_NAME),
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         amqp_url=_env("STOCK_ASSETS_AMQP_URL", DEFAULT_AMQP_URL),

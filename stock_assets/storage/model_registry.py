@@ -19,6 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets import costs
+from stock_assets.config import MLFLOW_EXPERIMENT, MODEL_NAME
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -112,9 +113,9 @@ class ModelRegistry(dg.ConfigurableResource):
     """MLflow tracking server or embedded store, and the registered model's name."""
 
     tracking_uri: str
-    experiment: str = "stock_assets"
+    experiment: str = MLFLOW_EXPERIMENT
     artifact_location: str | None = None
-    model_name: str = "stock_price_model"
+    model_name: str = MODEL_NAME
 
     def client(self) -> Any:
         import mlflow
