@@ -397,6 +397,12 @@ def test_drift_checks_read_the_training_window_once_per_champion(definitions, sa
     kept = store.read_frame(f"{DRIFT_REFERENCE}/{registry.model_name}/v{champion.version}.parquet")
     window = store.read_partitions(PRICE_FEATURES, start=start, end=end)
     pd.testing.assert_frame_equal(kept, window[list(kept.columns)])
+    # So are its walk-forward errors, which the backtest holds over the whole window.
+    errors = store.read_frame(
+        f"{DRIFT_REFERENCE}/{registry.model_name}/v{champion.version}-errors.parquet"
+    )
+    assert list(errors.columns) == ["ticker", "label", "predicted_return"] and len(errors) > 100
+    pd.testing.assert_frame_equal(errors, registry.backtest(champion)[list(errors.columns)])
     # With a training session's partition gone, the next check judges against what was kept.
     store.delete(partition_key(PRICE_FEATURES, window["date"].iloc[len(window) // 2]))
     pd.testing.assert_frame_equal(shifts(), first)

@@ -1,5 +1,6 @@
 """Live model health: realised error, feature shift and data freshness, checked and kept."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -11,7 +12,7 @@ from stock_assets.defs.costs import CloudPrices, costed
 from stock_assets.defs.delivery import assets as delivery
 from stock_assets.defs.metadata import row_count, warehouse_table
 from stock_assets.defs.processing import assets as processing
-from stock_assets.features.indicators import attach_label
+from stock_assets.features.indicators import LABEL, attach_label
 from stock_assets.modeling import drift
 from stock_assets.storage.model_registry import ModelRegistry, training_window
 from stock_assets.storage.object_store import DRIFT_REFERENCE, PRICE_FEATURES, ObjectStore
@@ -93,7 +94,7 @@ def drift_checks(
             drift.prediction_error(
                 predictions,
                 latest,
-                model_registry.backtest(champion),
+                _training_errors(object_store, model_registry, champion),
                 config.error_ratio_threshold,
             ),
             drift.feature_shift(reference, latest, config.psi_threshold),
@@ -160,12 +161,32 @@ def _reference(
 ) -> pd.DataFrame:
     """The champion's training window's key features, read from every partition once per
     version and kept beside them: the window does not change for a version."""
-    key = f"{DRIFT_REFERENCE}/{model}/v{version}.parquet"
+    return _kept(
+        object_store,
+        f"{DRIFT_REFERENCE}/{model}/v{version}.parquet",
+        lambda: _key_features(object_store, start=start, end=end),
+    )
+
+
+def _training_errors(
+    object_store: ObjectStore, registry: ModelRegistry, champion: object
+) -> pd.DataFrame:
+    """The champion's walk-forward forecasts of the return beside the outcomes, read from its
+    backtest (which grows with the history) once per version and kept beside the reference."""
+    return _kept(
+        object_store,
+        f"{DRIFT_REFERENCE}/{registry.model_name}/v{champion.version}-errors.parquet",
+        lambda: registry.backtest(champion)[["ticker", LABEL, "predicted_return"]],
+    )
+
+
+def _kept(object_store: ObjectStore, key: str, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A frame that does not change for a model version: built once, then read where kept."""
     if object_store.list_keys(key):
         return object_store.read_frame(key)
-    reference = _key_features(object_store, start=start, end=end)
-    object_store.write_frame(key, reference)
-    return reference
+    frame = build()
+    object_store.write_frame(key, frame)
+    return frame
 
 
 def _most_shifted(rows: pd.DataFrame) -> str:
