@@ -21,7 +21,7 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 # The benchmarks start servers with the test suite's helpers (stock_assets_tests.services),
 # which the installed package does not ship: they are found from the checkout.
-sys.path.insert(1, str(RESULTS.parent.parent))
+sys.path.append(str(RESULTS.parent.parent))
 
 
 def command_line(argv: list[str] | None) -> str:

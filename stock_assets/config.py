@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 from stock_assets.costs import UnitPrices
@@ -123,7 +123,7 @@ def start_date() -> str:
     while it loads the definitions, before any resource exists."""
     raw = _env("STOCK_ASSETS_START_DATE", SAMPLE_START)
     try:
-        return date.fromisoformat(raw).isoformat()
+        return datetime.strptime(raw, "%Y-%m-%d").date().isoformat()
     except ValueError:
         raise ValueError(f"STOCK_ASSETS_START_DATE={raw!r} is not a date: use YYYY-MM-DD") from None
 

@@ -18,14 +18,14 @@ def test_a_trading_cost_that_is_not_a_number_from_zero_up_is_refused(settings, m
         load_settings()
 
 
-@pytest.mark.parametrize("raw", ["2012-13-01", "March 2012", "2012/03/01"])
+@pytest.mark.parametrize("raw", ["2012-13-01", "March 2012", "2012/03/01", "20120301"])
 def test_a_start_date_that_is_not_a_date_is_refused_before_the_partitions_load(
     settings, monkeypatch, raw
 ):
     monkeypatch.setenv("STOCK_ASSETS_START_DATE", raw)
     with pytest.raises(ValueError, match=rf"STOCK_ASSETS_START_DATE='{raw}' .* YYYY-MM-DD"):
         start_date()
-    monkeypatch.setenv("STOCK_ASSETS_START_DATE", "2012-03-01")
+    monkeypatch.setenv("STOCK_ASSETS_START_DATE", "2012-3-1")
     assert start_date() == load_settings().start_date == "2012-03-01"
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stock_assets import costs
-from stock_assets.modeling.targets import SCORES
+from stock_assets.modeling.targets import RETURN, SCORES
 
 metadata = sa.MetaData()
 
@@ -74,9 +74,10 @@ price_predictions = sa.Table(
 )
 
 
-def _score_columns() -> list[sa.Column]:
-    """One column per score a target reports (modeling.targets.SCORES); a score two targets
-    share (ic) is one column, and the row's target says which it is."""
+def _score_columns(return_scores: bool) -> list[sa.Column]:
+    """One column per score a target reports (modeling.targets.SCORES): the return's, which
+    came first and stand first, or the others'. A score two targets share (ic) is one column,
+    and the row's target says which it is."""
     targets: dict[str, list[str]] = {}
     meanings: dict[str, str] = {}
     for target, scores in SCORES.items():
@@ -86,6 +87,7 @@ def _score_columns() -> list[sa.Column]:
     return [
         sa.Column(name, sa.Float, comment=f"{', '.join(targets[name])}: {meanings[name]}")
         for name in targets
+        if (name in SCORES[RETURN]) == return_scores
     ]
 
 
@@ -101,6 +103,7 @@ model_scores = sa.Table(
         nullable=False,
         comment="challenger, champion, model, composite or a baseline (persistence, ...)",
     ),
+    *_score_columns(return_scores=True),
     sa.Column("rows", sa.Integer),
     sa.Column("eval_start", sa.Date),
     sa.Column("eval_end", sa.Date),
@@ -123,7 +126,7 @@ model_scores = sa.Table(
         server_default="return",
         comment="what the row scores: return, range, volatility or score",
     ),
-    *_score_columns(),
+    *_score_columns(return_scores=False),
     # What the long-short backtest paid to trade: basis points per unit of weight traded
     # (STOCK_ASSETS_COST_BPS when it ran).
     sa.Column("cost_bps", sa.Float),

@@ -95,3 +95,35 @@ def test_model_loads_from_its_own_code_and_predicts_like_the_package(settings, s
     as_floats = model.predict(whole.astype({"volume": "float64"}))
     pd.testing.assert_frame_equal(as_ints, as_floats)
     assert list(as_ints.columns) == PREDICTION_COLUMNS
+
+
+def test_the_gate_has_nothing_to_judge_between_two_baseline_versions(settings):
+    """A baseline champion and a baseline challenger (a history grown too short for a model):
+    neither learned anything, so the gate leaves the champion where it is and says why."""
+    from stock_assets import champion
+    from stock_assets.modeling.evaluation import score_forecasts
+    from stock_assets.modeling.forecast import FORECAST_COLUMNS
+    from stock_assets.modeling.training import BACKTEST_COLUMNS
+
+    resources = build_resources(settings)
+    registry = resources["model_registry"]
+    backtest = pd.DataFrame(columns=[*BACKTEST_COLUMNS, *FORECAST_COLUMNS]).astype(
+        {"ticker": str, "date": "datetime64[ns]"}
+        | dict.fromkeys(
+            [c for c in [*BACKTEST_COLUMNS, *FORECAST_COLUMNS] if c not in ("ticker", "date")],
+            "float64",
+        )
+    )
+    tags = {"data_window": "2005-01-03..2005-01-03"}
+    scores = score_forecasts(backtest, {}, 5.0)
+    first, second = (
+        registry.log_candidate(Forecaster(), "persistence", scores, tags, backtest)
+        for _ in range(2)
+    )
+    registry.set_champion(str(first.version))
+    registry.set_alias("challenger", str(second.version))
+    said = []
+    gate = champion.choose(registry, resources["object_store"], 0.0, 20, 5.0, "run-1", said.append)
+    assert gate.serving == gate.previous == str(first.version)
+    assert gate.unchanged.startswith(f"neither version {first.version} nor {second.version}")
+    assert registry.champion().version == first.version
