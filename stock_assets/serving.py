@@ -166,8 +166,8 @@ def supervise(
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    # Restored on the way out: the caller's process keeps its own handling of both.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         version = _first_version(champion_version, poll_seconds)
         if version is None:
@@ -198,6 +198,8 @@ def supervise(
         return 0
     finally:
         server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _first_version(champion_version: Callable[[], str | None], poll_seconds: float) -> str | None:

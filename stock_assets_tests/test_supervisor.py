@@ -1,6 +1,7 @@
 """The serving supervisor's retries, on a real process and real HTTP: a registry that does not
 answer yet and a server whose first start fails do not end serving."""
 
+import signal
 import sys
 import threading
 import urllib.request
@@ -48,6 +49,7 @@ def test_the_first_read_and_the_first_start_are_retried(tmp_path, capsys):
                     raise KeyboardInterrupt  # as SIGTERM does: stop serving
         return "7"
 
+    before = signal.getsignal(signal.SIGTERM)
     assert serving.supervise(champion_version, server, poll_seconds=0.1) == 0
     assert answered.is_set()
     log = capsys.readouterr().out
@@ -55,3 +57,5 @@ def test_the_first_read_and_the_first_start_are_retried(tmp_path, capsys):
     assert "the scoring server exited with code 3; trying again" in log
     assert "serving version 7" in log
     assert not server.running()  # stopped on the way out
+    # The process that called it gets its own signal handling back.
+    assert signal.getsignal(signal.SIGTERM) is before
