@@ -29,6 +29,7 @@ from stock_assets_tests.services import (
     PrivatePostgres,
     RabbitMQCtlError,
     free_port,
+    keep_sigterm_for_children,
     private_vhost,
     server_process,
 )
@@ -49,6 +50,7 @@ SERVICE_FIXTURES = {
 def pytest_configure(config: pytest.Config) -> None:
     # Runs plan a range in one event per asset, as `stock-assets demo` and `make ui` run them.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    keep_sigterm_for_children()
 
 
 @pytest.hookimpl(tryfirst=True)

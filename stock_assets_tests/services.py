@@ -173,6 +173,19 @@ def free_port() -> int:
     raise RuntimeError(f"no free port found between {low // 2} and {low} on 127.0.0.1")
 
 
+def keep_sigterm_for_children() -> None:
+    """Give SIGINT its default handler where it is ignored (a suite run in the background).
+
+    A run in-process gives SIGTERM whatever handles SIGINT (dagster's interrupts module): with
+    SIGINT ignored, after a test's first run SIGTERM would be ignored too, in this process and
+    in every server a later test starts, which would then outlast its SIGTERM and be killed
+    only after the grace period, 10-15 s later each."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def stop_session(process: Any, grace: float, whole_group: bool = True) -> None:
     """Stop a process started in a session of its own, and everything in that session: SIGTERM
     (to the whole group, or to the leader alone for servers that pass it on, as `dagster dev`
