@@ -102,13 +102,18 @@ def _plan_backfills_in_one_event() -> None:
 
 
 def _history_sessions(settings: Settings, market_data) -> pd.DatetimeIndex | None:
-    """The sessions from the configured start to the source's last bar (None: no bars)."""
+    """The sessions from the configured start to the configured end or else the source's last
+    bar (None: no bars)."""
     from stock_assets.market import calendar
 
     first = pd.Timestamp(settings.start_date)
-    covered = market_data.load(first, pd.Timestamp.today())[0]["date"]
+    last = pd.Timestamp(settings.end_date or pd.Timestamp.today().date())
+    covered = market_data.load(first, last)[0]["date"]
     if covered.empty:
-        print(f"{market_data.describe()} has no bars from {first:%Y-%m-%d}", file=sys.stderr)
+        print(
+            f"{market_data.describe()} has no bars from {first:%Y-%m-%d} to {last:%Y-%m-%d}",
+            file=sys.stderr,
+        )
         return None
     return calendar.sessions_in_range(first, covered.max())
 

@@ -79,6 +79,7 @@ def _above_zero(name: str, default: int, meaning: str) -> int:
 class Settings:
     home: Path
     start_date: str
+    end_date: str | None
     tickers: tuple[str, ...]
     source: str
     source_path: str
@@ -121,11 +122,28 @@ class Settings:
 def start_date() -> str:
     """The first partition's session (STOCK_ASSETS_START_DATE), the one setting Dagster needs
     while it loads the definitions, before any resource exists."""
-    raw = _env("STOCK_ASSETS_START_DATE", SAMPLE_START)
+    return _date("STOCK_ASSETS_START_DATE", SAMPLE_START)
+
+
+def _date(name: str, default: str) -> str:
+    raw = _env(name, default)
     try:
         return datetime.strptime(raw, "%Y-%m-%d").date().isoformat()
     except ValueError:
-        raise ValueError(f"STOCK_ASSETS_START_DATE={raw!r} is not a date: use YYYY-MM-DD") from None
+        raise ValueError(f"{name}={raw!r} is not a date: use YYYY-MM-DD") from None
+
+
+def _end_date() -> str | None:
+    """The last session `demo` and `backfill` load (STOCK_ASSETS_END_DATE); by default the
+    source's last bar."""
+    if not _env("STOCK_ASSETS_END_DATE", ""):
+        return None
+    end = _date("STOCK_ASSETS_END_DATE", "")
+    if end < start_date():
+        raise ValueError(
+            f"STOCK_ASSETS_END_DATE={end} is before STOCK_ASSETS_START_DATE={start_date()}"
+        )
+    return end
 
 
 def load_settings() -> Settings:
@@ -155,6 +173,7 @@ def load_settings() -> Settings:
     return Settings(
         home=home,
         start_date=start_date(),
+        end_date=_end_date(),
         tickers=_tickers(_env("STOCK_ASSETS_TICKERS", default_tickers)),
         source=source,
         source_path=_env("STOCK_ASSETS_SOURCE_PATH", ""),

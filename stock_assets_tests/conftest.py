@@ -42,7 +42,6 @@ SERVICE_FIXTURES = {
     "bucket",
     "rabbitmq_url",
     "postgres_url",
-    "mlflow_server",
     "private_postgres",
 }
 

@@ -29,6 +29,19 @@ def test_a_start_date_that_is_not_a_date_is_refused_before_the_partitions_load(
     assert start_date() == load_settings().start_date == "2012-03-01"
 
 
+def test_an_end_date_bounds_the_history_and_a_bad_one_names_the_fix(settings, monkeypatch):
+    assert settings.end_date is None  # the source's last bar
+    monkeypatch.setenv("STOCK_ASSETS_START_DATE", "2005-01-03")
+    monkeypatch.setenv("STOCK_ASSETS_END_DATE", "2006-12-29")
+    assert load_settings().end_date == "2006-12-29"
+    monkeypatch.setenv("STOCK_ASSETS_END_DATE", "2004-12-31")
+    with pytest.raises(ValueError, match="END_DATE=2004-12-31 is before .*START_DATE=2005-01-03"):
+        load_settings()
+    monkeypatch.setenv("STOCK_ASSETS_END_DATE", "end of 2006")
+    with pytest.raises(ValueError, match="STOCK_ASSETS_END_DATE='end of 2006' is not a date"):
+        load_settings()
+
+
 def test_trading_costs_default_to_5_bp_and_reach_the_backtests_resource(settings, monkeypatch):
     assert settings.cost_bps == 5.0
     assert build_resources(settings)["trading_costs"].cost_bps == 5.0
