@@ -73,18 +73,14 @@ def choose(
         champion = bootstrap(registry, challenger, cost_bps, run_id)
         log(f"no champion yet: the baselines registered as version {champion.version}")
     previous = str(champion.version)
-    unchanged = promotion.unchanged_reason(previous, challenger.version, challenger.tags)
-    trained = [v for v in (champion, challenger) if _trained(v)]
-    if not unchanged and not trained:
-        unchanged = (
-            f"neither version {previous} nor {challenger.version} learned from data "
-            "(both are the baselines): materialize price_model on a longer history"
-        )
+    unchanged = promotion.unchanged_reason(
+        (previous, champion.tags), (str(challenger.version), challenger.tags)
+    )
     if unchanged:
         return GateRun(str(challenger.version), previous, previous, unchanged=unchanged)
 
     # Persistence learns nothing, so only a trained model's data bounds the window.
-    after = max(training_window(v)[1] for v in trained)
+    after = max(training_window(v)[1] for v in (champion, challenger) if _trained(v))
     labelled = attach_label(store.read_partitions(PRICE_FEATURES, start=after))
     sessions = promotion.evaluation_sessions(labelled, after)
     labelled = labelled[labelled["date"].isin(sessions)]

@@ -133,22 +133,19 @@ def _date(name: str, default: str) -> str:
         raise ValueError(f"{name}={raw!r} is not a date: use YYYY-MM-DD") from None
 
 
-def _end_date() -> str | None:
-    """The last session `demo` and `backfill` load (STOCK_ASSETS_END_DATE); by default the
-    source's last bar."""
-    if not _env("STOCK_ASSETS_END_DATE", ""):
-        return None
-    end = _date("STOCK_ASSETS_END_DATE", "")
-    if end < start_date():
-        raise ValueError(
-            f"STOCK_ASSETS_END_DATE={end} is before STOCK_ASSETS_START_DATE={start_date()}"
-        )
+def _end_date(start: str) -> str | None:
+    """The last session `demo` and `backfill` load (STOCK_ASSETS_END_DATE); by default (None)
+    the source's last bar."""
+    end = _date("STOCK_ASSETS_END_DATE", "") if _env("STOCK_ASSETS_END_DATE", "") else None
+    if end is not None and end < start:
+        raise ValueError(f"STOCK_ASSETS_END_DATE={end} is before STOCK_ASSETS_START_DATE={start}")
     return end
 
 
 def load_settings() -> Settings:
     """Read settings from the environment, defaulting to the embedded platform."""
     home = Path(_env("STOCK_ASSETS_HOME", ".stock_assets")).expanduser().resolve()
+    start = start_date()
     source = _env("STOCK_ASSETS_SOURCE", "sample")
     if source not in {"sample", "synthetic", "files"}:
         raise ValueError(
@@ -172,8 +169,8 @@ def load_settings() -> Settings:
         raise ValueError(f"STOCK_ASSETS_OBJECT_STORE={store!r} is not a store: use local or s3")
     return Settings(
         home=home,
-        start_date=start_date(),
-        end_date=_end_date(),
+        start_date=start,
+        end_date=_end_date(start),
         tickers=_tickers(_env("STOCK_ASSETS_TICKERS", default_tickers)),
         source=source,
         source_path=_env("STOCK_ASSETS_SOURCE_PATH", ""),

@@ -157,16 +157,22 @@ class RollbackRefused(ValueError):
 
 
 def unchanged_reason(
-    champion_version: str, challenger_version: str, challenger_tags: dict[str, str]
+    champion: tuple[str, dict[str, str]], challenger: tuple[str, dict[str, str]]
 ) -> str | None:
-    """Why the gate has nothing to decide (the challenger already serves, or was rolled back
-    from), else None."""
+    """Why the gate has nothing to decide between the (version, tags) of each: the challenger
+    already serves, was rolled back from, or neither learned from data; else None."""
+    (champion_version, champion_tags), (challenger_version, challenger_tags) = champion, challenger
     if str(champion_version) == str(challenger_version):
         return f"version {champion_version} is already the champion"
     if ROLLED_BACK in challenger_tags:
         return (
             f"version {challenger_version} was rolled back ({challenger_tags[ROLLED_BACK]}): "
             "materialize price_model for a new challenger"
+        )
+    if not is_trained(champion_tags) and not is_trained(challenger_tags):
+        return (
+            f"neither version {champion_version} nor {challenger_version} learned from data "
+            "(both are the baselines): materialize price_model on a longer history"
         )
     return None
 

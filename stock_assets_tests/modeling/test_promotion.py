@@ -142,12 +142,19 @@ def test_a_rollback_goes_to_the_replaced_version_or_a_named_one_and_marks_the_ch
 
 
 def test_the_gate_leaves_nothing_to_decide_for_the_champion_or_a_rolled_back_challenger():
-    assert promotion.unchanged_reason("4", "4", {}) == "version 4 is already the champion"
-    rolled = {promotion.ROLLED_BACK: "2026-12-02 to version 3"}
-    assert "was rolled back (2026-12-02 to version 3)" in promotion.unchanged_reason(
-        "3", "4", rolled
+    model, baseline = {"candidate": "model"}, {"candidate": "persistence"}
+    assert promotion.unchanged_reason(("4", model), ("4", model)) == (
+        "version 4 is already the champion"
     )
-    assert promotion.unchanged_reason("3", "4", {}) is None
+    rolled = {promotion.ROLLED_BACK: "2026-12-02 to version 3", **model}
+    assert "was rolled back (2026-12-02 to version 3)" in promotion.unchanged_reason(
+        ("3", model), ("4", rolled)
+    )
+    assert promotion.unchanged_reason(("3", model), ("4", model)) is None
+    assert promotion.unchanged_reason(("3", baseline), ("4", model)) is None
+    assert promotion.unchanged_reason(("3", baseline), ("4", baseline)).startswith(
+        "neither version 3 nor 4 learned from data"
+    )
 
 
 def test_the_gates_outcome_names_what_it_promoted_and_tags_the_challenger():
