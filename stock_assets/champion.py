@@ -42,6 +42,7 @@ class GateRun:
     outcome: promotion.Outcome | None = None
     scores: Scores = field(default_factory=dict)
     sessions: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
+    window: promotion.Window | None = None
 
 
 def code_version() -> str:
@@ -52,13 +53,16 @@ def choose(
     registry: ModelRegistry,
     store: ObjectStore,
     margin: float,
+    level: float,
     min_sessions: int,
     cost_bps: float,
     run_id: str,
     log: Callable[[str], None],
 ) -> GateRun:
     """Judge the challenger against the champion and move the `champion` alias to whichever
-    serves: the challenger, a composite of both, or the champion still."""
+    serves: the challenger, a composite of both, or the champion still. A target is promoted
+    where the challenger beats both the champion and the baseline by `margin` and more than
+    noise, at `level` (modeling.evidence)."""
     challenger = registry.challenger()
     if challenger is None:
         raise NoChallenger(
@@ -83,20 +87,19 @@ def choose(
     after = max(training_window(v)[1] for v in (champion, challenger) if _trained(v))
     labelled = attach_label(store.read_partitions(PRICE_FEATURES, start=after))
     sessions = promotion.evaluation_sessions(labelled, after)
-    labelled = labelled[labelled["date"].isin(sessions)]
     predictions = {
         name: serving.predict_sessions(registry, str(v.version), store, sessions)
         if len(sessions) >= min_sessions
         else pd.DataFrame()
         for name, v in (("challenger", challenger), ("champion", champion))
     }
-    scores = promotion.window_scores(
-        labelled, predictions["challenger"], predictions["champion"], cost_bps
+    judged = promotion.window_scores(
+        labelled, sessions, predictions["challenger"], predictions["champion"], margin, cost_bps
     )
+    scores = judged.scores
     window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
-    outcome = promotion.Outcome(
-        promotion.decide_targets(scores, margin, len(sessions), min_sessions), window, previous
-    )
+    decisions = promotion.decide_targets(judged, level, margin, len(sessions), min_sessions)
+    outcome = promotion.Outcome(decisions, window, previous)
     if outcome.replaces_whole:
         serves = str(challenger.version)
     elif outcome.promoted:
@@ -115,8 +118,9 @@ def choose(
     if serves != previous:
         registry.set_champion(serves)
     return GateRun(
-        str(challenger.version), previous, serves, outcome=outcome, scores=scores, sessions=sessions
-    )
+        str(challenger.version), previous, serves, outcome=outcome, scores=scores,
+        sessions=sessions, window=judged,
+    )  # fmt: skip
 
 
 def register_composite(

@@ -39,6 +39,8 @@ DEMO_STEPS = [
     ("drift: the champion against recent data", ["drift_checks"], False),
     ("report: charts as one HTML file", ["prediction_report"], False),
 ]
+# Subjects named in a summary line; the rest are counted.
+LISTED = 10
 UI_HINT = """\
 Open the UIs on this state with `make ui`:
   Dagster  http://127.0.0.1:3000   (assets, runs, checks)
@@ -224,19 +226,18 @@ def summary(settings: Settings) -> str:
         for target, names in HEADLINE_SCORES.items():
             scores = queries.walk_forward(warehouse, challenger_version, target)
             lines += [f"  {target}:", _text(tables.score_table(scores, names)), ""]
-        lines.append("Latest promotion gate, each target on sessions after both models' data:")
-        for target, names in HEADLINE_SCORES.items():
+        lines.append(
+            "Latest promotion gate, each target on sessions after both models' data (a target "
+            "is promoted where p (Holm) is at most the gate's level, 0.05 by default):"
+        )
+        for target in HEADLINE_SCORES:
             gate = queries.latest_gate(warehouse, target)
-            lines += [f"  {target}:", _text(tables.score_table(gate, [*names, "decision"])), ""]
+            note = tables.rows_note(gate)
+            lines += [f"  {target}:", _text(tables.gate_table(gate, target))]
+            lines += [f"  {note}", ""] if note else [""]
         lines += ["Roll back: stock-assets rollback [--to VERSION]", ""]
     lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
-    drift = _latest_drift(warehouse)
-    if len(drift):
-        lines += [
-            "Latest drift checks, overall and what failed (table 'drift_checks'):",
-            drift.round(4).to_string(index=False),
-            "",
-        ]
+    lines += drift_lines(queries.latest_drift(warehouse))
     lines.append(UI_HINT.format(experiment=settings.mlflow_experiment, model=settings.model_name))
     return "\n".join(lines)
 
@@ -245,13 +246,27 @@ def _text(table: pd.DataFrame) -> str:
     return table.to_string(index=False) if len(table) else "  (none yet)"
 
 
-def _latest_drift(warehouse) -> pd.DataFrame:
-    """The latest drift evaluation's overall results and whatever failed."""
-    from stock_assets.reporting import queries
+def drift_lines(rows: pd.DataFrame) -> list[str]:
+    """The latest drift evaluation (queries.latest_drift) as summary lines: its overall results
+    and whatever failed, then the subjects with no data to judge, apart: they did not fail."""
+    from stock_assets.modeling import drift
 
-    rows = queries.latest_drift(warehouse)
-    shown = rows[(rows["subject"] == "ALL") | ~rows["passed"].astype(bool)]
-    return shown[["check_name", "subject", "value", "threshold", "passed", "model_version"]]
+    if rows.empty:
+        return []
+    shown = rows[(rows["subject"] == drift.ALL) | (rows["status"] == drift.FAILED)]
+    columns = ["check_name", "subject", "value", "threshold", "status", "model_version"]
+    lines = [
+        "Latest drift checks, overall and what failed (table 'drift_checks'):",
+        shown[columns].round(4).to_string(index=False),
+    ]
+    unjudged = rows[(rows["subject"] != drift.ALL) & (rows["status"] == drift.NO_DATA)]
+    for check_name, subjects in unjudged.groupby("check_name", sort=True)["subject"]:
+        names = [*subjects.astype(str)[:LISTED], *(["..."] if len(subjects) > LISTED else [])]
+        lines.append(
+            f"{check_name}, no data to judge: {len(subjects)} subject"
+            f"{'' if len(subjects) == 1 else 's'} ({', '.join(names)})"
+        )
+    return [*lines, ""]
 
 
 def publish(settings: Settings, args: argparse.Namespace) -> int:

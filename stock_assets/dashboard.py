@@ -77,6 +77,7 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 ]
             )
         start = span[1] - pd.Timedelta(days=DEFAULT_DAYS)
+        gates = {target: queries.latest_gate(warehouse, target) for target in TARGETS}
         return html.Div(
             [
                 dcc.Location(id="url"),
@@ -109,13 +110,14 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                 html.H2("Champion and baselines (latest promotion gate)"),
                 *(
                     element
-                    for target in TARGETS
+                    for target, gate in gates.items()
                     for element in (
                         html.H3(target),
                         _table(
                             "scores" if target == RETURN else f"scores-{target}",
-                            tables.gate_table(queries.latest_gate(warehouse, target), target),
+                            tables.gate_table(gate, target),
                         ),
+                        html.P(tables.rows_note(gate)),
                     )
                 ),
                 html.H2(

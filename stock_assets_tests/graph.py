@@ -221,3 +221,21 @@ def _copy_home(source: Path, destination: Path) -> Path:
     for model in destination.glob("mlartifacts/**/MLmodel"):
         model.write_text(model.read_text().replace(old, new))
     return destination
+
+
+def gate_evidence(rows: pd.DataFrame, tags: dict[str, str], target: str) -> bool:
+    """Whether the gate's stored evidence for a target promotes it: the challenger's row holds
+    its two tests and the adjusted p-value, as its version's tags do; the rows of the others
+    hold none."""
+    challenger = rows.loc["challenger"]
+    others = rows.drop(index="challenger")
+    assert others[["p_vs_champion", "p_vs_baseline", "p_adjusted"]].isna().all().all()
+    p_adjusted = challenger["p_adjusted"]
+    if pd.isna(p_adjusted):  # a target that could not be tested (the score on five tickers)
+        assert f"promotion.{target}.p_adjusted" not in tags
+        return False
+    worst = max(challenger["p_vs_champion"], challenger["p_vs_baseline"])
+    assert worst <= p_adjusted <= 1
+    assert float(tags[f"promotion.{target}.p_adjusted"]) == pytest.approx(p_adjusted, rel=1e-5)
+    assert "t(" in challenger["evidence_test"]
+    return bool(p_adjusted <= 0.05)

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from stock_assets.cli import drift_lines
 from stock_assets.instance import StockAssetsInstance
+from stock_assets.modeling import drift
 from stock_assets.modeling.targets import SCORE
 from stock_assets.reporting import queries, tables
 from stock_assets.storage.warehouse import Warehouse
@@ -161,3 +165,23 @@ def test_demo_on_a_synthetic_market(tmp_path):
     backtest = model.asset_materialization.metadata["backtest"].value
     assert "| equal_weighted |" in backtest and "annual volatility" in backtest
     warehouse.engine.dispose()
+
+
+def test_the_summary_lists_subjects_without_data_apart_from_failures():
+    rows = pd.DataFrame(
+        {
+            "check_name": drift.PREDICTION_ERROR,
+            "subject": ["ALL", "SYN0001", "SYN0002", "SYN0003", "SYN0007"],
+            "value": [1.2, 1.1, 2.4, np.nan, np.nan],
+            "threshold": 1.5,
+            "passed": [True, True, False, False, False],
+            "model_version": "3",
+        }
+    )
+    rows["status"] = drift.statuses(rows)
+    text = "\n".join(drift_lines(rows))
+    table, unjudged = text.split("\nprediction_error, no data to judge: ")
+    assert "SYN0002" in table and "failed" in table  # the failure, with the overall result
+    assert "SYN0003" not in table and "SYN0007" not in table and "SYN0001" not in table
+    assert unjudged.strip() == "2 subjects (SYN0003, SYN0007)"
+    assert drift_lines(rows.iloc[:0]) == []

@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from stock_assets.defs.resources import build_resources
+from stock_assets.modeling.drift import PREDICTION_ERROR, statuses
+from stock_assets.reporting import charts
 from stock_assets_tests.graph import TrainedSample, embedded_settings
 from stock_assets_tests.services import free_port, server_process
 
@@ -59,6 +63,24 @@ def test_model_and_drift_metadata_carry_charts(demo_home):
     model, drift = metadata["price_model"], metadata["drift_checks"]
     assert model["walk_forward_chart"].startswith("![chart](data:image/png;base64,")
     assert drift["feature_shift_chart"].startswith("![chart](data:image/png;base64,")
+
+
+def test_the_drift_table_tells_no_data_from_a_failure():
+    """A delisted ticker's error (no outcomes to judge) reads "no data", not "NO", also from
+    rows kept before drift_checks had a status."""
+    rows = pd.DataFrame(
+        {
+            "check_name": PREDICTION_ERROR,
+            "subject": ["ALL", "SYN0002", "SYN0003"],
+            "metric": "return_rmse_ratio_to_training",
+            "value": [1.2, 2.4, np.nan],
+            "threshold": 1.5,
+            "passed": [True, False, False],
+            "status": None,
+        }
+    )
+    shown = charts.drift_frame(rows.assign(status=statuses(rows)))
+    assert shown["result"].tolist() == ["yes", "NO", "no data"]
 
 
 @pytest.fixture(scope="module")

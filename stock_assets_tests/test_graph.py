@@ -27,6 +27,7 @@ from stock_assets_tests.graph import (
     STATE_ELSEWHERE,
     TrainedSample,
     embedded_instance,
+    gate_evidence,
     materialize,
 )
 
@@ -109,7 +110,12 @@ def test_sample_history_to_predictions(
         decision = challenger.tags[f"promotion.{target}.decision"]
         assert set(rows["decision"]) == {decision}
         score = rows[loss]
-        beats = score["challenger"] < min(score["champion"], score[baseline])
+        # Every score is on the same rows, and every row of the window is counted.
+        assert (rows["rows_scored"] > 0).all() and (rows["rows_excluded"] >= 0).all()
+        assert rows["rows_scored"].nunique() == 1 and rows["rows_excluded"].nunique() == 1
+        if target != "score":
+            assert score[["challenger", "champion", baseline]].notna().all(), target
+        beats = gate_evidence(rows, challenger.tags, target)
         assert decision == ("promoted" if beats else "refused")
         serving = "challenger" if beats else "champion"
         assert rows.loc[rows["champion"].astype(bool)].index.tolist() == [serving]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.features.operators import OPERATORS, shared_results
+from stock_assets.market import calendar
 from stock_assets.market.cleaning import adjust_for_splits
 
 # Each feature is one line: its name and an expression over the split-adjusted bar fields
@@ -99,13 +100,8 @@ def build_features(cleaned: pd.DataFrame) -> pd.DataFrame:
     """
     traded = cleaned.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     features = feature_matrix(adjust_for_splits(traded))
-    firsts = _ticker_starts(traded["ticker"])
-    # The label is the next bar's stored ret_1d (NaN on a ticker's last bar), as
-    # attach_label rebuilds it later.
-    label = np.full(len(traded), np.nan)
-    label[:-1] = features[FEATURE_COLUMNS.index("ret_1d"), 1:]
-    if len(traded):
-        label[np.r_[firsts[1:], len(traded)] - 1] = np.nan
+    # The label is the next session's stored ret_1d, as attach_label rebuilds it later.
+    label = next_session_label(traded, features[FEATURE_COLUMNS.index("ret_1d")])
     # (columns x rows) transposed is the layout pandas keeps a float block in: no copy.
     table = pd.DataFrame(features.T, columns=FEATURE_COLUMNS, copy=False)
     table[LABEL] = label
@@ -218,11 +214,34 @@ class _BarGrid:
 
 
 def attach_label(features: pd.DataFrame) -> pd.DataFrame:
-    """Label each row with the next bar's 1-day return (NaN where it is not known yet).
+    """Label each row with the next session's 1-day return (NaN where it is not known).
 
     The next bar's `ret_1d` is, by definition, the return from this close to the next, so the
     label can be rebuilt from stored features alone once later partitions exist.
     """
     frame = features.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    frame[LABEL] = frame.groupby("ticker", sort=False)["ret_1d"].shift(-1).astype("float64")
+    frame[LABEL] = next_session_label(frame, frame["ret_1d"].to_numpy(dtype="float64"))
     return frame
+
+
+def next_bar_dates(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's ticker's next bar date (NaT on its last bar), for rows sorted by ticker and
+    date."""
+    dates = rows["date"].to_numpy(dtype="datetime64[ns]")
+    following = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if len(rows):
+        following[:-1] = dates[1:]
+        following[np.r_[_ticker_starts(rows["ticker"])[1:], len(rows)] - 1] = np.datetime64("NaT")
+    return following
+
+
+def next_session_label(rows: pd.DataFrame, ret_1d: np.ndarray) -> np.ndarray:
+    """The next session's return for rows sorted by ticker and date, from each row's `ret_1d`:
+    NaN on a ticker's last bar, and where its next bar is not the next NYSE session (a gap or
+    a halt), which would make the label a return over several sessions."""
+    following = next_bar_dates(rows)
+    expected = calendar.next_sessions(rows["date"]).to_numpy(dtype="datetime64[ns]")
+    label = np.full(len(rows), np.nan)
+    label[:-1] = np.asarray(ret_1d, dtype="float64")[1:]
+    label[following != expected] = np.nan
+    return label

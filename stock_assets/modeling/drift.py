@@ -1,9 +1,12 @@
 """Drift measures for the live model: realised error, feature shift, data freshness.
 
 Each returns rows shaped like the warehouse table `drift_checks` (check_name, subject,
-metric, value, threshold, passed), so what the asset checks report is what the table keeps.
-A measure with no data to judge has no value and does not pass: it is not a verdict of
-health, and not a reason to retrain either (`retraining_reasons`).
+metric, value, threshold, passed, status), so what the asset checks report is what the table
+keeps. A row's status is one of STATUSES: passed or failed by its threshold, or no_data where
+there was nothing to judge (no value: a delisted ticker without realised outcomes, features
+without recent rows, no stored bars). no_data is neither a verdict of health nor a failure,
+and no reason to retrain (`retraining_reasons`); `passed`, kept for those who read it, is
+true only for passed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,48 @@ ALL = "ALL"
 KEY_FEATURES = ("ret_1d", "ret_20d", "ma_ratio_20", "vol_20", "volume_z_20", "range_ratio")
 PSI_BINS = 10
 MIN_OUTCOMES = 10
+PASSED = "passed"
+FAILED = "failed"
+NO_DATA = "no_data"
+STATUSES = (PASSED, FAILED, NO_DATA)
+
+
+def status(value: float, threshold: float) -> str:
+    """A measure's verdict: no_data without a value to judge, else passed or failed by whether
+    the value is within the threshold."""
+    if pd.isna(value):
+        return NO_DATA
+    return PASSED if value <= threshold else FAILED
+
+
+def _row(check_name: str, subject: str, metric: str, value: float, threshold: float) -> dict:
+    """One drift_checks row; `passed` is what it was before `status`: a pass, not no_data."""
+    verdict = status(value, threshold)
+    return {
+        "check_name": check_name,
+        "subject": subject,
+        "metric": metric,
+        "value": value,
+        "threshold": threshold,
+        "passed": verdict == PASSED,
+        "status": verdict,
+    }
+
+
+def statuses(rows: pd.DataFrame) -> pd.Series:
+    """Each row's status: its `status`, or, for rows kept before drift_checks had that column
+    (NULL there), the one its value and `passed` imply."""
+    derived = pd.Series(
+        np.where(
+            rows["value"].isna(), NO_DATA, np.where(rows["passed"].astype(bool), PASSED, FAILED)
+        ),
+        index=rows.index,
+        dtype=object,
+    )
+    if "status" not in rows:
+        return derived
+    kept = rows["status"].astype(object)
+    return kept.where(kept.notna(), derived)
 
 
 def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> float:
@@ -50,16 +95,7 @@ def feature_shift(
     rows = []
     for name in features:
         value = psi(reference[name].to_numpy(float), recent[name].to_numpy(float))
-        rows.append(
-            {
-                "check_name": FEATURE_SHIFT,
-                "subject": name,
-                "metric": "psi",
-                "value": value,
-                "threshold": threshold,
-                "passed": bool(value <= threshold),
-            }
-        )
+        rows.append(_row(FEATURE_SHIFT, name, "psi", value, threshold))
     return pd.DataFrame(rows)
 
 
@@ -75,8 +111,8 @@ def prediction_error(
 
     `predictions`: ticker, as_of_date, predicted_return. `outcomes`: ticker, date, label (the
     realised next-day return). `training`: the model's walk-forward backtest (ticker, label,
-    predicted_return). A subject with fewer than MIN_OUTCOMES known outcomes is reported with
-    no value, not passed: too few to judge.
+    predicted_return). A subject with fewer than MIN_OUTCOMES known outcomes (a delisted
+    ticker, one listed lately) has no value, status no_data: too few to judge.
     """
     made = predictions[["ticker", "predicted_return"]].assign(
         date=pd.to_datetime(predictions["as_of_date"])
@@ -91,14 +127,7 @@ def prediction_error(
         then = training_error if subject == ALL else training_error[training["ticker"] == subject]
         value = _rmse(now) / _rmse(then) if len(now) >= MIN_OUTCOMES and len(then) else np.nan
         rows.append(
-            {
-                "check_name": PREDICTION_ERROR,
-                "subject": subject,
-                "metric": "return_rmse_ratio_to_training",
-                "value": value,
-                "threshold": threshold,
-                "passed": bool(value <= threshold),
-            }
+            _row(PREDICTION_ERROR, subject, "return_rmse_ratio_to_training", value, threshold)
         )
     return pd.DataFrame(rows)
 
@@ -122,18 +151,8 @@ def freshness(
         behind = float("nan")
     else:
         behind = float(len(calendar.sessions_in_range(latest + pd.Timedelta(days=1), expected)))
-    return pd.DataFrame(
-        [
-            {
-                "check_name": DATA_FRESHNESS,
-                "subject": ALL,
-                "metric": "sessions_behind",
-                "value": behind,
-                "threshold": float(max_lag_sessions),
-                "passed": bool(behind <= max_lag_sessions),
-            }
-        ]
-    )
+    row = _row(DATA_FRESHNESS, ALL, "sessions_behind", behind, float(max_lag_sessions))
+    return pd.DataFrame([row])
 
 
 def retraining_reasons(rows: pd.DataFrame) -> list[str]:
@@ -143,7 +162,7 @@ def retraining_reasons(rows: pd.DataFrame) -> list[str]:
     cannot fix missing bars), nor a measure with no data to judge, and one ticker's error
     alone is left to the dashboard.
     """
-    failed = rows[~rows["passed"].astype(bool) & rows["value"].notna()]
+    failed = rows[statuses(rows) == FAILED]
     error = failed[(failed["check_name"] == PREDICTION_ERROR) & (failed["subject"] == ALL)]
     shift = failed[failed["check_name"] == FEATURE_SHIFT]
     reasons = [

@@ -8,13 +8,14 @@ for that target stays (the baseline, where no model ever won).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.indicators import LABEL
+from stock_assets.modeling import evidence
 from stock_assets.modeling.evaluation import score_forecasts
 from stock_assets.modeling.forecast import FORECAST_COLUMNS, TARGET_COLUMNS, Forecaster
 from stock_assets.modeling.targets import (
@@ -35,40 +36,73 @@ WALK_FORWARD = "walk_forward"
 PROMOTION_GATE = "promotion_gate"
 
 
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
-
-    @property
-    def outcome(self) -> str:
-        return PROMOTED if self.promote else REFUSED
-
-
 def evaluation_sessions(labelled: pd.DataFrame, after: pd.Timestamp) -> pd.DatetimeIndex:
-    """Sessions with a known next-day outcome strictly after `after` (the later train end)."""
+    """Sessions with a known next-session outcome strictly after `after` (the later train end)."""
     dates = labelled.loc[labelled[LABEL].notna(), "date"]
     return pd.DatetimeIndex(np.sort(dates[dates > after].unique()))
 
 
+# What the gate reports each target on, and the baseline a model must also beat: the loss
+# training chooses a target's member by, and the baseline the `_ratio` scores divide by.
+GATE_LOSSES = {
+    RETURN: ("price_rmse", "persistence"),
+    RANGE: ("pinball", TRAILING_GAUSSIAN),
+    VOLATILITY: ("qlike", TRAILING_VOLATILITY),
+    SCORE: ("ic_loss", "momentum_20"),
+}
+CHAMPION, BASELINE = "champion", "baseline"
+Scores = dict[str, dict[str, dict[str, float]]]  # target -> candidate -> score name -> value
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the gate judges a challenger and a champion on: every candidate's scores, the
+    challenger's test against the champion and against the baseline per target (CHAMPION,
+    BASELINE), and the window's feature rows scored and left out (by reason)."""
+
+    scores: Scores
+    comparisons: dict[str, dict[str, evidence.Comparison]]
+    rows_scored: int
+    excluded: dict[str, int]
+
+    @property
+    def rows_excluded(self) -> int:
+        return sum(self.excluded.values())
+
+
 def window_scores(
     labelled: pd.DataFrame,
+    sessions: pd.DatetimeIndex,
     challenger: pd.DataFrame,
     champion: pd.DataFrame,
+    margin: float = 0.0,
     cost_bps: float = DEFAULT_COST_BPS,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Challenger and champion beside every target's baselines, on the same labelled rows; the
-    score's backtests pay `cost_bps` per unit of weight traded.
+) -> Window:
+    """Challenger and champion beside every target's baselines on the same rows of `sessions`,
+    and the challenger tested against each reference with `margin`; the score's backtests pay
+    `cost_bps` per unit of weight traded.
 
-    `labelled` holds feature rows with their label; each version's predictions have
-    ticker, as_of_date and the FORECAST_COLUMNS.
+    `labelled` holds the stored feature rows from the window on, with their label (its last
+    date is the data's last session); each version's predictions have ticker, as_of_date and
+    the FORECAST_COLUMNS.
     """
-    rows = labelled.dropna(subset=[LABEL]).sort_values(["date", "ticker"]).reset_index(drop=True)
+    rows, excluded = evidence.split_window(labelled, sessions)
     forecasts = {
         name: aligned_forecast(rows, predictions)
         for name, predictions in (("challenger", challenger), ("champion", champion))
     }
-    return score_forecasts(rows, forecasts, cost_bps)
+    baseline = Forecaster().predict(rows)
+    comparisons = {
+        target: {
+            CHAMPION: evidence.compare(
+                target, rows, forecasts["challenger"], forecasts["champion"], margin
+            ),
+            BASELINE: evidence.compare(target, rows, forecasts["challenger"], baseline, margin),
+        }
+        for target in GATE_LOSSES
+    }
+    scores = score_forecasts(rows, forecasts, cost_bps)
+    return Window(scores, comparisons, len(rows), excluded)
 
 
 def aligned_forecast(rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -85,58 +119,97 @@ def aligned_forecast(rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     return merged[FORECAST_COLUMNS].fillna(baseline)
 
 
-# What the gate judges each target on: its loss, and the baseline a model must also beat.
-GATE_LOSSES = {
-    RETURN: ("price_rmse", "persistence"),
-    RANGE: ("pinball", TRAILING_GAUSSIAN),
-    VOLATILITY: ("qlike", TRAILING_VOLATILITY),
-    SCORE: ("ic_loss", "momentum_20"),
-}
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    comparisons: dict[str, evidence.Comparison] = field(default_factory=dict)
+    p_adjusted: float = float("nan")
+
+    @property
+    def outcome(self) -> str:
+        return PROMOTED if self.promote else REFUSED
+
+    def evidence_columns(self) -> dict[str, float | str]:
+        """The model_scores columns of the challenger's row: its two tests and the decision's
+        adjusted p-value."""
+        columns: dict[str, float | str] = {"p_adjusted": self.p_adjusted}
+        for name, test in self.comparisons.items():
+            columns[f"stat_vs_{name}"] = test.statistic
+            columns[f"p_vs_{name}"] = test.p_value
+        tests = {test.test for test in self.comparisons.values() if test.defined}
+        if tests:
+            columns["evidence_test"] = "; ".join(sorted(tests))
+        return columns
 
 
 def decide_targets(
-    scores: dict[str, dict[str, dict[str, float]]],
-    margin: float,
-    sessions: int,
-    min_sessions: int,
+    window: Window, level: float, margin: float, sessions: int, min_sessions: int
 ) -> dict[str, Decision]:
-    """The gate's decision for each target, each by `decide` on that target's loss."""
+    """The gate's decision for each target: promote where the challenger beats both the
+    champion and the target's baseline by more than noise, at `level` after Holm's correction
+    across the targets that could be tested, on at least `min_sessions` sessions."""
+    if sessions < min_sessions:
+        reason = (
+            f"evaluation window has {sessions} sessions after both models' training data; "
+            f"the gate needs {min_sessions}: wait for more data or lower min_evaluation_sessions"
+        )
+        return {target: Decision(False, reason) for target in GATE_LOSSES}
+    adjusted = evidence.promotions(window.comparisons, level)
     return {
-        target: decide(scores[target], margin, sessions, min_sessions, loss, baseline)
-        for target, (loss, baseline) in GATE_LOSSES.items()
+        target: decide(
+            window.scores[target],
+            window.comparisons[target],
+            adjusted[target],
+            level,
+            margin,
+            sessions,
+            *GATE_LOSSES[target],
+        )
+        for target in GATE_LOSSES
     }
 
 
 def decide(
     scores: dict[str, dict[str, float]],
+    comparisons: dict[str, evidence.Comparison],
+    verdict: tuple[bool, float],
+    level: float,
     margin: float,
     sessions: int,
-    min_sessions: int,
-    loss: str = "price_rmse",
-    baseline: str = "persistence",
+    loss: str,
+    baseline: str,
 ) -> Decision:
-    """Promote only when the challenger's loss beats the champion's and the baseline's by
-    `margin` (a fraction), on at least `min_sessions` sessions."""
-    if sessions < min_sessions:
-        return Decision(
-            False,
-            f"evaluation window has {sessions} sessions after both models' training data; "
-            f"the gate needs {min_sessions}: wait for more data or lower min_evaluation_sessions",
-        )
-    challenger = scores["challenger"][loss]
-    champion = scores["champion"][loss]
-    base = scores[baseline][loss]
-    bar = 1.0 - margin
+    """One target's decision (`evidence.promotions`: whether, and its Holm-adjusted p-value)
+    with the reason a person reads: the evidence, then the losses it stands on."""
+    promote, p_adjusted = verdict
     label = loss.replace("_", " ").replace("rmse", "RMSE").replace("qlike", "QLIKE")
+    values = [scores.get(name, {}).get(loss, float("nan")) for name in ("challenger", "champion")]
+    values.append(scores.get(baseline, {}).get(loss, float("nan")))
     numbers = (
-        f"{label} challenger {challenger:.6g}, champion {champion:.6g}, "
-        f"{baseline} {base:.6g} over {sessions} sessions, margin {margin:.2%}"
+        f"{label} challenger {values[0]:.6g}, champion {values[1]:.6g}, "
+        f"{baseline} {values[2]:.6g} over {sessions} sessions, margin {margin:.2%}"
     )
-    if not challenger < champion * bar:
-        return Decision(False, f"challenger does not beat the champion: {numbers}")
-    if not challenger < base * bar:
-        return Decision(False, f"challenger does not beat {baseline}: {numbers}")
-    return Decision(True, f"challenger beats the champion and {baseline}: {numbers}")
+    against = {CHAMPION: "the champion", BASELINE: baseline}
+    tests = ", ".join(f"{against[n]} ({c.describe()})" for n, c in comparisons.items())
+    kept = dict(comparisons=comparisons, p_adjusted=p_adjusted)
+    if not np.isfinite(p_adjusted):
+        undefined = "; ".join(
+            f"against {against[n]}: {c.note}" for n, c in comparisons.items() if not c.defined
+        )
+        return Decision(False, f"cannot be judged, {undefined}: {numbers}", **kept)
+    if promote:
+        return Decision(
+            True,
+            f"challenger beats {tests}; Holm-adjusted p {p_adjusted:.3g} <= {level:g}: {numbers}",
+            **kept,
+        )
+    return Decision(
+        False,
+        f"challenger does not beat both by more than noise: {tests}; Holm-adjusted p "
+        f"{p_adjusted:.3g} > {level:g}: {numbers}",
+        **kept,
+    )
 
 
 # Tags on model versions that the gate and a rollback leave, and read back.
@@ -263,6 +336,12 @@ class Outcome:
             "promotion.dagster_run_id": run_id,
             **{f"promotion.{t}.decision": d.outcome for t, d in self.decisions.items()},
             **{f"promotion.{t}.reason": d.reason for t, d in self.decisions.items()},
+            **{
+                f"promotion.{t}.{name}": value if isinstance(value, str) else f"{value:.6g}"
+                for t, d in self.decisions.items()
+                for name, value in d.evidence_columns().items()
+                if isinstance(value, str) or np.isfinite(value)
+            },
             **score_tags("promotion", scores),
         }
         if self.replaces_whole:

@@ -80,11 +80,27 @@ def trailing_quantiles(frame: pd.DataFrame, window: int = EMPIRICAL_WINDOW) -> n
     return result
 
 
-def pinball_losses(label: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Mean pinball (quantile) loss per quantile level."""
+def pinball_matrix(label: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Pinball (quantile) loss of each row (rows x QUANTILES)."""
     error = np.asarray(label, dtype="float64")[:, None] - quantiles
     levels = np.asarray(QUANTILES)
-    return np.mean(np.maximum(levels * error, (levels - 1) * error), axis=0)
+    return np.maximum(levels * error, (levels - 1) * error)
+
+
+def pinball_losses(label: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Mean pinball (quantile) loss per quantile level."""
+    return np.mean(pinball_matrix(label, quantiles), axis=0)
+
+
+def pinball_row_losses(label: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each row's pinball loss, averaged over the quantile levels: what `pinball` averages."""
+    return np.mean(pinball_matrix(label, quantiles), axis=1)
+
+
+def qlike_row_losses(label: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """Each row's QLIKE loss of a variance forecast against the squared-return proxy."""
+    ratio = variance_proxy(label) / np.asarray(variance, dtype="float64")
+    return ratio - np.log(ratio) - 1
 
 
 def range_scores(label: np.ndarray, quantiles: np.ndarray) -> dict[str, float]:
@@ -114,9 +130,8 @@ def volatility_scores(label: np.ndarray, variance: np.ndarray) -> dict[str, floa
     variance = np.asarray(variance, dtype="float64")
     if len(proxy) == 0:
         return {"qlike": float("nan"), "variance_rmse": float("nan"), "rows": 0.0}
-    ratio = proxy / variance
     return {
-        "qlike": float(np.mean(ratio - np.log(ratio) - 1)),
+        "qlike": float(np.mean(qlike_row_losses(label, variance))),
         "variance_rmse": float(np.sqrt(np.mean((proxy - variance) ** 2))),
         "rows": float(len(proxy)),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from stock_assets.modeling import drift
+
 ERROR_WINDOW = 21  # sessions in the rolling error: about a month
 # The predicted price ranges' shading, by nominal coverage.
 RANGE_SHADE = {80: "rgba(31, 119, 180, 0.25)", 90: "rgba(31, 119, 180, 0.12)"}
@@ -12,6 +14,7 @@ KIND_STYLE = {
     "backtest": {"color": "#1f77b4", "dash": "dot"},
     "live": {"color": "#d62728", "dash": "solid"},
 }
+STATUS_TEXT = {drift.PASSED: "yes", drift.FAILED: "NO", drift.NO_DATA: "no data"}
 
 
 def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataFrame) -> go.Figure:
@@ -121,8 +124,10 @@ def realised_error(ticker: str, predictions: pd.DataFrame) -> go.Figure:
 
 
 def drift_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Drift rows (queries.latest_drift) as shown: whether each passed, failed, or had no data
+    to judge, which is no failure."""
     if rows.empty:
         return rows
-    table = rows[["check_name", "subject", "metric", "value", "threshold", "passed"]].copy()
-    table["passed"] = table["passed"].astype(bool).map({True: "yes", False: "NO"})
+    table = rows[["check_name", "subject", "metric", "value", "threshold"]].copy()
+    table["result"] = rows["status"].map(STATUS_TEXT)
     return table.round(4)

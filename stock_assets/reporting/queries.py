@@ -170,10 +170,12 @@ def walk_forward(warehouse: Warehouse, model_version: str, target: str = RETURN)
 
 
 def latest_drift(warehouse: Warehouse) -> pd.DataFrame:
-    """Every result of the latest drift evaluation."""
+    """Every result of the latest drift evaluation, each with its status (drift.STATUSES),
+    also where it was kept before drift_checks had that column."""
     t = drift_checks
     latest = sa.select(t.c.dagster_run_id).order_by(t.c.id.desc()).limit(1).scalar_subquery()
-    return warehouse.read(sa.select(t).where(t.c.dagster_run_id == latest).order_by(t.c.id))
+    rows = warehouse.read(sa.select(t).where(t.c.dagster_run_id == latest).order_by(t.c.id))
+    return rows.assign(status=drift.statuses(rows))
 
 
 def freshness(warehouse: Warehouse, now: pd.Timestamp) -> dict[str, object]:

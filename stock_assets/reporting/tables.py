@@ -21,7 +21,21 @@ BACKTEST_SCORES = [
     "turnover",
     "cost_bps",
 ]
+# The gate's evidence, on the challenger's row (modeling.evidence): its tests against the
+# champion and the baseline, and the adjusted p-value the decision compares with the level.
+EVIDENCE_COLUMNS = [
+    "stat_vs_champion",
+    "p_vs_champion",
+    "stat_vs_baseline",
+    "p_vs_baseline",
+    "p_adjusted",
+]
 HEADERS = {
+    "stat_vs_champion": "t vs champion",
+    "p_vs_champion": "p vs champion",
+    "stat_vs_baseline": "t vs baseline",
+    "p_vs_baseline": "p vs baseline",
+    "p_adjusted": "p (Holm)",
     "model_version": "version",
     "price_rmse": "price RMSE",
     "rmse_ratio_to_persistence": "RMSE / persistence",
@@ -49,8 +63,19 @@ def score_table(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 
 def gate_table(gate: pd.DataFrame, target: str = RETURN) -> pd.DataFrame:
     """A promotion gate's rows for a target: challenger, champion and the baselines, their
-    headline scores, whose part serves and what the gate decided."""
-    return score_table(gate, [*HEADLINE_SCORES[target], "champion", "decision"])
+    headline scores, whose part serves, what the gate decided and on what evidence."""
+    return score_table(gate, [*HEADLINE_SCORES[target], "champion", "decision", *EVIDENCE_COLUMNS])
+
+
+def rows_note(gate: pd.DataFrame) -> str:
+    """How many of the window's feature rows a gate's scores stand on, and why the others were
+    left out; "" for rows written before these were counted."""
+    if gate.empty or gate["rows_scored"].isna().all():
+        return ""
+    row = gate.iloc[0]
+    excluded = int(row["rows_excluded"])
+    why = f" ({row['excluded_reasons']})" if excluded else ""
+    return f"rows scored {int(row['rows_scored'])}, left out of every score {excluded}{why}"
 
 
 def backtest_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -130,6 +130,47 @@ model_scores = sa.Table(
     # What the long-short backtest paid to trade: basis points per unit of weight traded
     # (STOCK_ASSETS_COST_BPS when it ran).
     sa.Column("cost_bps", sa.Float),
+    # What the scores stand on, and the gate's evidence (modeling.evidence).
+    sa.Column("rows_scored", sa.Integer, comment="the window's feature rows every score used"),
+    sa.Column(
+        "rows_excluded",
+        sa.Integer,
+        comment="the window's feature rows left out of every score alike: rows_scored + "
+        "rows_excluded is the window's feature rows",
+    ),
+    sa.Column(
+        "excluded_reasons",
+        sa.String(200),
+        comment="rows_excluded by reason (modeling.evidence.EXCLUSIONS), e.g. 'gap=3, "
+        "no_features=40'",
+    ),
+    sa.Column(
+        "stat_vs_champion",
+        sa.Float,
+        comment="challenger rows of the gate: t-statistic of the mean per-session loss "
+        "differential against the champion (negative favours the challenger)",
+    ),
+    sa.Column(
+        "p_vs_champion", sa.Float, comment="its one-sided p-value (the challenger is better)"
+    ),
+    sa.Column(
+        "stat_vs_baseline",
+        sa.Float,
+        comment="the same against the target's baseline (persistence, trailing_gaussian, "
+        "trailing_volatility, momentum_20)",
+    ),
+    sa.Column("p_vs_baseline", sa.Float, comment="its one-sided p-value"),
+    sa.Column(
+        "p_adjusted",
+        sa.Float,
+        comment="the larger of the two p-values, Holm-adjusted across the targets: the gate "
+        "promotes where it is at most its level",
+    ),
+    sa.Column(
+        "evidence_test",
+        sa.String(64),
+        comment="the test behind the statistics, e.g. 'clark-west, EWC t(6)'",
+    ),
 )
 
 drift_checks = sa.Table(
@@ -152,6 +193,12 @@ drift_checks = sa.Table(
     sa.Column("model_version", sa.String(32)),
     sa.Column("dagster_run_id", sa.String(64)),
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "status",
+        sa.String(16),
+        comment="passed, failed, or no_data (no value: nothing to judge, not a failure); "
+        "NULL on rows kept before this column, read through modeling.drift.statuses",
+    ),
 )
 
 # Per ticker and session, the news that counts for it (features.news.session_sentiment).

@@ -117,6 +117,20 @@ def test_label_is_the_next_bars_return(base):
     assert np.isnan(one[LABEL].iloc[-1])
 
 
+def test_a_gap_leaves_the_row_before_it_unlabelled_rather_than_a_multi_day_return(market):
+    """The label is the next session's return: across a missing session (a hole in the data or
+    a halt) it would be a return over two, so the row has none."""
+    one = market[market["ticker"] == "SYN0001"].reset_index(drop=True)
+    missing = one["date"].iloc[200]
+    features = _features(one[one["date"] != missing]).reset_index()
+    before = features["date"] == one["date"].iloc[199]
+    assert np.isnan(features.loc[before, LABEL]).all()
+    rebuilt = attach_label(features.drop(columns=LABEL))
+    assert np.isnan(rebuilt.loc[rebuilt["date"] == one["date"].iloc[199], LABEL]).all()
+    known = rebuilt[LABEL].iloc[WARMUP_SESSIONS - 1 :]  # the warm-up has no returns
+    assert known.isna().sum() == 2  # before the gap, and the last bar
+
+
 def test_features_are_float32_and_the_label_float64(base):
     assert (base[FEATURE_COLUMNS].dtypes == "float32").all()
     assert base[LABEL].dtype == "float64"

@@ -51,6 +51,37 @@ def test_prediction_error_is_realised_rmse_over_training_rmse_per_ticker_and_ove
     assert len(reasons) == 1 and "realised error" in reasons[0]
 
 
+def test_a_delisted_ticker_has_no_data_not_a_failure():
+    """CCC was predicted and trained on, but its bars (so its outcomes) stop early."""
+    training = _errors(["AAA", "BBB", "CCC"], 400, 0.01, seed=6)
+    recent = _errors(["AAA", "BBB", "CCC"], 60, 0.01, seed=7)
+    recent.loc[recent["ticker"] == "BBB", "label"] *= 2
+    predictions = recent.rename(columns={"date": "as_of_date"})
+    outcomes = recent[(recent["ticker"] != "CCC") | (recent["date"] < "2012-01-05")]
+    rows = drift.prediction_error(predictions, outcomes, training, threshold=1.6)
+    by_subject = rows.set_index("subject")
+    assert by_subject["status"].to_dict() == {
+        "ALL": drift.PASSED, "AAA": drift.PASSED, "BBB": drift.FAILED, "CCC": drift.NO_DATA,
+    }  # fmt: skip
+    assert np.isnan(by_subject.loc["CCC", "value"]) and not by_subject.loc["CCC", "passed"]
+    assert by_subject["passed"].to_dict() == {"ALL": True, "AAA": True, "BBB": False, "CCC": False}
+    assert set(rows["status"]) <= set(drift.STATUSES)
+    assert drift.retraining_reasons(rows) == []
+
+
+def test_rows_kept_before_the_status_column_get_theirs_from_value_and_passed():
+    kept = pd.DataFrame(
+        {
+            "value": [0.1, 0.4, np.nan, 0.4],
+            "passed": [True, False, False, False],
+            "status": [None, None, None, drift.PASSED],
+        }
+    )
+    expected = [drift.PASSED, drift.FAILED, drift.NO_DATA, drift.PASSED]
+    assert drift.statuses(kept).tolist() == expected
+    assert drift.statuses(kept.drop(columns="status")).tolist()[:3] == expected[:3]
+
+
 def test_too_few_outcomes_is_no_verdict():
     training = _errors(["AAA"], 400, 0.01, seed=4)
     recent = _errors(["AAA"], 5, 0.05, seed=5)
@@ -59,6 +90,7 @@ def test_too_few_outcomes_is_no_verdict():
     )
     # No verdict: it does not pass, and it is no reason to retrain.
     assert rows["value"].isna().all() and not rows["passed"].any()
+    assert (rows["status"] == drift.NO_DATA).all()
     assert drift.retraining_reasons(rows) == []
 
 
@@ -68,6 +100,7 @@ def test_no_data_to_judge_never_passes_and_never_retrains():
     assert shift["value"].isna().all() and not shift["passed"].any()
     stale = drift.freshness(None, pd.Timestamp("2026-11-25 20:00", tz="UTC"), 0)
     assert stale["value"].isna().all() and not stale["passed"].any()
+    assert (pd.concat([shift, stale])["status"] == drift.NO_DATA).all()
     assert drift.retraining_reasons(pd.concat([shift, stale])) == []
 
 
@@ -93,4 +126,5 @@ def test_freshness_counts_missing_sessions_not_days():
     assert fresh["value"].tolist() == [0.0] and fresh["passed"].all()
     stale = drift.freshness(pd.Timestamp("2026-11-24"), monday, max_lag_sessions=1)
     assert stale["value"].tolist() == [2.0] and not stale["passed"].any()  # 25th and 27th
+    assert fresh["status"].tolist() == [drift.PASSED] and stale["status"].tolist() == [drift.FAILED]
     assert drift.retraining_reasons(stale) == []  # stale data is not a reason to retrain

@@ -1,62 +1,130 @@
-"""The promotion gate's rule: beat the champion and persistence by the margin, on enough data."""
+"""The promotion gate's rule: beat the champion and the baseline by the margin and by more than
+noise, on the same rows, on enough data."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.modeling import promotion
+from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
+from stock_assets.market import calendar
+from stock_assets.modeling import evidence, promotion
 from stock_assets.modeling.forecast import TARGET_COLUMNS, Forecaster
 
 
-def scores(challenger: float, champion: float, persistence: float) -> dict:
-    return {
-        "challenger": {"price_rmse": challenger},
-        "champion": {"price_rmse": champion},
-        "persistence": {"price_rmse": persistence},
-    }
+def window_of(sessions: int, tickers: int, seed: int = 0) -> pd.DataFrame:
+    """Labelled feature rows of a universe over consecutive NYSE sessions (and the data's
+    last, unlabelled session after them)."""
+    rng = np.random.default_rng(seed)
+    dates = calendar.sessions_in_range("2024-01-02", "2026-01-01")[: sessions + 1]
+    n = tickers * len(dates)
+    rows = pd.DataFrame(
+        {
+            "ticker": np.repeat([f"T{i:03d}" for i in range(tickers)], len(dates)),
+            "date": np.tile(dates, tickers),
+            "close": 100.0,
+            **{name: rng.standard_normal(n) * 0.01 for name in FEATURE_COLUMNS},
+        }
+    )
+    rows["vol_20"] = 0.01 * np.exp(rng.standard_normal(len(rows)) * 0.5)
+    rows["ret_1d"] = rows["vol_20"] * rng.standard_normal(len(rows))
+    return attach_label(rows)
 
 
-@pytest.mark.parametrize(
-    ("challenger", "champion", "persistence", "margin", "promote"),
-    [
-        (0.95, 1.00, 1.00, 0.00, True),
-        (0.95, 1.00, 1.00, 0.04, True),
-        (0.95, 1.00, 1.00, 0.06, False),  # not better by the margin
-        (1.00, 1.00, 1.00, 0.00, False),  # a tie keeps the champion
-        (0.95, 0.90, 1.00, 0.00, False),  # beats persistence, not the champion
-        (0.95, 1.00, 0.94, 0.00, False),  # beats the champion, not persistence
-        (np.nan, 1.00, 1.00, 0.00, False),  # no score is no promotion
-    ],
-)
-def test_the_challenger_must_beat_both_by_the_margin(
-    challenger, champion, persistence, margin, promote
-):
-    decision = promotion.decide(scores(challenger, champion, persistence), margin, 60, 20)
-    assert decision.promote is promote
-    assert decision.outcome == ("promoted" if promote else "refused")
-    assert "over 60 sessions" in decision.reason
+def predictions(rows: pd.DataFrame, **columns) -> pd.DataFrame:
+    """The baselines' forecasts for `rows`, with `columns` replaced, as a version gives them."""
+    forecast = Forecaster().predict(rows).assign(**columns)
+    return forecast.assign(ticker=rows["ticker"].to_numpy(), as_of_date=rows["date"].to_numpy())
+
+
+def gate(labelled, challenger, champion, margin=0.0, level=0.05):
+    sessions = promotion.evaluation_sessions(labelled, labelled["date"].min() - pd.Timedelta("1D"))
+    window = promotion.window_scores(labelled, sessions, challenger, champion, margin)
+    return window, promotion.decide_targets(window, level, margin, len(sessions), 20)
+
+
+def test_a_volatility_forecast_that_knows_the_variance_is_promoted_on_its_evidence():
+    labelled = window_of(60, 30)
+    # The next session's true volatility is the label's scale: a forecast that knows it.
+    known = labelled.groupby("ticker")["vol_20"].shift(-1).fillna(labelled["vol_20"])
+    challenger = predictions(labelled, predicted_volatility=known.to_numpy())
+    window, decisions = gate(labelled, challenger, predictions(labelled))
+    volatility = decisions["volatility"]
+    assert volatility.promote, volatility.reason
+    assert volatility.comparisons["champion"].p_value < 0.001
+    assert volatility.comparisons["baseline"].statistic < 0
+    assert volatility.p_adjusted <= 0.05
+    assert "Holm-adjusted p" in volatility.reason and "QLIKE challenger" in volatility.reason
+    # The return is persistence's own: identical forecasts are no evidence.
+    assert not decisions["return"].promote
+    assert decisions["return"].comparisons["champion"].p_value == 1.0
+    assert decisions["return"].comparisons["champion"].test.startswith("clark-west")
+    columns = volatility.evidence_columns()
+    assert set(columns) == {
+        "p_adjusted", "stat_vs_champion", "p_vs_champion", "stat_vs_baseline", "p_vs_baseline",
+        "evidence_test",
+    }  # fmt: skip
+    # Every feature row of the window is scored (nothing is missing), the last has no outcome.
+    assert window.rows_scored == 60 * 30 and window.excluded == {}
+
+
+def test_a_challenger_no_better_than_noise_is_refused_however_its_loss_compares():
+    labelled = window_of(30, 20, seed=1)
+    rng = np.random.default_rng(5)
+    noisy = labelled["vol_20"] * np.exp(0.02 * rng.standard_normal(len(labelled)))
+    window, decisions = gate(
+        labelled, predictions(labelled, predicted_volatility=noisy), pd.DataFrame()
+    )
+    volatility = decisions["volatility"]
+    assert not volatility.promote
+    assert "does not beat both by more than noise" in volatility.reason
+    assert volatility.comparisons["champion"].p_value > 0.05
+
+
+def test_a_margin_enters_every_sessions_differential():
+    labelled = window_of(60, 30)
+    known = labelled.groupby("ticker")["vol_20"].shift(-1).fillna(labelled["vol_20"])
+    challenger = predictions(labelled, predicted_volatility=known.to_numpy())
+    loose, _ = gate(labelled, challenger, predictions(labelled))
+    strict, decisions = gate(labelled, challenger, predictions(labelled), margin=0.9)
+    assert (
+        strict.comparisons["volatility"]["champion"].statistic
+        > loose.comparisons["volatility"]["champion"].statistic
+    )
+    assert not decisions["volatility"].promote
 
 
 def test_too_short_a_window_is_refused_whatever_the_scores():
-    decision = promotion.decide(scores(0.5, 1.0, 1.0), 0.0, 19, 20)
-    assert not decision.promote and "19 sessions" in decision.reason
+    labelled = window_of(15, 30)
+    known = labelled.groupby("ticker")["vol_20"].shift(-1).fillna(labelled["vol_20"])
+    _, decisions = gate(labelled, predictions(labelled, predicted_volatility=known), pd.DataFrame())
+    assert not decisions["volatility"].promote and "15 sessions" in decisions["volatility"].reason
 
 
-def test_an_empty_window_scores_as_nothing_and_is_refused():
-    labelled = pd.DataFrame(
-        {
-            "ticker": pd.Series(dtype="str"),
-            "date": pd.Series(dtype="datetime64[ns]"),
-            **{
-                c: pd.Series(dtype="float64")
-                for c in ("close", "label", "ret_1d", "ret_20d", "vol_20")
-            },
-        }
-    )
-    result = promotion.window_scores(labelled, pd.DataFrame(), pd.DataFrame())
-    returns = result["return"]
-    assert np.isnan(returns["challenger"]["price_rmse"]) and returns["challenger"]["rows"] == 0
-    assert not promotion.decide(returns, 0.0, 0, 20).promote
+def test_a_target_that_cannot_be_tested_is_refused_with_its_cause():
+    labelled = window_of(30, 5)  # five tickers: too few to rank, so no score at all
+    _, decisions = gate(labelled, predictions(labelled), pd.DataFrame())
+    assert not decisions["score"].promote
+    assert "cannot be judged" in decisions["score"].reason
+    assert "ranks at least 10 tickers" in decisions["score"].reason
+    assert np.isnan(decisions["score"].p_adjusted)
+
+
+def test_rows_with_a_gap_a_delisting_or_no_features_are_counted_and_left_out_of_every_score():
+    labelled = window_of(40, 12)
+    dates = np.sort(labelled["date"].unique())
+    gone = (labelled["ticker"] == "T000") & (labelled["date"] > dates[20])  # delisted
+    hole = (labelled["ticker"] == "T001") & (labelled["date"] == dates[10])  # a missing day
+    labelled = attach_label(labelled[~gone & ~hole].drop(columns="label"))
+    warm = (labelled["ticker"] == "T002") & (labelled["date"] < dates[5])  # just listed
+    labelled.loc[warm, "rsi_14"] = np.nan
+    window, _ = gate(labelled, predictions(labelled), pd.DataFrame())
+    assert window.excluded == {"gap": 1, "delisted": 1, "no_features": 5}
+    feature_rows = (labelled["date"] < dates[-1]).sum()
+    assert window.rows_scored + window.rows_excluded == feature_rows
+    for target, (loss, baseline) in promotion.GATE_LOSSES.items():
+        if target != "score":  # twelve tickers: some sessions too few to rank
+            for candidate in ("challenger", "champion", baseline):
+                assert np.isfinite(window.scores[target][candidate][loss]), (target, candidate)
 
 
 def test_a_missing_forecast_counts_as_the_baselines():
@@ -81,37 +149,6 @@ def test_a_missing_forecast_counts_as_the_baselines():
     forecast = promotion.aligned_forecast(labelled, perfect_once)
     assert forecast["predicted_return"].tolist() == [0.01, 0.0]
     assert forecast["predicted_volatility"].tolist() == [0.5, 0.02]
-    result = promotion.window_scores(labelled, perfect_once, pd.DataFrame())["return"]
-    # Row 2 scores as persistence (error 1.0), row 1 is exact: RMSE sqrt(1/2).
-    assert result["challenger"]["price_rmse"] == pytest.approx(np.sqrt(0.5))
-    assert result["champion"]["price_rmse"] == pytest.approx(1.0)
-
-
-def test_each_target_is_judged_on_its_own_loss_and_baseline():
-    def target(challenger: float, champion: float, baseline: str, base: float, loss: str):
-        return {
-            "challenger": {loss: challenger},
-            "champion": {loss: champion},
-            baseline: {loss: base},
-        }
-
-    scores = {
-        "return": target(1.01, 1.0, "persistence", 1.0, "price_rmse"),
-        "range": target(0.95, 1.0, "trailing_gaussian", 1.0, "pinball"),
-        # Beats the champion, not the baseline the champion never beat either.
-        "volatility": target(0.95, 1.0, "trailing_volatility", 0.9, "qlike"),
-        # The score's loss is 1 - IC: 0.97 is an IC of 0.03 against the champion's 0.01.
-        "score": target(0.97, 0.99, "momentum_20", 1.0, "ic_loss"),
-    }
-    decisions = promotion.decide_targets(scores, 0.0, 60, 20)
-    assert {t: d.promote for t, d in decisions.items()} == {
-        "return": False,
-        "range": True,
-        "volatility": False,
-        "score": True,
-    }
-    assert "pinball challenger 0.95" in decisions["range"].reason
-    assert "does not beat trailing_volatility" in decisions["volatility"].reason
 
 
 def test_a_composed_forecaster_takes_the_promoted_parts_and_keeps_the_rest():
@@ -158,7 +195,10 @@ def test_the_gate_leaves_nothing_to_decide_for_the_champion_or_a_rolled_back_cha
 
 
 def test_the_gates_outcome_names_what_it_promoted_and_tags_the_challenger():
-    yes, no = promotion.Decision(True, "beats both"), promotion.Decision(False, "does not")
+    test = evidence.Comparison(-3.0, 0.004, 60, 6, "ewc t(6)")
+    comparisons = {"champion": test, "baseline": test}
+    yes = promotion.Decision(True, "beats both", comparisons, 0.008)
+    no = promotion.Decision(False, "does not")
     scores = {
         "return": {"challenger": {"price_rmse": 0.01, "ic": float("nan")}},
         "volatility": {"challenger": {"qlike": 1.5}},
@@ -172,6 +212,10 @@ def test_the_gates_outcome_names_what_it_promoted_and_tags_the_challenger():
     assert tags["promotion.challenger.price_rmse"] == "0.01"  # the return's keep their names
     assert tags["promotion.volatility.challenger.qlike"] == "1.5"
     assert "promotion.challenger.ic" not in tags and promotion.PREVIOUS_CHAMPION not in tags
+    assert tags["promotion.volatility.p_vs_champion"] == "0.004"
+    assert tags["promotion.volatility.p_adjusted"] == "0.008"
+    assert tags["promotion.volatility.evidence_test"] == "ewc t(6)"
+    assert "promotion.return.p_vs_champion" not in tags
     whole = promotion.Outcome({"return": yes, "volatility": yes}, "w", "3")
     assert whole.replaces_whole and whole.tags(scores, "r")[promotion.PREVIOUS_CHAMPION] == "3"
     refused = promotion.Outcome({"return": no}, "w", "3")

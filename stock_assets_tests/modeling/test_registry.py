@@ -123,7 +123,9 @@ def test_the_gate_has_nothing_to_judge_between_two_baseline_versions(settings):
     registry.set_champion(str(first.version))
     registry.set_alias("challenger", str(second.version))
     said = []
-    gate = champion.choose(registry, resources["object_store"], 0.0, 20, 5.0, "run-1", said.append)
+    gate = champion.choose(
+        registry, resources["object_store"], 0.0, 0.05, 20, 5.0, "run-1", said.append
+    )
     assert gate.serving == gate.previous == str(first.version)
     assert gate.unchanged.startswith(f"neither version {first.version} nor {second.version}")
     assert registry.champion().version == first.version

@@ -70,15 +70,26 @@ def _score_rows(
     evaluation: str,
     window: pd.DatetimeIndex,
     decisions: dict | None = None,
+    rows: tuple[int, dict[str, int]] | None = None,
 ) -> pd.DataFrame:
     """model_scores rows; with the gate's decisions, each target's rows carry its outcome and
-    mark the candidate whose part serves."""
+    mark the candidate whose part serves, and the challenger's row its evidence. `rows` is
+    the window's feature rows scored and those left out, by reason."""
+    from stock_assets.modeling.evidence import describe_reasons
+
     now = datetime.now(UTC)
     decisions = decisions or {}
     columns = set(model_scores.c.keys())
+    scored, excluded = rows if rows is not None else (None, {})
+    counts = {
+        "rows_scored": scored,
+        "rows_excluded": sum(excluded.values()) if rows is not None else None,
+        "excluded_reasons": describe_reasons(excluded) if rows is not None else None,
+    }
     return pd.DataFrame(
         [
             {
+                **counts,
                 "model_name": registry.model_name,
                 "model_version": versions.get(candidate),
                 "candidate": candidate,
@@ -93,6 +104,11 @@ def _score_rows(
                 "created_at": now,
                 "evaluation": evaluation,
                 "decision": decisions[target].outcome if target in decisions else None,
+                **(
+                    decisions[target].evidence_columns()
+                    if target in decisions and candidate == "challenger"
+                    else {}
+                ),
             }
             for target, by_candidate in scores.items()
             for candidate, values in by_candidate.items()
@@ -125,6 +141,7 @@ def price_model(
     scored against its own baselines, registered as the `challenger`."""
     # The modeling code loads here, not when the code location loads: sensor ticks and runs
     # of other assets do not pay for it.
+    from stock_assets.modeling.evidence import split_window
     from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
     from stock_assets.reporting import previews
 
@@ -186,7 +203,10 @@ def price_model(
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
     versions = {"model": version, **{m.member.name: version for m in result.members}}
-    score_rows = _score_rows(context, model_registry, result.scores, versions, WALK_FORWARD, tested)
+    rows = (len(result.backtest), split_window(features, tested.unique())[1])
+    score_rows = _score_rows(
+        context, model_registry, result.scores, versions, WALK_FORWARD, tested, rows=rows
+    )
     warehouse.append(model_scores, score_rows)
     returns, ranges = result.scores[RETURN], result.scores[RANGE]
     return dg.MaterializeResult(
@@ -234,8 +254,11 @@ def _news_effect(context: dg.AssetExecutionContext, features: pd.DataFrame) -> d
 
 class PromotionConfig(dg.Config):
     promotion_margin: float = 0.0
-    """How much lower (a fraction) the challenger's price error must be than both the
-    champion's and persistence's."""
+    """How much lower (a fraction) the challenger's loss must be than both the champion's and
+    the target's baseline's, in every session's differential."""
+    significance_level: float = 0.05
+    """The one-sided level of each target's test, after Holm's correction across the
+    targets: the most a gate run may risk promoting any target by chance."""
     min_evaluation_sessions: int = 20
     """Fewest sessions after both models' training data the gate will judge on."""
 
@@ -264,6 +287,7 @@ def champion_model(
             model_registry,
             object_store,
             config.promotion_margin,
+            config.significance_level,
             config.min_evaluation_sessions,
             trading_costs.cost_bps,
             context.run.run_id,
@@ -288,8 +312,9 @@ def champion_model(
     )
     versions = {"challenger": gate.challenger, "champion": gate.previous}
     score_rows = _score_rows(
-        context, model_registry, gate.scores, versions, PROMOTION_GATE, gate.sessions, decisions
-    )
+        context, model_registry, gate.scores, versions, PROMOTION_GATE, gate.sessions, decisions,
+        (gate.window.rows_scored, gate.window.excluded),
+    )  # fmt: skip
     warehouse.append(model_scores, score_rows)
     return dg.MaterializeResult(
         metadata={

@@ -195,27 +195,27 @@ def _most_shifted(rows: pd.DataFrame) -> str:
 
 
 def _results_table(rows: pd.DataFrame) -> str:
-    shown = rows[["check_name", "subject", "metric", "value", "threshold", "passed"]]
+    shown = rows[["check_name", "subject", "metric", "value", "threshold", "status"]]
     return shown.round(4).to_markdown(index=False)
 
 
 def _check_result(name: str, rows: pd.DataFrame) -> dg.AssetCheckResult:
+    """Passed when every subject judged passed (for prediction_error, the overall one: one
+    ticker's error is left to the dashboard); no_data does not pass, but is counted apart."""
     mine = rows[rows["check_name"] == name]
-    if name == drift.PREDICTION_ERROR:
-        overall = mine[mine["subject"] == drift.ALL]
-        passed = bool(overall["passed"].all())
-    else:
-        passed = bool(mine["passed"].all())
+    judged = mine[mine["subject"] == drift.ALL] if name == drift.PREDICTION_ERROR else mine
     worst = mine.sort_values("value", ascending=False, na_position="last").head(1)
     metadata = {"results": dg.MetadataValue.md(_results_table(mine))}
     if len(worst) and pd.notna(worst["value"].iloc[0]):
         metadata["worst"] = f"{worst['subject'].iloc[0]}: {worst['value'].iloc[0]:.4g}"
-    unjudged = mine.loc[mine["value"].isna(), "subject"].tolist()
-    if unjudged:  # these did not pass: there was nothing to judge them on
-        metadata["no_data_to_judge"] = ", ".join(map(str, unjudged))
+    for status in (drift.FAILED, drift.NO_DATA):
+        subjects = mine.loc[mine["status"] == status, "subject"].astype(str).tolist()
+        metadata[f"{status}_subjects"] = len(subjects)
+        if subjects:
+            metadata[status] = ", ".join(subjects)
     return dg.AssetCheckResult(
         check_name=name,
-        passed=passed,
+        passed=bool((judged["status"] == drift.PASSED).all()),
         severity=dg.AssetCheckSeverity.WARN,
         metadata=metadata,
     )

@@ -1,0 +1,252 @@
+"""The evidence behind a promotion: which rows a window scores, and one-sided tests of
+per-session loss differentials.
+
+Rows. Every score of a window, for every version and baseline alike, is computed on the same
+rows: those with a label (the next session's return, `features.indicators.attach_label`) and
+every feature (the rows a version is asked about: the served model forecasts nothing else).
+Each feature row left out is counted under one reason of EXCLUSIONS, so that the rows scored
+and the rows excluded add up to the window's feature rows.
+
+Tests. For each target the gate compares the challenger with the champion and with the
+target's baseline on the same sessions. A comparison reduces the window to one loss
+differential per session,
+
+    d_t = L_challenger,t - (1 - margin) * L_reference,t,
+
+where L is the session's mean loss over its scored rows (for the score, 1 - the session's
+rank IC), and asks whether the mean of d is below zero by more than noise.
+
+The statistic is the mean of d over its standard error, with the long-run variance estimated
+by equal-weighted cosines (EWC): B = max(2, floor(0.4 * T^(2/3))) cosine projections of d,
+which under fixed-b asymptotics makes the statistic Student-t with B degrees of freedom
+(Lazarus, Lewis, Stock and Watson 2018, "HAR inference: recommendations for practice"). It is
+chosen over a stationary block bootstrap because it allows for autocorrelated differentials
+(volatility regimes last weeks) with no lag or block length to tune, its p-values are exact
+under fixed-b where normal ones over-reject in windows of 20 to 60 sessions, it is
+deterministic (a gate run again on the same data decides the same), and it costs microseconds,
+so `benchmarks/gate.py` can measure its size and power over thousands of replications. Row
+losses are heavy-tailed, but a session's mean over a universe is far less so; the benchmark
+measures size with t(4) session differentials as well.
+
+Return. The challenger nests persistence (the zero forecast): with no predictability its
+estimated coefficients add only noise, which inflates its squared error, so against a zero
+forecast the challenger's squared error is reduced by (forecast - reference forecast)^2, Clark
+and West's (2007) adjustment. Against a champion that forecasts returns, plain squared errors.
+Errors are of returns, not prices, so that high-priced tickers do not dominate.
+
+A decision needs the challenger to beat both references: its p-value is the larger of the two
+(an intersection-union test). Across the targets, Holm's step-down correction keeps the chance
+of any false promotion in one gate run at most the level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, next_bar_dates
+from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS
+from stock_assets.modeling.targets import (
+    RANGE,
+    RETURN,
+    SCORE,
+    VOLATILITY_WINDOW,
+    daily_correlations,
+    pinball_row_losses,
+    qlike_row_losses,
+)
+
+# Why a feature row of a window is left out of every score, in the order they are tested.
+GAP = "gap"  # the ticker has no bar on the next session, but trades later: a halt or a hole
+DELISTED = "delisted"  # the row is the ticker's last bar, before the data's last session
+NO_OUTCOME = "no_outcome"  # the next session is not in the data yet
+NO_FEATURES = "no_features"  # a feature is missing (the warm-up after a listing): no forecast
+NO_BASELINE = "no_baseline"  # the target's baseline has no value for the row
+EXCLUSIONS = (GAP, DELISTED, NO_OUTCOME, NO_FEATURES, NO_BASELINE)
+
+# The ratio of basis functions to T^(2/3) that Lazarus et al. recommend, and the fewest.
+_EWC_FACTOR = 0.4
+_MIN_COSINES = 2
+
+
+def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
+    """Each row's reason (EXCLUSIONS) for being left out of every score, "" if it is scored.
+
+    `labelled` holds feature rows sorted by ticker and date, with their label (attach_label);
+    the data's last session is the latest date in it.
+    """
+    reasons = np.full(len(labelled), "", dtype=object)
+    if not len(labelled):
+        return reasons
+    following = next_bar_dates(labelled)
+    last = labelled["date"].max()
+    unlabelled = labelled[LABEL].isna().to_numpy()
+    delisted = unlabelled & np.isnat(following) & (labelled["date"] < last).to_numpy()
+    reasons[unlabelled & ~np.isnat(following)] = GAP
+    reasons[delisted] = DELISTED
+    reasons[unlabelled & (reasons == "")] = NO_OUTCOME
+    missing = labelled[FEATURE_COLUMNS].isna().any(axis=1).to_numpy()
+    reasons[missing & (reasons == "")] = NO_FEATURES
+    # The trailing volatility the baselines stand on is zero only after weeks of an unchanged
+    # close, which other features already miss; a zero variance would make QLIKE infinite.
+    flat = ~(labelled[f"vol_{VOLATILITY_WINDOW}"].to_numpy(dtype="float64") > 0)
+    reasons[flat & (reasons == "")] = NO_BASELINE
+    return reasons
+
+
+def split_window(
+    labelled: pd.DataFrame, sessions: pd.DatetimeIndex
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of `sessions` every score uses (sorted by date and ticker), and how many of the
+    sessions' other feature rows each reason left out. `labelled` holds feature rows from the
+    window on with their label; its latest date is the data's last session."""
+    frame = labelled.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+    reasons = exclusion_reasons(frame)
+    inside = frame["date"].isin(sessions).to_numpy()
+    rows = frame[inside & (reasons == "")].sort_values(["date", "ticker"], kind="stable")
+    return rows.reset_index(drop=True), count_reasons(reasons[inside & (reasons != "")])
+
+
+def count_reasons(reasons: np.ndarray) -> dict[str, int]:
+    """How many rows each reason left out, in EXCLUSIONS order, reasons with none omitted."""
+    counts = pd.Series(reasons).value_counts()
+    return {reason: int(counts[reason]) for reason in EXCLUSIONS if reason in counts.index}
+
+
+def describe_reasons(counts: dict[str, int]) -> str:
+    """The counts as model_scores.excluded_reasons shows them: 'gap=3, no_features=40'."""
+    return ", ".join(f"{reason}={n}" for reason, n in counts.items())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One one-sided test of the challenger against a reference: `statistic` is the t of the
+    mean differential (negative favours the challenger), `p_value` the chance of one at least
+    as favourable if the challenger were no better. NaN where it cannot be computed, and
+    `note` says why."""
+
+    statistic: float
+    p_value: float
+    sessions: int
+    dof: int
+    test: str
+    note: str = ""
+
+    @property
+    def defined(self) -> bool:
+        return bool(np.isfinite(self.p_value))
+
+    def describe(self) -> str:
+        if not self.defined:
+            return self.note
+        return f"t {self.statistic:.2f}, p {self.p_value:.3g}"
+
+
+def ewc_test(differentials: np.ndarray) -> tuple[float, float, int]:
+    """(t, one-sided p that the mean is below zero, degrees of freedom) of a series of
+    per-session differentials, by the EWC long-run variance (see the module docstring)."""
+    d = np.asarray(differentials, dtype="float64")
+    t = len(d)
+    cosines = max(_MIN_COSINES, int(_EWC_FACTOR * t ** (2 / 3)))
+    if t < cosines + 1:
+        return float("nan"), float("nan"), cosines
+    mean = float(d.mean())
+    if np.ptp(d) == 0:
+        # Every differential the same (identical forecasts give zeros): no noise to measure
+        # the mean against.
+        if mean == 0:
+            return 0.0, 1.0, cosines
+        return float(np.copysign(np.inf, mean)), float(mean > 0), cosines
+    times = (np.arange(1, t + 1) - 0.5) / t
+    basis = np.sqrt(2 / t) * np.cos(np.pi * np.outer(np.arange(1, cosines + 1), times))
+    variance = float(np.mean((basis @ (d - mean)) ** 2))
+    statistic = mean / np.sqrt(variance / t)
+    return float(statistic), float(stats.t.cdf(statistic, cosines)), cosines
+
+
+def session_losses(target: str, rows: pd.DataFrame, forecast: pd.DataFrame) -> pd.Series:
+    """A forecast's mean loss per session on `rows` (date, label, in the forecast's order): the
+    squared return error, the mean pinball loss of the quantiles, the QLIKE of the variance, or
+    1 - the session's rank IC (sessions without one are left out)."""
+    label = rows[LABEL].to_numpy(dtype="float64")
+    dates = rows["date"].to_numpy()
+    if target == SCORE:
+        per_day = daily_correlations(rows["date"], forecast["score"].to_numpy(), label)
+        return 1.0 - per_day["rank"]
+    if target == RETURN:
+        losses = (label - forecast["predicted_return"].to_numpy(dtype="float64")) ** 2
+    elif target == RANGE:
+        losses = pinball_row_losses(label, forecast[RETURN_QUANTILE_COLUMNS].to_numpy())
+    else:
+        losses = qlike_row_losses(label, forecast["predicted_volatility"].to_numpy() ** 2)
+    return pd.Series(losses).groupby(dates).mean()
+
+
+def compare(
+    target: str,
+    rows: pd.DataFrame,
+    challenger: pd.DataFrame,
+    reference: pd.DataFrame,
+    margin: float,
+) -> Comparison:
+    """The one-sided test that the challenger's loss is below (1 - margin) times the
+    reference's, on the sessions both are scored on."""
+    ours = session_losses(target, rows, challenger)
+    theirs = session_losses(target, rows, reference)
+    test = "ewc"
+    if target == RETURN:
+        forecast = challenger["predicted_return"].to_numpy(dtype="float64")
+        given = reference["predicted_return"].to_numpy(dtype="float64")
+        if not np.any(given):
+            adjustment = pd.Series((forecast - given) ** 2).groupby(rows["date"].to_numpy()).mean()
+            ours = ours - adjustment
+            test = "clark-west, ewc"
+    empty = "no session scored"
+    if target == SCORE:
+        empty = "no session has a score from both (a score ranks at least 10 tickers a session)"
+    return compare_sessions(ours, theirs, margin, test, empty)
+
+
+def compare_sessions(
+    ours: pd.Series, theirs: pd.Series, margin: float, test: str = "ewc", empty: str = ""
+) -> Comparison:
+    """The one-sided test on per-session losses (indexed by session) of the challenger and a
+    reference, on the sessions both have: `empty` says why there is none."""
+    both = pd.concat([ours, theirs], axis=1, keys=["ours", "theirs"]).dropna()
+    if len(both) == 0:
+        return Comparison(float("nan"), float("nan"), 0, 0, test, empty or "no session scored")
+    d = both["ours"].to_numpy() - (1 - margin) * both["theirs"].to_numpy()
+    statistic, p_value, dof = ewc_test(d)
+    note = "" if np.isfinite(p_value) else f"{len(both)} sessions are too few to test"
+    return Comparison(statistic, p_value, len(both), dof, f"{test} t({dof})", note)
+
+
+def promotions(
+    comparisons: dict[str, dict[str, Comparison]], level: float
+) -> dict[str, tuple[bool, float]]:
+    """Per target, (promote, adjusted p-value): the challenger must beat every reference, so a
+    target's p-value is the larger of its tests' (an intersection-union test), and these are
+    Holm-adjusted across the targets whose tests are all defined (the others: NaN, refused)."""
+    worst = {
+        target: max(c.p_value for c in tests.values())
+        if tests and all(c.defined for c in tests.values())
+        else float("nan")
+        for target, tests in comparisons.items()
+    }
+    adjusted = holm_adjusted(worst)
+    return {target: (bool(p <= level), p) for target, p in adjusted.items()}
+
+
+def holm_adjusted(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values of the defined ones (a NaN stays NaN): a hypothesis
+    is rejected at level a where its adjusted p-value is at most a, and the chance of
+    rejecting any true one is at most a."""
+    defined = sorted((p, name) for name, p in p_values.items() if np.isfinite(p))
+    adjusted, running = {}, 0.0
+    for i, (p, name) in enumerate(defined):
+        running = max(running, min(1.0, (len(defined) - i) * p))
+        adjusted[name] = running
+    return {name: adjusted.get(name, float("nan")) for name in p_values}
