@@ -52,10 +52,12 @@ class Defects:
 
 @dataclass(frozen=True)
 class SyntheticMarket:
-    """Daily bars sorted by ticker and date, and one row per injected defect."""
+    """Daily bars sorted by ticker and date, one row per injected defect, and one per listing
+    or delisting (ticker, kind, date: its first or last session)."""
 
     bars: pd.DataFrame
     injected: pd.DataFrame
+    events: pd.DataFrame | None = None
 
 
 def ticker_names(n: int) -> list[str]:
@@ -72,11 +74,19 @@ def generate_market(
     start: str = "2010-01-04",
     seed: int = 0,
     defects: Defects | None = None,
+    listings: int = 0,
+    delistings: int = 0,
+    score_ic: float = 0.0,
 ) -> SyntheticMarket:
     """Simulate `round(years * 252)` NYSE sessions of daily bars from `start` for `n_tickers`.
 
     The same seed gives identical output. Defects, if any, are injected at distinct rows away
     from each ticker's first 70 and last 5 sessions, and each is recorded in `injected`.
+    `listings` tickers start trading in the second quarter of the span and `delistings` others
+    stop in the second half, each recorded in `events`. With `score_ic`, each ticker's own
+    shock carries that share of a short-term reversal signal (minus its last five returns'
+    sum, standardised across the universe that day) under the same volatility clustering: a
+    cross-sectional score can find it, diluted by the market factor's beta spread.
     """
     if n_tickers < 1:
         raise ValueError(f"n_tickers must be >= 1, got {n_tickers}")
@@ -88,12 +98,55 @@ def generate_market(
         if getattr(defects, name) < 0:
             raise ValueError(f"Defects.{name} must be >= 0, got {getattr(defects, name)}")
 
+    if listings + delistings > n_tickers:
+        raise ValueError(f"{listings} listings and {delistings} delistings need as many tickers")
     dates = _sessions(pd.Timestamp(start).normalize(), n_sessions)
-    streams = np.random.SeedSequence(seed).spawn(2)
-    bars_rng, defects_rng = (np.random.default_rng(s) for s in streams)
-    arrays = _simulate(bars_rng, n_tickers, n_sessions)
+    # A stream each: adding listings leaves the bars and defects of the same seed unchanged.
+    streams = np.random.SeedSequence(seed).spawn(3)
+    bars_rng, defects_rng, events_rng = (np.random.default_rng(s) for s in streams)
+    arrays = _simulate(bars_rng, n_tickers, n_sessions, score_ic)
     names = ticker_names(n_tickers)
-    return _assemble(defects_rng, arrays, names, dates, defects)
+    market = _assemble(defects_rng, arrays, names, dates, defects)
+    return _list_and_delist(events_rng, market, names, dates, listings, delistings)
+
+
+def _list_and_delist(
+    rng: np.random.Generator,
+    market: SyntheticMarket,
+    names: list[str],
+    dates: pd.DatetimeIndex,
+    listings: int,
+    delistings: int,
+) -> SyntheticMarket:
+    """The market with `listings` tickers' bars before their first session dropped and
+    `delistings` others' after their last, and their defects with them."""
+    chosen = rng.choice(len(names), size=listings + delistings, replace=False)
+    n = len(dates)
+    firsts = rng.integers(n // 4, n // 2, size=listings)
+    lasts = rng.integers(n // 2, n - 5, size=delistings)
+    events = pd.DataFrame(
+        {
+            "ticker": pd.Series([names[i] for i in chosen], dtype="str"),
+            "kind": pd.Series(["listing"] * listings + ["delisting"] * delistings, dtype="str"),
+            "date": pd.Series(dates[np.r_[firsts, lasts]], dtype="datetime64[ns]"),
+        }
+    )
+
+    if events.empty:
+        return SyntheticMarket(market.bars, market.injected, events)
+    first = dict(zip(events["ticker"], events["date"].where(events["kind"] == "listing")))
+    last = dict(zip(events["ticker"], events["date"].where(events["kind"] == "delisting")))
+
+    def outside(frame: pd.DataFrame) -> pd.Series:
+        before = frame["date"] < pd.to_datetime(frame["ticker"].map(first))
+        return before | (frame["date"] > pd.to_datetime(frame["ticker"].map(last)))
+
+    bars, injected = market.bars, market.injected
+    return SyntheticMarket(
+        bars=bars[~outside(bars)].reset_index(drop=True),
+        injected=injected[~outside(injected)].reset_index(drop=True),
+        events=events.sort_values(["ticker"], ignore_index=True),
+    )
 
 
 @lru_cache(maxsize=16)
@@ -114,8 +167,11 @@ def _sessions(start: pd.Timestamp, n: int) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sessions[:n].tz_localize(None).astype("datetime64[ns]"))
 
 
-def _simulate(rng: np.random.Generator, n: int, t: int) -> dict[str, np.ndarray]:
-    """Clean OHLCV as (n_tickers, n_sessions) float64 arrays."""
+def _simulate(
+    rng: np.random.Generator, n: int, t: int, score_ic: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Clean OHLCV as (n_tickers, n_sessions) float64 arrays; see generate_market for
+    `score_ic`."""
     beta = rng.uniform(0.5, 1.5, n)
     market_vol = rng.uniform(0.008, 0.012)
     idio_vol = rng.uniform(0.007, 0.014, n)
@@ -132,13 +188,20 @@ def _simulate(rng: np.random.Generator, n: int, t: int) -> dict[str, np.ndarray]
     np.clip(z, -_Z_CLIP, _Z_CLIP, out=z)
     shocks = np.empty_like(z)
     variances = np.empty_like(z)
+    returns = np.zeros((t, n))
     h = unconditional_var.copy()
     for day in range(t):
         variances[day] = h
         shocks[day] = np.sqrt(h) * z[day]
+        if score_ic:
+            past = returns[max(day - 5, 0) : day].sum(axis=0)
+            spread = past.std()
+            signal = -(past - past.mean()) / spread if spread > 0 else np.zeros(n)
+            mixed = score_ic * signal + np.sqrt(1 - score_ic**2) * z[day, 1:]
+            shocks[day, 1:] = np.sqrt(h[1:]) * mixed
+        returns[day] = drift + beta * shocks[day, 0] + shocks[day, 1:]
         h = omega + alpha * shocks[day] ** 2 + garch_beta * h
 
-    returns = drift + beta * shocks[:, :1] + shocks[:, 1:]
     np.maximum(returns, -0.5, out=returns)
     conditional_sd = np.sqrt(beta**2 * variances[:, :1] + variances[:, 1:])
     unconditional_sd = np.sqrt(beta**2 * market_vol**2 + idio_vol**2)

@@ -48,6 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, next_bar_dates
+from stock_assets.market import calendar
 from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS
 from stock_assets.modeling.targets import (
     RANGE,
@@ -76,19 +77,21 @@ def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
     """Each row's reason (EXCLUSIONS) for being left out of every score, "" if it is scored.
 
     `labelled` holds feature rows sorted by ticker and date, with their label (attach_label);
-    the data's last session is the latest date in it.
+    the data's last session is the latest date in it. A row unlabelled for none of the reasons
+    of the next bar (a gap, a delisting, the end of the data) lies in the warm-up, whose
+    returns are not computed: it counts as no_features.
     """
     reasons = np.full(len(labelled), "", dtype=object)
     if not len(labelled):
         return reasons
     following = next_bar_dates(labelled)
-    last = labelled["date"].max()
-    unlabelled = labelled[LABEL].isna().to_numpy()
-    delisted = unlabelled & np.isnat(following) & (labelled["date"] < last).to_numpy()
-    reasons[unlabelled & ~np.isnat(following)] = GAP
-    reasons[delisted] = DELISTED
-    reasons[unlabelled & (reasons == "")] = NO_OUTCOME
-    missing = labelled[FEATURE_COLUMNS].isna().any(axis=1).to_numpy()
+    expected = calendar.next_sessions(labelled["date"]).to_numpy(dtype="datetime64[ns]")
+    last = (labelled["date"] == labelled["date"].max()).to_numpy()
+    reasons[~np.isnat(following) & (following != expected)] = GAP
+    reasons[np.isnat(following) & ~last] = DELISTED
+    reasons[np.isnat(following) & last] = NO_OUTCOME
+    # A label missing for no reason above is the next bar's own return missing: the warm-up.
+    missing = labelled[[*FEATURE_COLUMNS, LABEL]].isna().any(axis=1).to_numpy()
     reasons[missing & (reasons == "")] = NO_FEATURES
     # The trailing volatility the baselines stand on is zero only after weeks of an unchanged
     # close, which other features already miss; a zero variance would make QLIKE infinite.

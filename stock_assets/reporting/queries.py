@@ -20,6 +20,7 @@ from stock_assets.storage.warehouse import (
     prices,
 )
 from stock_assets.storage.warehouse import price_predictions as predictions_table
+from stock_assets.storage.warehouse import universe as universe_table
 
 # The price ranges' bounds in price_predictions, by nominal coverage.
 RANGE_BOUNDS = [f"close_{side}_{level}" for level in RANGES for side in ("low", "high")]
@@ -186,3 +187,14 @@ def freshness(warehouse: Warehouse, now: pd.Timestamp) -> dict[str, object]:
         return {"latest": None, "expected": expected, "sessions_behind": None}
     row = drift.freshness(span[1], now, max_lag_sessions=0).iloc[0]
     return {"latest": span[1], "expected": expected, "sessions_behind": int(row["value"])}
+
+
+def universe(warehouse: Warehouse) -> pd.DataFrame:
+    """Every ticker's first and last session, and the session it delisted from (NaT while it
+    trades): the table `universe`."""
+    return _dates(
+        warehouse.read(sa.select(universe_table).order_by(universe_table.c.ticker)),
+        "first_session",
+        "last_session",
+        "delisted_from",
+    )

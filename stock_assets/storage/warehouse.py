@@ -37,6 +37,21 @@ prices = sa.Table(
     ),
 )
 
+# market.universe: each ticker's span, updated by every cleaned_prices run.
+universe = sa.Table(
+    "universe",
+    metadata,
+    sa.Column("ticker", sa.String(16), primary_key=True),
+    sa.Column("first_session", sa.Date, nullable=False, comment="its first stored bar"),
+    sa.Column("last_session", sa.Date, nullable=False, comment="its last stored bar"),
+    sa.Column(
+        "delisted_from",
+        sa.Date,
+        comment="the session after its last bar, where that is before the data's last "
+        "session; NULL while it trades",
+    ),
+)
+
 price_predictions = sa.Table(
     "price_predictions",
     metadata,
@@ -363,8 +378,8 @@ def _insert_many(
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The SQL warehouse (`prices`, `price_predictions`, `model_scores`, `drift_checks`,
-    `news_sentiment`, `asset_costs`)."""
+    """The SQL warehouse (`prices`, `universe`, `price_predictions`, `model_scores`,
+    `drift_checks`, `news_sentiment`, `asset_costs`)."""
 
     url: str
     read_only: bool = False

@@ -298,3 +298,14 @@ def test_five_hundred_tickers_over_ten_years():
     market = generate_market(500, 10, seed=1, defects=Defects(50, 50, 50, 50))
     assert len(market.bars) == 500 * 2520
     assert len(market.injected) == 200
+
+
+def test_listings_and_delistings_cut_the_same_market_at_their_recorded_sessions():
+    plain = generate_market(n_tickers=6, years=1, seed=5).bars
+    cut = generate_market(n_tickers=6, years=1, seed=5, listings=1, delistings=2)
+    assert sorted(cut.events["kind"]) == ["delisting", "delisting", "listing"]
+    same = cut.bars.merge(plain, on=["ticker", "date"], suffixes=("", "_plain"))
+    assert len(same) == len(cut.bars) and (same["close"] == same["close_plain"]).all()
+    spans = cut.bars.groupby("ticker")["date"].agg(["min", "max"])
+    for ticker, kind, date in cut.events.itertuples(index=False):
+        assert spans.loc[ticker, "min" if kind == "listing" else "max"] == date

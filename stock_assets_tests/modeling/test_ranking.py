@@ -88,3 +88,45 @@ def test_the_score_is_judged_beside_the_equal_weighted_universe_on_the_dates_it_
     small = score_forecasts(few, {})[SCORE]
     assert small[ranking.EQUAL_WEIGHTED]["rows"] == 0
     assert all(np.isnan(small[name]["annual_return"]) for name in small)
+
+
+def test_a_listing_and_a_delisting_count_only_on_the_days_they_trade():
+    """Scores, ranks and backtests of a date use the tickers that traded it: the listed ticker
+    from its first forecastable session, the delisted one until its last return."""
+    from scipy import stats
+
+    from stock_assets.market.synthetic import generate_market
+    from stock_assets.modeling.evidence import split_window
+    from stock_assets.modeling.targets import ranking_scores
+
+    market = generate_market(
+        n_tickers=14, years=1.2, seed=3, listings=1, delistings=1, score_ic=0.2
+    )
+    cleaned = clean_bars(market.bars, sorted(market.bars["ticker"].unique()), "synthetic").cleaned
+    labelled = build_features(cleaned)
+    rows, _ = split_window(labelled, pd.DatetimeIndex(labelled["date"].unique()))
+    events = market.events.set_index("kind")
+    listed, delisted = events.loc["listing"], events.loc["delisting"]
+    live = rows.groupby("date")["ticker"].agg(set)
+    assert not any(listed["ticker"] in t for t in live[live.index < listed["date"]])
+    assert any(listed["ticker"] in t for t in live)
+    # Its last bar has no next return: it counts up to the session before, never after.
+    assert max(live.index[[delisted["ticker"] in t for t in live]]) < delisted["date"]
+    assert any(delisted["ticker"] in t for t in live[live.index < delisted["date"]])
+
+    score = rows["ret_5d"].to_numpy(dtype="float64")
+    k = 3
+    figures, daily = ranking.long_short(rows, score, k, cost_bps=0.0)
+    scores = ranking_scores(rows["date"], score, rows[LABEL].to_numpy())
+    hand_returns, hand_ics = {}, []
+    for date, day in rows.assign(score=score).groupby("date"):
+        ordered = day.sort_values("score")
+        if len(day) >= 2 * k:
+            hand_returns[date] = ordered[LABEL].iloc[-k:].mean() - ordered[LABEL].iloc[:k].mean()
+        hand_ics.append(stats.spearmanr(day["score"], day[LABEL]).statistic)
+    hand = pd.Series(hand_returns)
+    np.testing.assert_allclose(daily.to_numpy(), hand.to_numpy(), atol=1e-12)
+    assert scores["ic"] == pytest.approx(np.mean(hand_ics))
+    assert figures.days == len(hand)
+    # The planted reversal under GARCH volatility: last week's winners do worse.
+    assert scores["ic"] < -0.05, scores["ic"]

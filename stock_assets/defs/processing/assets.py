@@ -16,6 +16,8 @@ from stock_assets.features.indicators import (
     build_features,
 )
 from stock_assets.market import calendar, cleaning
+from stock_assets.market.universe import membership, survivorship_warning
+from stock_assets.reporting import queries
 from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.object_store import (
     CLEANED_PRICES,
@@ -24,7 +26,7 @@ from stock_assets.storage.object_store import (
     REJECTED_PRICES,
     ObjectStore,
 )
-from stock_assets.storage.warehouse import Warehouse, prices
+from stock_assets.storage.warehouse import Warehouse, prices, universe
 
 # Sessions of cleaned history read before a window to judge splits, jumps and gaps; more
 # than cleaning needs, so a ticker with a few missing sessions still has enough.
@@ -113,6 +115,10 @@ def cleaned_prices(
         REJECTED_PRICES, _by_session(result.rejected, dates), dates, by="session", skip_empty=True
     )
     warehouse.replace_dates(prices, result.cleaned, dates)
+    members = membership(queries.universe(warehouse), result.cleaned)
+    warehouse.upsert(universe, members, ["ticker"])
+    if survivors := survivorship_warning(members):
+        context.log.warning(survivors)
     if len(result.rejected):
         context.log.warning(
             f"{len(result.rejected)} rows set aside under {object_store.uri(REJECTED_PRICES)}: "
@@ -125,6 +131,9 @@ def cleaned_prices(
             "first_date": f"{result.cleaned['date'].min():%Y-%m-%d}",
             "last_date": f"{result.cleaned['date'].max():%Y-%m-%d}",
             "rows_set_aside": len(result.rejected),
+            "universe_tickers": len(members),
+            "universe_delisted": int(members["delisted_from"].notna().sum()),
+            "survivorship": survivors or "some tickers delisted: history is not survivors only",
             **{f"rule_{k}": v for k, v in result.counts.items()},
             "preview": _table(result.cleaned.tail(5)),
         },
