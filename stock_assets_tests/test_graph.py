@@ -89,6 +89,8 @@ def test_sample_history_to_predictions(
         ("range", "trailing_empirical"),
         ("volatility", "model"),
         ("volatility", "trailing_volatility"),
+        ("volatility", "ewma_094"),
+        ("volatility", "garch_11"),
         ("score", "model"),
         ("score", "momentum_20"),
         ("score", "no_skill"),

@@ -26,6 +26,7 @@ from stock_assets.modeling.forecast import (
     Forecaster,
 )
 from stock_assets.modeling.promotion import GATE_LOSSES
+from stock_assets.modeling.volatility import anchor_variances
 from stock_assets.modeling.zoo import Member, fit, zoo_for
 
 # What the walk-forward backtest keeps per row besides the forecasts: enough to score them
@@ -129,8 +130,13 @@ def train_and_evaluate(
                 forecasts[name].append(forecast)
     trained = [m for m in zoo if m.name not in failed]
     by_member = {m.name: pd.concat(forecasts[m.name], ignore_index=True) for m in trained}
+    # The volatility anchors practitioners use, scored beside the members as baselines.
+    anchors = {
+        name: pd.DataFrame({"predicted_volatility": np.sqrt(variance[tested])})
+        for name, variance in anchor_variances(usable, folds).items()
+    }
     history = usable[BACKTEST_COLUMNS].assign(scored=tested)
-    member_scores = score_forecasts(history, by_member, cost_bps)
+    member_scores = score_forecasts(history, by_member | anchors, cost_bps)
     best = {
         target: min(
             (m for m in trained if m.target == target),
