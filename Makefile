@@ -95,6 +95,7 @@ bench: install  ## run the benchmarks under benchmarks/ (results and SUMMARY.md 
 	$(BIN)/python benchmarks/demo.py --production
 	$(BIN)/python benchmarks/daily.py
 	$(BIN)/python benchmarks/costs.py
+	$(BIN)/python benchmarks/gate.py
 	$(BIN)/python benchmarks/summary.py
 
 feed: install  ## poll the market-data API the settings name and publish its bars (stock-assets feed)

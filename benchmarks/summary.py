@@ -26,6 +26,7 @@ BENCHMARKS = {
     "demo": "`make demo` on a fresh clone, step by step, vs the code before issue 14",
     "daily": "A live session's refresh at 10 years of history vs at 1 year",
     "costs": "The history run with cost recording vs without",
+    "gate": "The promotion gate's false promotions and power, on simulated windows",
 }
 
 
@@ -101,6 +102,13 @@ def headline(name: str, report: dict) -> str:
         return (
             f"recording adds {report['overhead']:+.1%} (median "
             f"{report['median_recording_s']:.1f} s vs {report['median_not_recording_s']:.1f} s)"
+        )
+    if name == "gate":
+        worst, power = report["worst_size"], report["power_ic05_goal_cell"]
+        return (
+            f"worst size {worst['rate']:.3f} [<= {worst['high']:.3f}] ({worst['where']}); "
+            f"power IC 0.05 @{power['tickers']}x{power['sessions']}: {power['rate']:.2f} "
+            f"[>= {power['low']:.2f}]"
         )
     return ""
 
