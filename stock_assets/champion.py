@@ -58,11 +58,13 @@ def choose(
     cost_bps: float,
     run_id: str,
     log: Callable[[str], None],
+    membership: pd.DataFrame | None = None,
 ) -> GateRun:
     """Judge the challenger against the champion and move the `champion` alias to whichever
     serves: the challenger, a composite of both, or the champion still. A target is promoted
     where the challenger beats both the champion and the baseline by `margin` and more than
-    noise, at `level` (modeling.evidence)."""
+    noise, at `level` (modeling.evidence), on the rows of `membership`'s members where there
+    is a point-in-time membership file (market.universe)."""
     challenger = registry.challenger()
     if challenger is None:
         raise NoChallenger(
@@ -94,8 +96,9 @@ def choose(
         for name, v in (("challenger", challenger), ("champion", champion))
     }
     judged = promotion.window_scores(
-        labelled, sessions, predictions["challenger"], predictions["champion"], margin, cost_bps
-    )
+        labelled, sessions, predictions["challenger"], predictions["champion"], margin, cost_bps,
+        membership,
+    )  # fmt: skip
     scores = judged.scores
     window = f"{sessions.min():%Y-%m-%d}..{sessions.max():%Y-%m-%d}" if len(sessions) else "empty"
     decisions = promotion.decide_targets(judged, level, margin, len(sessions), min_sessions)

@@ -83,6 +83,7 @@ class Settings:
     tickers: tuple[str, ...]
     source: str
     source_path: str
+    membership_file: str  # a point-in-time membership file (ticker, from, to), or ""
     synthetic_tickers: int
     synthetic_years: float
     synthetic_seed: int
@@ -174,6 +175,7 @@ def load_settings() -> Settings:
         tickers=_tickers(_env("STOCK_ASSETS_TICKERS", default_tickers)),
         source=source,
         source_path=_env("STOCK_ASSETS_SOURCE_PATH", ""),
+        membership_file=_env("STOCK_ASSETS_MEMBERSHIP_FILE", ""),
         synthetic_tickers=synthetic_tickers,
         synthetic_years=float(_env("STOCK_ASSETS_SYNTHETIC_YEARS", "10")),
         synthetic_seed=int(_env("STOCK_ASSETS_SYNTHETIC_SEED", "0")),

@@ -201,6 +201,16 @@ def test_on_a_dirty_universe_the_gate_promotes_what_it_has_evidence_for_and_refu
 ):
     market = dirty(clustered_market(tickers=6))
     resources = resources_on(market, settings, tmp_path)
+    # A point-in-time membership file: V3 leaves the universe 30 sessions before the end.
+    days = pd.DatetimeIndex(np.sort(market["date"].unique()))
+    members = pd.DataFrame({"ticker": [f"V{i}" for i in range(6)], "from": f"{days[0]:%Y-%m-%d}"})
+    members["to"] = np.where(members["ticker"] == "V3", f"{days[-31]:%Y-%m-%d}", "")
+    members.to_csv(tmp_path / "members.csv", index=False)
+    resources["market_data"] = FileMarketData(
+        tickers=sorted(members["ticker"]),
+        path=str(tmp_path / "market"),
+        membership_path=str(tmp_path / "members.csv"),
+    )
     registry, warehouse = resources["model_registry"], resources["warehouse"]
     instance = embedded_instance(tmp_path / "dagster")
     first, last = market["date"].min(), market["date"].max()
@@ -227,14 +237,14 @@ def test_on_a_dirty_universe_the_gate_promotes_what_it_has_evidence_for_and_refu
     assert float(tags["promotion.volatility.p_adjusted"]) <= 0.05
     assert tags["promotion.return.decision"] == "refused", tags["promotion.return.reason"]
     assert "does not beat" in tags["promotion.return.reason"]
-    # The window's feature rows, each scored or counted out: the listing's warm-up, the
-    # delisted ticker's last bar, the sessions before each hole.
+    # The window's feature rows, each scored or counted out: V3 once it left the universe, the
+    # sessions before each hole, the delisted ticker's last bar, the listing's warm-up.
     window = gate_rows(warehouse, gated.run_id, "volatility")
     start, end = (pd.Timestamp(window[c].iloc[0]) for c in ("eval_start", "eval_end"))
     stored = resources["object_store"].read_partitions(PRICE_FEATURES, start=start, end=end)
     assert (window["rows_scored"] + window["rows_excluded"] == len(stored)).all()
     reasons = dict(pair.split("=") for pair in window["excluded_reasons"].iloc[0].split(", "))
-    assert reasons == {"gap": "9", "delisted": "1", "no_features": "61"}
+    assert reasons == {"not_member": "29", "gap": "9", "delisted": "1", "no_features": "61"}
     # Every score of the candidates the gate compares is defined (six tickers are too few to
     # rank, and a constant forecast has no direction or rank IC: those say why not).
     filled = {

@@ -44,17 +44,21 @@ def object_store(settings: Settings) -> ObjectStore:
 
 def market_data(settings: Settings) -> MarketData:
     tickers = list(settings.tickers)
+    membership = settings.membership_file
     if settings.source == "files":
-        return FileMarketData(tickers=tickers, path=settings.source_path)
+        return FileMarketData(
+            tickers=tickers, path=settings.source_path, membership_path=membership
+        )
     if settings.source == "synthetic":
         return SyntheticMarketData(
             tickers=tickers,
+            membership_path=membership,
             n_tickers=settings.synthetic_tickers,
             years=settings.synthetic_years,
             first_session=settings.start_date,
             seed=settings.synthetic_seed,
         )
-    return SampleMarketData(tickers=tickers)
+    return SampleMarketData(tickers=tickers, membership_path=membership)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -5,10 +5,14 @@ tickers with a bar that date. A ticker whose last bar is before the data's last 
 delisted from the session after that bar; it is never dropped from the past, so history is
 judged without survivorship. A history in which no ticker ever delists may hold only today's
 survivors, whose past looks better than any investor could have known: that is worth a warning.
+
+A point-in-time membership file (ticker, from, to: an index's constituents, say) overrides the
+inferred membership: on each date only its members count, whatever else has bars.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from stock_assets.market import calendar
@@ -61,3 +65,55 @@ def survivorship_warning(universe: pd.DataFrame) -> str:
         "survivors, and scores and backtests on it look better than anyone could have done. "
         "Add the delisted tickers' history if you have it."
     )
+
+
+MEMBERSHIP_COLUMNS = ["ticker", "member_from", "member_to"]
+
+
+class MembershipError(ValueError):
+    """A membership file that cannot be used; the message names the file, the rows and the fix."""
+
+
+def parse_membership(rows: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A point-in-time membership file's rows (ticker, from, to; any case; `to` empty while a
+    member) as intervals (MEMBERSHIP_COLUMNS), both ends inclusive."""
+    columns = {str(c).strip().lower(): c for c in rows.columns}
+    missing = [c for c in ("ticker", "from", "to") if c not in columns]
+    if missing:
+        raise MembershipError(
+            f"{source}: column {', '.join(repr(c) for c in missing)} missing (found: "
+            f"{', '.join(map(str, rows.columns))}); a membership file has ticker, from, to"
+        )
+    ticker = rows[columns["ticker"]].astype("string").str.strip().str.upper()
+    first = pd.to_datetime(rows[columns["from"]], errors="coerce")
+    text = rows[columns["to"]].astype("string").str.strip()
+    last = pd.to_datetime(text.where(text != ""), errors="coerce")
+    bad = (
+        ticker.isna() | (ticker == "") | first.isna() | (text.notna() & (text != "") & last.isna())
+    )
+    bad |= last.notna() & (last < first)
+    if bad.any():
+        lines = ", ".join(str(i + 2) for i in bad[bad].index[:10])  # 1-based, after the header
+        raise MembershipError(
+            f"{source}: {int(bad.sum())} rows without a ticker, with an unreadable date or "
+            f"ending before they start (lines {lines}); dates as YYYY-MM-DD, `to` empty while "
+            "a member"
+        )
+    return pd.DataFrame(
+        {"ticker": ticker.astype(str), "member_from": first, "member_to": last}
+    ).reset_index(drop=True)
+
+
+def is_member(rows: pd.DataFrame, membership: pd.DataFrame | None) -> np.ndarray:
+    """Whether each row (ticker, date) falls in one of its ticker's membership intervals;
+    without a membership file, every row: a ticker counts on the sessions it has a bar."""
+    if membership is None:
+        return np.ones(len(rows), dtype=bool)
+    keys = rows[["ticker", "date"]].reset_index(drop=True).rename_axis("row").reset_index()
+    matched = keys.merge(membership, on="ticker")
+    inside = (matched["date"] >= matched["member_from"]) & (
+        matched["member_to"].isna() | (matched["date"] <= matched["member_to"])
+    )
+    member = np.zeros(len(rows), dtype=bool)
+    member[matched.loc[inside, "row"].to_numpy()] = True
+    return member

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, next_bar_dates
 from stock_assets.market import calendar
+from stock_assets.market.universe import is_member
 from stock_assets.modeling.forecast import RETURN_QUANTILE_COLUMNS
 from stock_assets.modeling.targets import (
     RANGE,
@@ -61,12 +61,13 @@ from stock_assets.modeling.targets import (
 )
 
 # Why a feature row of a window is left out of every score, in the order they are tested.
+NOT_MEMBER = "not_member"  # outside the ticker's intervals in the point-in-time membership file
 GAP = "gap"  # the ticker has no bar on the next session, but trades later: a halt or a hole
 DELISTED = "delisted"  # the row is the ticker's last bar, before the data's last session
 NO_OUTCOME = "no_outcome"  # the next session is not in the data yet
 NO_FEATURES = "no_features"  # a feature is missing (the warm-up after a listing): no forecast
 NO_BASELINE = "no_baseline"  # the target's baseline has no value for the row
-EXCLUSIONS = (GAP, DELISTED, NO_OUTCOME, NO_FEATURES, NO_BASELINE)
+EXCLUSIONS = (NOT_MEMBER, GAP, DELISTED, NO_OUTCOME, NO_FEATURES, NO_BASELINE)
 
 # The ratio of basis functions to T^(2/3) that Lazarus et al. recommend, and the fewest.
 _EWC_FACTOR = 0.4
@@ -101,13 +102,15 @@ def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
 
 
 def split_window(
-    labelled: pd.DataFrame, sessions: pd.DatetimeIndex
+    labelled: pd.DataFrame, sessions: pd.DatetimeIndex, membership: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of `sessions` every score uses (sorted by date and ticker), and how many of the
     sessions' other feature rows each reason left out. `labelled` holds feature rows from the
-    window on with their label; its latest date is the data's last session."""
+    window on with their label; its latest date is the data's last session. `membership` (the
+    point-in-time file's intervals, market.universe) leaves out the rows outside it."""
     frame = labelled.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     reasons = exclusion_reasons(frame)
+    reasons[~is_member(frame, membership)] = NOT_MEMBER
     inside = frame["date"].isin(sessions).to_numpy()
     rows = frame[inside & (reasons == "")].sort_values(["date", "ticker"], kind="stable")
     return rows.reset_index(drop=True), count_reasons(reasons[inside & (reasons != "")])
@@ -167,6 +170,10 @@ def ewc_test(differentials: np.ndarray) -> tuple[float, float, int]:
     basis = np.sqrt(2 / t) * np.cos(np.pi * np.outer(np.arange(1, cosines + 1), times))
     variance = float(np.mean((basis @ (d - mean)) ** 2))
     statistic = mean / np.sqrt(variance / t)
+    # scipy.stats takes half a second to import: the code location, which reads this module's
+    # names, does not pay for it.
+    from scipy import stats
+
     return float(statistic), float(stats.t.cdf(statistic, cosines)), cosines
 
 

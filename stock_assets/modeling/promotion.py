@@ -77,6 +77,7 @@ def window_scores(
     champion: pd.DataFrame,
     margin: float = 0.0,
     cost_bps: float = DEFAULT_COST_BPS,
+    membership: pd.DataFrame | None = None,
 ) -> Window:
     """Challenger and champion beside every target's baselines on the same rows of `sessions`,
     and the challenger tested against each reference with `margin`; the score's backtests pay
@@ -84,9 +85,9 @@ def window_scores(
 
     `labelled` holds the stored feature rows from the window on, with their label (its last
     date is the data's last session); each version's predictions have ticker, as_of_date and
-    the FORECAST_COLUMNS.
+    the FORECAST_COLUMNS. With `membership` (market.universe), only members' rows count.
     """
-    rows, excluded = evidence.split_window(labelled, sessions)
+    rows, excluded = evidence.split_window(labelled, sessions, membership)
     forecasts = {
         name: aligned_forecast(rows, predictions)
         for name, predictions in (("challenger", challenger), ("champion", champion))

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
-from scipy.signal import lfilter
 
 from stock_assets.modeling.targets import QUANTILES, variance_proxy
 
@@ -149,6 +147,8 @@ def _by_ticker(frame: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, np.ndar
 
 def _ewma(squared: np.ndarray) -> np.ndarray:
     """The RiskMetrics forecast made after each squared return of one ticker."""
+    from scipy.signal import lfilter  # half a second to import: only the anchors need it
+
     forecast = np.full(len(squared), np.nan)
     if len(squared) < EWMA_MIN_HISTORY:
         return forecast
@@ -200,6 +200,10 @@ def _fit_garch(history: np.ndarray, min_history: int) -> tuple[float, float, flo
     # QLIKE up to constants, so the fit minimises the very loss the forecast is judged by, and
     # it estimates the variance equation consistently whatever the shocks' tails (Bollerslev
     # and Wooldridge 1992); a Student t would add a parameter and a slower, touchier fit.
+    # arch (and the statsmodels it imports) takes a second to import: only a fit pays for it,
+    # not every process that loads a served model, which reads this module for its HAR part.
+    from arch import arch_model
+
     scaled = history * _GARCH_SCALE
     model = arch_model(scaled, mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
     result = model.fit(disp="off", show_warning=False)
@@ -219,6 +223,8 @@ def _garch_filter(
     """The forecast made after each return (percent scale), started as arch starts its own
     recursion, so that in-sample values equal the fit's conditional variances. The backcast
     comes from a ticker's first returns only, which the fit and the filter share."""
+    from scipy.signal import lfilter
+
     scaled = returns * _GARCH_SCALE
     first = omega + (alpha + beta) * backcast
     # h_{t+1} = omega + alpha * r_t^2 + beta * h_t, a first-order linear filter.

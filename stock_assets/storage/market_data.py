@@ -13,13 +13,27 @@ import dagster as dg
 import pandas as pd
 
 from stock_assets.config import SAMPLE_START
-from stock_assets.market import sources
+from stock_assets.market import sources, universe
 
 
 class MarketData(dg.ConfigurableResource, ABC):
     """Daily history for the ticker universe."""
 
     tickers: list[str]
+    membership_path: str = ""
+    """A point-in-time membership file (ticker, from, to), CSV or Parquet; "" for none: every
+    ticker then counts on the sessions it has a bar."""
+
+    def membership(self) -> pd.DataFrame | None:
+        """The membership file's intervals (market.universe.MEMBERSHIP_COLUMNS), or None."""
+        if not self.membership_path:
+            return None
+        path = Path(self.membership_path)
+        if not path.is_file():
+            raise universe.MembershipError(
+                f"{path}: no membership file there; fix STOCK_ASSETS_MEMBERSHIP_FILE or unset it"
+            )
+        return universe.parse_membership(sources.read_history_file(path), str(path))
 
     @abstractmethod
     def load(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:

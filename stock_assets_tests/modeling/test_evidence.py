@@ -85,3 +85,30 @@ def test_a_target_needs_every_reference_beaten():
     assert decided["volatility"] == (True, pytest.approx(0.004))  # 2 tested: 2 x 0.002
     assert decided["range"][0] is False and decided["range"][1] == pytest.approx(0.2)
     assert decided["score"][0] is False and np.isnan(decided["score"][1])
+
+
+def test_a_membership_file_leaves_out_the_rows_of_tickers_outside_it():
+    from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
+    from stock_assets.market import calendar
+
+    dates = calendar.sessions_in_range("2024-01-02", "2024-03-01")
+    rows = pd.DataFrame(
+        {
+            "ticker": np.repeat(["A", "B"], len(dates)),
+            "date": np.tile(dates, 2),
+            **dict.fromkeys(FEATURE_COLUMNS, 0.01),
+        }
+    )
+    labelled = attach_label(rows)
+    membership = pd.DataFrame(
+        {
+            "ticker": ["A", "B"],
+            "member_from": [dates[0], dates[0]],
+            "member_to": [pd.NaT, dates[9]],  # B leaves the universe after ten sessions
+        }
+    )
+    window = dates[:-1]
+    scored, excluded = evidence.split_window(labelled, window, membership)
+    assert excluded == {"not_member": len(window) - 10}
+    assert set(scored.loc[scored["ticker"] == "B", "date"]) == set(dates[:10])
+    assert evidence.split_window(labelled, window)[1] == {}

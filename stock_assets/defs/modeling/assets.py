@@ -17,6 +17,7 @@ from stock_assets.modeling.promotion import (
     score_tags,
 )
 from stock_assets.modeling.targets import RANGE, RETURN, SCORE, VOLATILITY
+from stock_assets.storage.market_data import MarketData
 from stock_assets.storage.model_registry import CHALLENGER, ModelRegistry
 from stock_assets.storage.object_store import NEWS_SENTIMENT, PRICE_FEATURES, ObjectStore
 from stock_assets.storage.warehouse import Warehouse, model_scores
@@ -135,12 +136,14 @@ def price_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
     trading_costs: TradingCosts,
+    market_data: MarketData,
     cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """Next-session forecaster (return, volatility, 80% and 90% ranges), each target walk-forward
     scored against its own baselines, registered as the `challenger`."""
     # The modeling code loads here, not when the code location loads: sensor ticks and runs
     # of other assets do not pay for it.
+    from stock_assets.market.universe import is_member
     from stock_assets.modeling.evidence import split_window
     from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
     from stock_assets.reporting import previews
@@ -152,13 +155,16 @@ def price_model(
 
         # The zoo's news-reading members train only on features that carry news.
         features = news_features(features, sentiment)
+    membership = market_data.membership()
+    members = features[is_member(features, membership)]
     context.log.info(
-        f"training on {len(features)} feature rows, "
+        f"training on {len(members)} feature rows, "
         + (f"{len(sentiment)} ticker-sessions of news" if len(sentiment) else "no news")
+        + ("" if membership is None else f", members only ({len(features) - len(members)} not)")
     )
     try:
         result = train_and_evaluate(
-            features, holdout_sessions=config.holdout_sessions, cost_bps=trading_costs.cost_bps
+            members, holdout_sessions=config.holdout_sessions, cost_bps=trading_costs.cost_bps
         )
     except NotEnoughHistoryError as error:
         context.log.warning(f"no model trained: {error}")
@@ -203,7 +209,7 @@ def price_model(
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
     versions = {"model": version, **{m.member.name: version for m in result.members}}
-    rows = (len(result.backtest), split_window(features, tested.unique())[1])
+    rows = (len(result.backtest), split_window(features, tested.unique(), membership)[1])
     score_rows = _score_rows(
         context, model_registry, result.scores, versions, WALK_FORWARD, tested, rows=rows
     )
@@ -276,6 +282,7 @@ def champion_model(
     model_registry: ModelRegistry,
     warehouse: Warehouse,
     trading_costs: TradingCosts,
+    market_data: MarketData,
     cloud_prices: CloudPrices,
 ) -> dg.MaterializeResult:
     """The model version that serves predictions: the challenger, only if it beats the champion
@@ -292,6 +299,7 @@ def champion_model(
             trading_costs.cost_bps,
             context.run.run_id,
             context.log.info,
+            market_data.membership(),
         )
     except champion.NoChallenger as error:
         raise dg.Failure(str(error)) from error
