@@ -238,4 +238,6 @@ def gate_evidence(rows: pd.DataFrame, tags: dict[str, str], target: str) -> bool
     assert worst <= p_adjusted <= 1
     assert float(tags[f"promotion.{target}.p_adjusted"]) == pytest.approx(p_adjusted, rel=1e-5)
     assert "t(" in challenger["evidence_test"]
-    return bool(p_adjusted <= 0.05)
+    # A return with signal (Clark-West) but the larger squared error is refused, and says so.
+    worse = "forecasts worse on the window" in tags[f"promotion.{target}.reason"]
+    return bool(p_adjusted <= 0.05) and not worse

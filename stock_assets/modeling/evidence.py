@@ -32,7 +32,10 @@ Return. The challenger nests persistence (the zero forecast): with no predictabi
 estimated coefficients add only noise, which inflates its squared error, so against a zero
 forecast the challenger's squared error is reduced by (forecast - reference forecast)^2, Clark
 and West's (2007) adjustment. Against a champion that forecasts returns, plain squared errors.
-Errors are of returns, not prices, so that high-priced tickers do not dominate.
+Errors are of returns, not prices, so that high-priced tickers do not dominate. Clark-West asks
+whether the model carries signal; a model that does, but whose estimation noise still makes its
+squared error on the window larger than persistence's, would serve a worse forecast, so the
+gate also requires the challenger's own loss to be the lower (`Comparison.lower_loss`).
 
 A decision needs the challenger to beat both references: its p-value is the larger of the two
 (an intersection-union test). Across the targets, Holm's step-down correction keeps the chance
@@ -41,7 +44,7 @@ of any false promotion in one gate run at most the level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -140,6 +143,11 @@ class Comparison:
     dof: int
     test: str
     note: str = ""
+    lower_loss: bool = True
+    """Whether the challenger's own loss on the window is below (1 - margin) times the
+    reference's. A significant test implies it, except Clark and West's, which can find signal
+    in a forecast whose estimation noise still makes its error larger: such a forecast is not
+    served."""
 
     @property
     def defined(self) -> bool:
@@ -148,7 +156,8 @@ class Comparison:
     def describe(self) -> str:
         if not self.defined:
             return self.note
-        return f"t {self.statistic:.2f}, p {self.p_value:.3g}"
+        worse = "" if self.lower_loss else ", yet a larger squared error on the window"
+        return f"t {self.statistic:.2f}, p {self.p_value:.3g}{worse}"
 
 
 def ewc_test(differentials: np.ndarray) -> tuple[float, float, int]:
@@ -206,18 +215,18 @@ def compare(
     reference's, on the sessions both are scored on."""
     ours = session_losses(target, rows, challenger)
     theirs = session_losses(target, rows, reference)
-    test = "ewc"
-    if target == RETURN:
-        forecast = challenger["predicted_return"].to_numpy(dtype="float64")
-        given = reference["predicted_return"].to_numpy(dtype="float64")
-        if not np.any(given):
-            adjustment = pd.Series((forecast - given) ** 2).groupby(rows["date"].to_numpy()).mean()
-            ours = ours - adjustment
-            test = "clark-west, ewc"
     empty = "no session scored"
     if target == SCORE:
         empty = "no session has a score from both (a score ranks at least 10 tickers a session)"
-    return compare_sessions(ours, theirs, margin, test, empty)
+    forecast = challenger.get("predicted_return")
+    given = reference.get("predicted_return")
+    if target != RETURN or given is None or np.any(given.to_numpy(dtype="float64")):
+        return compare_sessions(ours, theirs, margin, "ewc", empty)
+    gap = (forecast.to_numpy(dtype="float64") - given.to_numpy(dtype="float64")) ** 2
+    adjustment = pd.Series(gap).groupby(rows["date"].to_numpy()).mean()
+    tested = compare_sessions(ours - adjustment, theirs, margin, "clark-west, ewc", empty)
+    plain = compare_sessions(ours, theirs, margin, "ewc", empty)
+    return replace(tested, lower_loss=plain.lower_loss)
 
 
 def compare_sessions(
@@ -231,7 +240,8 @@ def compare_sessions(
     d = both["ours"].to_numpy() - (1 - margin) * both["theirs"].to_numpy()
     statistic, p_value, dof = ewc_test(d)
     note = "" if np.isfinite(p_value) else f"{len(both)} sessions are too few to test"
-    return Comparison(statistic, p_value, len(both), dof, f"{test} t({dof})", note)
+    lower = bool(d.mean() < 0)
+    return Comparison(statistic, p_value, len(both), dof, f"{test} t({dof})", note, lower)
 
 
 def promotions(
@@ -239,7 +249,9 @@ def promotions(
 ) -> dict[str, tuple[bool, float]]:
     """Per target, (promote, adjusted p-value): the challenger must beat every reference, so a
     target's p-value is the larger of its tests' (an intersection-union test), and these are
-    Holm-adjusted across the targets whose tests are all defined (the others: NaN, refused)."""
+    Holm-adjusted across the targets whose tests are all defined (the others: NaN, refused).
+    A target is promoted where that is at most `level` and the challenger's own loss is the
+    lower against every reference."""
     worst = {
         target: max(c.p_value for c in tests.values())
         if tests and all(c.defined for c in tests.values())
@@ -247,7 +259,10 @@ def promotions(
         for target, tests in comparisons.items()
     }
     adjusted = holm_adjusted(worst)
-    return {target: (bool(p <= level), p) for target, p in adjusted.items()}
+    return {
+        target: (bool(p <= level) and all(c.lower_loss for c in comparisons[target].values()), p)
+        for target, p in adjusted.items()
+    }
 
 
 def holm_adjusted(p_values: dict[str, float]) -> dict[str, float]:

@@ -205,6 +205,13 @@ def decide(
             f"challenger beats {tests}; Holm-adjusted p {p_adjusted:.3g} <= {level:g}: {numbers}",
             **kept,
         )
+    if p_adjusted <= level:
+        return Decision(
+            False,
+            f"challenger carries signal but forecasts worse on the window: {tests}; "
+            f"Holm-adjusted p {p_adjusted:.3g} <= {level:g}: {numbers}",
+            **kept,
+        )
     return Decision(
         False,
         f"challenger does not beat both by more than noise: {tests}; Holm-adjusted p "

@@ -112,3 +112,22 @@ def test_a_membership_file_leaves_out_the_rows_of_tickers_outside_it():
     assert excluded == {"not_member": len(window) - 10}
     assert set(scored.loc[scored["ticker"] == "B", "date"]) == set(dates[:10])
     assert evidence.split_window(labelled, window)[1] == {}
+
+
+def test_signal_that_still_forecasts_worse_than_persistence_is_not_promoted():
+    """Clark-West finds the signal in an over-confident forecast (ten times too large), whose
+    squared error is nonetheless above the zero forecast's: the gate does not serve it."""
+    rng = np.random.default_rng(4)
+    dates = np.repeat(pd.bdate_range("2024-01-01", periods=60), 200)
+    signal = rng.standard_normal(len(dates))
+    label = 0.01 * (0.1 * signal + rng.standard_normal(len(dates)))
+    rows = pd.DataFrame({"date": dates, "label": label})
+    loud = pd.DataFrame({"predicted_return": 0.01 * signal})
+    zero = pd.DataFrame({"predicted_return": np.zeros(len(dates))})
+    test = evidence.compare("return", rows, loud, zero, 0.0)
+    assert test.p_value < 0.001 and not test.lower_loss
+    assert "a larger squared error" in test.describe()
+    decided = evidence.promotions({"return": {"champion": test, "baseline": test}}, 0.05)
+    assert decided["return"] == (False, pytest.approx(test.p_value))
+    calm = evidence.compare("return", rows, loud * 0.05, zero, 0.0)
+    assert calm.p_value < 0.001 and calm.lower_loss
