@@ -65,6 +65,14 @@ def test_sample_history_to_predictions(
     in_range = sample_bars[sample_bars["date"].between(first, last)]
     stored = warehouse.read("SELECT ticker, COUNT(*) AS n FROM prices GROUP BY ticker")
     assert dict(zip(stored["ticker"], stored["n"])) == in_range["ticker"].value_counts().to_dict()
+    # Four tickers trade through both years and none delists: the history looks like survivors.
+    members = warehouse.read("SELECT * FROM universe")
+    assert sorted(members["ticker"]) == sorted(in_range["ticker"].unique())
+    assert members["delisted_from"].isna().all()
+    assert (
+        "may hold only today's survivors"
+        in trained_sample.metadata["cleaned_prices"]["survivorship"]
+    )
 
     challenger, champion = registry.challenger(), registry.champion()
     assert challenger.tags["candidate"] == "model"
