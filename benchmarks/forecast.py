@@ -42,10 +42,13 @@ import pandas as pd
 from _common import RESULTS, command_line, goal, goal_lines, machine, now, progress, write
 
 from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL, build_features
-from stock_assets.market import calendar
 from stock_assets.market.cleaning import clean_bars
 from stock_assets.market.sources import load_files, sample_path
-from stock_assets.market.synthetic import generate_market, planted_signal_market
+from stock_assets.market.synthetic import (
+    generate_market,
+    planted_signal_market,
+    regime_switching_market,
+)
 from stock_assets.modeling import ranking, targets
 from stock_assets.modeling.evaluation import scaled_frame
 from stock_assets.modeling.training import TrainingResult, train_and_evaluate
@@ -90,36 +93,6 @@ def sample_features() -> pd.DataFrame:
 
 def market_features(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     return build_features(clean_bars(raw, sorted(raw["ticker"].unique()), source).cleaned)
-
-
-def regime_switching_market(tickers: int, sessions: int, seed: int = 11) -> pd.DataFrame:
-    """Bars whose direction is unpredictable and whose volatility is not, and is no GARCH: each
-    ticker switches between a calm (0.8% a day) and a stormy (3%) regime, staying in one for
-    about 33 sessions, and each day's high and low reflect that day's volatility. (The test
-    suite's `clustered_market`.)"""
-    rng = np.random.default_rng(seed)
-    days = calendar.sessions_in_range("2011-01-03", "2030-01-01")[:sessions]
-    frames = []
-    for i in range(tickers):
-        stormy = np.cumsum(rng.random(sessions) < 0.03) % 2 == 1
-        vol = np.where(stormy, 0.03, 0.008)
-        close = 50.0 * np.exp(np.cumsum(vol * rng.standard_normal(sessions)))
-        open_ = np.r_[close[0], close[:-1]]
-        reach = vol * np.abs(rng.standard_normal((2, sessions)))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "ticker": f"V{i:02d}",
-                    "date": days,
-                    "open": open_,
-                    "high": np.maximum(open_, close) * np.exp(reach[0]),
-                    "low": np.minimum(open_, close) * np.exp(-reach[1]),
-                    "close": close,
-                    "volume": rng.uniform(1e6, 2e6, sessions),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 def anchor_scores(features: pd.DataFrame, result: TrainingResult) -> dict:

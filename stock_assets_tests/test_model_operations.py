@@ -12,7 +12,11 @@ import pytest
 from stock_assets.definitions import defs
 from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
-from stock_assets.market.synthetic import generate_market, with_regime_change
+from stock_assets.market.synthetic import (
+    generate_market,
+    regime_switching_market,
+    with_regime_change,
+)
 from stock_assets.modeling.promotion import GATE_LOSSES
 from stock_assets.modeling.targets import SCORES
 from stock_assets.storage.market_data import FileMarketData
@@ -138,35 +142,6 @@ def test_a_regime_change_is_detected_and_triggers_retraining_that_the_gate_decid
     assert request.run_key == f"drift-{END}"
 
 
-def clustered_market(tickers: int = 5, sessions: int = 900, seed: int = 11) -> pd.DataFrame:
-    """Bars whose direction is unpredictable and whose volatility is not: each ticker switches
-    between a calm (0.8% a day) and a stormy (3%) regime, staying in one for about 17 sessions,
-    and each day's high and low reflect that day's volatility, as real ones do."""
-    rng = np.random.default_rng(seed)
-    days = calendar.sessions_in_range(START, "2030-01-01")[:sessions]
-    frames = []
-    for i in range(tickers):
-        stormy = np.cumsum(rng.random(sessions) < 0.06) % 2 == 1
-        volatility = np.where(stormy, 0.03, 0.008)
-        close = 50.0 * np.exp(np.cumsum(volatility * rng.standard_normal(sessions)))
-        open_ = np.r_[close[0], close[:-1]]
-        reach = volatility * np.abs(rng.standard_normal((2, sessions)))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "ticker": f"V{i}",
-                    "date": days,
-                    "open": open_,
-                    "high": np.maximum(open_, close) * np.exp(reach[0]),
-                    "low": np.minimum(open_, close) * np.exp(-reach[1]),
-                    "close": close,
-                    "volume": rng.uniform(1e6, 2e6, sessions),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
 def gate_rows(warehouse, run_id: str, target: str) -> pd.DataFrame:
     rows = warehouse.read(
         f"SELECT * FROM model_scores WHERE dagster_run_id = '{run_id}' "
@@ -199,7 +174,9 @@ def dirty(market: pd.DataFrame) -> pd.DataFrame:
 def test_on_a_dirty_universe_the_gate_promotes_what_it_has_evidence_for_and_refuses_an_equal_one(
     definitions, settings, tmp_path
 ):
-    market = dirty(clustered_market(tickers=6))
+    # Volatility regimes the features can see (calm 0.8%, stormy 3% a day), switching about
+    # every 17 sessions; the direction carries nothing.
+    market = dirty(regime_switching_market(6, sessions=900, switch=0.06, start=START))
     resources = resources_on(market, settings, tmp_path)
     # A point-in-time membership file: V3 leaves the universe 30 sessions before the end.
     days = pd.DatetimeIndex(np.sort(market["date"].unique()))

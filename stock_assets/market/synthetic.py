@@ -433,3 +433,40 @@ def planted_signal_market(
         }
     )
     return frame.sort_values(["ticker", "date"], ignore_index=True)
+
+
+def regime_switching_market(
+    n_tickers: int = 5,
+    sessions: int = 900,
+    switch: float = 0.03,
+    start: str = "2011-01-03",
+    seed: int = 11,
+) -> pd.DataFrame:
+    """Bars whose direction is unpredictable and whose volatility is not, and is no GARCH: each
+    ticker switches between a calm (0.8% a day) and a stormy (3%) regime with probability
+    `switch` a session (0.03: about 33 sessions in one), and each day's high and low reflect that
+    day's volatility, as real ones do. Tickers V0, V1, ... (zero-padded to sort in order)."""
+    rng = np.random.default_rng(seed)
+    days = _sessions(pd.Timestamp(start), sessions)
+    width = len(str(n_tickers - 1))
+    frames = []
+    for i in range(n_tickers):
+        stormy = np.cumsum(rng.random(sessions) < switch) % 2 == 1
+        volatility = np.where(stormy, 0.03, 0.008)
+        close = 50.0 * np.exp(np.cumsum(volatility * rng.standard_normal(sessions)))
+        open_ = np.r_[close[0], close[:-1]]
+        reach = volatility * np.abs(rng.standard_normal((2, sessions)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ticker": f"V{i:0{width}d}",
+                    "date": days,
+                    "open": open_,
+                    "high": np.maximum(open_, close) * np.exp(reach[0]),
+                    "low": np.minimum(open_, close) * np.exp(-reach[1]),
+                    "close": close,
+                    "volume": rng.uniform(1e6, 2e6, sessions),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -43,14 +43,20 @@ def test_the_ewc_test_keeps_its_size_on_autocorrelated_differentials():
     assert rejected / 400 < 0.09
 
 
-def test_clark_west_credits_a_forecast_that_nests_the_zero_forecast():
-    rng = np.random.default_rng(2)
-    dates = np.repeat(pd.bdate_range("2024-01-01", periods=40), 50)
+def signal_and_returns(sessions: int, tickers: int, seed: int):
+    """Rows (date, label) of next returns that carry a tenth of a signal, the signal, and the
+    zero forecast."""
+    rng = np.random.default_rng(seed)
+    dates = np.repeat(pd.bdate_range("2024-01-01", periods=sessions), tickers)
     signal = rng.standard_normal(len(dates))
     label = 0.01 * (0.1 * signal + rng.standard_normal(len(dates)))
-    rows = pd.DataFrame({"date": dates, "label": label})
-    challenger = pd.DataFrame({"predicted_return": 0.001 * signal})
     zero = pd.DataFrame({"predicted_return": np.zeros(len(dates))})
+    return pd.DataFrame({"date": dates, "label": label}), signal, zero
+
+
+def test_clark_west_credits_a_forecast_that_nests_the_zero_forecast():
+    rows, signal, zero = signal_and_returns(40, 50, seed=2)
+    challenger = pd.DataFrame({"predicted_return": 0.001 * signal})
     adjusted = evidence.compare("return", rows, challenger, zero, 0.0)
     plain = evidence.compare("return", rows, challenger, challenger * 0.5, 0.0)
     assert adjusted.test.startswith("clark-west") and not plain.test.startswith("clark-west")
@@ -117,13 +123,8 @@ def test_a_membership_file_leaves_out_the_rows_of_tickers_outside_it():
 def test_signal_that_still_forecasts_worse_than_persistence_is_not_promoted():
     """Clark-West finds the signal in an over-confident forecast (ten times too large), whose
     squared error is nonetheless above the zero forecast's: the gate does not serve it."""
-    rng = np.random.default_rng(4)
-    dates = np.repeat(pd.bdate_range("2024-01-01", periods=60), 200)
-    signal = rng.standard_normal(len(dates))
-    label = 0.01 * (0.1 * signal + rng.standard_normal(len(dates)))
-    rows = pd.DataFrame({"date": dates, "label": label})
+    rows, signal, zero = signal_and_returns(60, 200, seed=4)
     loud = pd.DataFrame({"predicted_return": 0.01 * signal})
-    zero = pd.DataFrame({"predicted_return": np.zeros(len(dates))})
     test = evidence.compare("return", rows, loud, zero, 0.0)
     assert test.p_value < 0.001 and not test.lower_loss
     assert "a larger squared error" in test.describe()
