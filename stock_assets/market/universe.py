@@ -109,11 +109,30 @@ def is_member(rows: pd.DataFrame, membership: pd.DataFrame | None) -> np.ndarray
     without a membership file, every row: a ticker counts on the sessions it has a bar."""
     if membership is None:
         return np.ones(len(rows), dtype=bool)
-    keys = rows[["ticker", "date"]].reset_index(drop=True).rename_axis("row").reset_index()
-    matched = keys.merge(membership, on="ticker")
-    inside = (matched["date"] >= matched["member_from"]) & (
-        matched["member_to"].isna() | (matched["date"] <= matched["member_to"])
+    # Each row meets only the interval that started last on or before its date, whose end is
+    # taken as the latest end of any interval started by then: one lookup a row, however many
+    # intervals a ticker has (a merge on ticker alone would pair every row with every one).
+    open_ended = pd.Timestamp.max.normalize()
+    intervals = membership.assign(member_to=membership["member_to"].fillna(open_ended)).sort_values(
+        ["ticker", "member_from"], kind="stable"
     )
+    intervals["reach"] = intervals.groupby("ticker", sort=False)["member_to"].cummax()
+    names = pd.Index(intervals["ticker"].unique())
+    keys = pd.DataFrame(
+        {
+            "row": np.arange(len(rows)),
+            "code": names.get_indexer(rows["ticker"]).astype("int64"),
+            "date": pd.to_datetime(rows["date"]).to_numpy(dtype="datetime64[ns]"),
+        }
+    ).sort_values("date", kind="stable")
+    starts = pd.DataFrame(
+        {
+            "code": names.get_indexer(intervals["ticker"]).astype("int64"),
+            "date": intervals["member_from"].to_numpy(dtype="datetime64[ns]"),
+            "reach": intervals["reach"].to_numpy(dtype="datetime64[ns]"),
+        }
+    ).sort_values("date", kind="stable")
+    found = pd.merge_asof(keys, starts, on="date", by="code", direction="backward")
     member = np.zeros(len(rows), dtype=bool)
-    member[matched.loc[inside, "row"].to_numpy()] = True
+    member[found["row"].to_numpy()] = (found["date"] <= found["reach"]).to_numpy()
     return member

@@ -95,7 +95,10 @@ def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
     reasons[np.isnat(following) & ~last] = DELISTED
     reasons[np.isnat(following) & last] = NO_OUTCOME
     # A label missing for no reason above is the next bar's own return missing: the warm-up.
-    missing = labelled[[*FEATURE_COLUMNS, LABEL]].isna().any(axis=1).to_numpy()
+    # Column by column: a mask of every feature at once is a gigabyte on a large universe.
+    missing = np.zeros(len(labelled), dtype=bool)
+    for name in [*FEATURE_COLUMNS, LABEL]:
+        missing |= labelled[name].isna().to_numpy()
     reasons[missing & (reasons == "")] = NO_FEATURES
     # The trailing volatility the baselines stand on is zero only after weeks of an unchanged
     # close, which other features already miss; a zero variance would make QLIKE infinite.
@@ -107,16 +110,39 @@ def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
 def split_window(
     labelled: pd.DataFrame, sessions: pd.DatetimeIndex, membership: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The rows of `sessions` every score uses (sorted by date and ticker), and how many of the
-    sessions' other feature rows each reason left out. `labelled` holds feature rows from the
+    """The rows of the window from the first to the last of `sessions` every score uses (sorted
+    by date and ticker), and how many of its other feature rows each reason left out (a
+    session with no scored row at all included). `labelled` holds feature rows from the
     window on with their label; its latest date is the data's last session. `membership` (the
     point-in-time file's intervals, market.universe) leaves out the rows outside it."""
-    frame = labelled.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    reasons = exclusion_reasons(frame)
-    reasons[~is_member(frame, membership)] = NOT_MEMBER
-    inside = frame["date"].isin(sessions).to_numpy()
+    frame, reasons, inside = _window_reasons(labelled, sessions, membership)
     rows = frame[inside & (reasons == "")].sort_values(["date", "ticker"], kind="stable")
     return rows.reset_index(drop=True), count_reasons(reasons[inside & (reasons != "")])
+
+
+def window_exclusions(
+    labelled: pd.DataFrame, sessions: pd.DatetimeIndex, membership: pd.DataFrame | None = None
+) -> dict[str, int]:
+    """`split_window`'s counts alone, without copying the rows."""
+    _, reasons, inside = _window_reasons(labelled, sessions, membership)
+    return count_reasons(reasons[inside & (reasons != "")])
+
+
+def _window_reasons(
+    labelled: pd.DataFrame, sessions: pd.DatetimeIndex, membership: pd.DataFrame | None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The rows sorted by ticker and date (not copied when they already are), each one's
+    reason, and whether it lies in the window."""
+    frame = labelled.reset_index(drop=True)
+    keys = pd.MultiIndex.from_arrays([frame["ticker"], frame["date"]])
+    if not keys.is_monotonic_increasing:
+        frame = frame.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+    reasons = exclusion_reasons(frame)
+    reasons[~is_member(frame, membership)] = NOT_MEMBER
+    if len(sessions) == 0:
+        return frame, reasons, np.zeros(len(frame), dtype=bool)
+    inside = frame["date"].between(sessions.min(), sessions.max()).to_numpy()
+    return frame, reasons, inside
 
 
 def count_reasons(reasons: np.ndarray) -> dict[str, int]:
@@ -190,18 +216,22 @@ def session_losses(target: str, rows: pd.DataFrame, forecast: pd.DataFrame) -> p
     """A forecast's mean loss per session on `rows` (date, label, in the forecast's order): the
     squared return error, the mean pinball loss of the quantiles, the QLIKE of the variance, or
     1 - the session's rank IC (sessions without one are left out)."""
-    label = rows[LABEL].to_numpy(dtype="float64")
-    dates = rows["date"].to_numpy()
     if target == SCORE:
+        label = rows[LABEL].to_numpy(dtype="float64")
         per_day = daily_correlations(rows["date"], forecast["score"].to_numpy(), label)
         return 1.0 - per_day["rank"]
+    return pd.Series(row_losses(target, rows, forecast)).groupby(rows["date"].to_numpy()).mean()
+
+
+def row_losses(target: str, rows: pd.DataFrame, forecast: pd.DataFrame) -> np.ndarray:
+    """Each row's loss of a return, range or volatility forecast (see session_losses)."""
+    label = rows[LABEL].to_numpy(dtype="float64")
     if target == RETURN:
-        losses = (label - forecast["predicted_return"].to_numpy(dtype="float64")) ** 2
-    elif target == RANGE:
-        losses = pinball_row_losses(label, forecast[RETURN_QUANTILE_COLUMNS].to_numpy())
-    else:
-        losses = qlike_row_losses(label, forecast["predicted_volatility"].to_numpy() ** 2)
-    return pd.Series(losses).groupby(dates).mean()
+        return (label - forecast["predicted_return"].to_numpy(dtype="float64")) ** 2
+    if target == RANGE:
+        return pinball_row_losses(label, forecast[RETURN_QUANTILE_COLUMNS].to_numpy())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return qlike_row_losses(label, forecast["predicted_volatility"].to_numpy() ** 2)
 
 
 def compare(
@@ -213,6 +243,13 @@ def compare(
 ) -> Comparison:
     """The one-sided test that the challenger's loss is below (1 - margin) times the
     reference's, on the sessions both are scored on."""
+    if target != SCORE:
+        # A forecast with no finite loss on a row (a zero variance, say) cannot be averaged
+        # over it: dropping the row would let the challenger skip the very rows it fails.
+        undefined = int((~np.isfinite(row_losses(target, rows, challenger))).sum())
+        if undefined:
+            note = f"the challenger's forecast has no finite loss on {undefined} rows"
+            return Comparison(float("nan"), float("nan"), 0, 0, "ewc", note)
     ours = session_losses(target, rows, challenger)
     theirs = session_losses(target, rows, reference)
     empty = "no session scored"

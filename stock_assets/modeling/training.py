@@ -26,6 +26,7 @@ from stock_assets.modeling.forecast import (
     Forecaster,
 )
 from stock_assets.modeling.promotion import GATE_LOSSES
+from stock_assets.modeling.targets import VOLATILITY_WINDOW
 from stock_assets.modeling.volatility import anchor_variances
 from stock_assets.modeling.zoo import Member, fit, zoo_for
 
@@ -86,7 +87,10 @@ def train_and_evaluate(
     compares this model with the champion on them, after both models' data. The score's
     backtests pay `cost_bps` per unit of weight traded.
     """
-    usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL]).sort_values(["date", "ticker"])
+    # The rows every score can use (modeling.evidence): a label, every feature, and a trailing
+    # volatility above zero for the baselines' variance.
+    usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL])
+    usable = usable[usable[f"vol_{VOLATILITY_WINDOW}"] > 0].sort_values(["date", "ticker"])
     sessions = np.sort(usable["date"].unique())
     frame = scaled_frame(len(sessions), holdout_sessions)
     if len(sessions) < MIN_LABELLED_SESSIONS or frame.min_train < _MIN_TRAIN:

@@ -184,7 +184,7 @@ model_scores = sa.Table(
     sa.Column(
         "evidence_test",
         sa.String(64),
-        comment="the test behind the statistics, e.g. 'clark-west, EWC t(6)'",
+        comment="the test behind the statistics, e.g. 'clark-west, ewc t(6)'",
     ),
 )
 

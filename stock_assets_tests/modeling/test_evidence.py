@@ -132,3 +132,36 @@ def test_signal_that_still_forecasts_worse_than_persistence_is_not_promoted():
     assert decided["return"] == (False, pytest.approx(test.p_value))
     calm = evidence.compare("return", rows, loud * 0.05, zero, 0.0)
     assert calm.p_value < 0.001 and calm.lower_loss
+
+
+def test_a_forecast_without_a_finite_loss_on_some_rows_cannot_be_judged():
+    rows, _, _ = signal_and_returns(30, 20, seed=6)
+    sure = pd.DataFrame({"predicted_volatility": np.full(len(rows), 0.01)})
+    flat = sure.copy()
+    flat.loc[5, "predicted_volatility"] = 0.0  # a zero variance: QLIKE is undefined there
+    test = evidence.compare("volatility", rows, flat, sure, 0.0)
+    assert not test.defined and "no finite loss on 1 rows" in test.note
+    assert evidence.compare("volatility", rows, sure, sure, 0.0).p_value == 1.0
+
+
+def test_a_session_missing_for_the_whole_market_leaves_the_one_before_it_counted_as_gaps():
+    from stock_assets.features.indicators import FEATURE_COLUMNS, attach_label
+    from stock_assets.market import calendar
+    from stock_assets.modeling.promotion import evaluation_sessions
+
+    dates = calendar.sessions_in_range("2024-01-02", "2024-02-01")
+    kept = dates.delete(10)  # no bar at all on the eleventh session
+    rows = pd.DataFrame(
+        {
+            "ticker": np.repeat(["A", "B", "C"], len(kept)),
+            "date": np.tile(kept, 3),
+            **dict.fromkeys(FEATURE_COLUMNS, 0.01),
+        }
+    )
+    labelled = attach_label(rows)
+    sessions = evaluation_sessions(labelled, dates[0] - pd.Timedelta(days=1))
+    assert dates[9] not in sessions  # every row of the session before the hole is unlabelled
+    scored, excluded = evidence.split_window(labelled, sessions)
+    span = labelled["date"].between(sessions.min(), sessions.max())
+    assert excluded == {"gap": 3}
+    assert len(scored) + sum(excluded.values()) == span.sum()

@@ -144,10 +144,12 @@ def price_model(
     # The modeling code loads here, not when the code location loads: sensor ticks and runs
     # of other assets do not pay for it.
     from stock_assets.market.universe import is_member
-    from stock_assets.modeling.evidence import split_window
+    from stock_assets.modeling.evidence import window_exclusions
     from stock_assets.modeling.training import NotEnoughHistoryError, train_and_evaluate
     from stock_assets.reporting import previews
 
+    # A bad membership file fails the run before hours of history are read.
+    membership = market_data.membership()
     features = attach_label(object_store.read_partitions(PRICE_FEATURES))
     sentiment = object_store.read_partitions(NEWS_SENTIMENT)
     if len(sentiment):
@@ -155,7 +157,6 @@ def price_model(
 
         # The zoo's news-reading members train only on features that carry news.
         features = news_features(features, sentiment)
-    membership = market_data.membership()
     members = features[is_member(features, membership)]
     context.log.info(
         f"training on {len(members)} feature rows, "
@@ -209,7 +210,7 @@ def price_model(
     context.log.info(f"registered version {version} as {CHALLENGER}; the gate decides promotion")
 
     versions = {"model": version, **{m.member.name: version for m in result.members}}
-    rows = (len(result.backtest), split_window(features, tested.unique(), membership)[1])
+    rows = (len(result.backtest), window_exclusions(features, tested.unique(), membership))
     score_rows = _score_rows(
         context, model_registry, result.scores, versions, WALK_FORWARD, tested, rows=rows
     )
