@@ -95,16 +95,31 @@ def exclusion_reasons(labelled: pd.DataFrame) -> np.ndarray:
     reasons[np.isnat(following) & ~last] = DELISTED
     reasons[np.isnat(following) & last] = NO_OUTCOME
     # A label missing for no reason above is the next bar's own return missing: the warm-up.
-    # Column by column: a mask of every feature at once is a gigabyte on a large universe.
-    missing = np.zeros(len(labelled), dtype=bool)
-    for name in [*FEATURE_COLUMNS, LABEL]:
-        missing |= labelled[name].isna().to_numpy()
-    reasons[missing & (reasons == "")] = NO_FEATURES
-    # The trailing volatility the baselines stand on is zero only after weeks of an unchanged
-    # close, which other features already miss; a zero variance would make QLIKE infinite.
-    flat = ~(labelled[f"vol_{VOLATILITY_WINDOW}"].to_numpy(dtype="float64") > 0)
-    reasons[flat & (reasons == "")] = NO_BASELINE
+    reasons[~_complete(labelled) & (reasons == "")] = NO_FEATURES
+    reasons[~_baseline_defined(labelled) & (reasons == "")] = NO_BASELINE
     return reasons
+
+
+def scoreable(rows: pd.DataFrame) -> np.ndarray:
+    """Whether each feature row can be scored: a label, every feature, and a baseline (the rows
+    exclusion_reasons gives no reason for); training learns and is scored on these alone."""
+    return _complete(rows) & _baseline_defined(rows)
+
+
+def _complete(rows: pd.DataFrame) -> np.ndarray:
+    """Every feature and the label present. Column by column: a mask of every feature at once
+    is a gigabyte on a large universe."""
+    complete = np.ones(len(rows), dtype=bool)
+    for name in [*FEATURE_COLUMNS, LABEL]:
+        complete &= rows[name].notna().to_numpy()
+    return complete
+
+
+def _baseline_defined(rows: pd.DataFrame) -> np.ndarray:
+    """The trailing volatility the baselines stand on is above zero: it is zero only after
+    weeks of an unchanged close, which other features already miss, and a zero variance would
+    make QLIKE infinite."""
+    return rows[f"vol_{VOLATILITY_WINDOW}"].to_numpy(dtype="float64") > 0
 
 
 def split_window(

@@ -88,11 +88,11 @@ def window_scores(
     the FORECAST_COLUMNS. With `membership` (market.universe), only members' rows count.
     """
     rows, excluded = evidence.split_window(labelled, sessions, membership)
+    baseline = Forecaster().predict(rows)
     forecasts = {
-        name: aligned_forecast(rows, predictions)
+        name: aligned_forecast(rows, predictions, baseline)
         for name, predictions in (("challenger", challenger), ("champion", champion))
     }
-    baseline = Forecaster().predict(rows)
     comparisons = {
         target: {
             CHAMPION: evidence.compare(
@@ -106,11 +106,14 @@ def window_scores(
     return Window(scores, comparisons, len(rows), excluded)
 
 
-def aligned_forecast(rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+def aligned_forecast(
+    rows: pd.DataFrame, predictions: pd.DataFrame, baseline: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """A version's forecasts in the order of `rows`. A row the version gave no forecast for
-    gets the baselines' (persistence for the return), so no version can look better by
-    skipping hard rows."""
-    baseline = Forecaster().predict(rows)
+    gets the baselines' (persistence for the return; `baseline`, when already made for these
+    rows), so no version can look better by skipping hard rows."""
+    if baseline is None:
+        baseline = Forecaster().predict(rows)
     if predictions.empty:
         return baseline
     given = predictions.assign(date=pd.to_datetime(predictions["as_of_date"]))

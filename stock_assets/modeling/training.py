@@ -12,13 +12,14 @@ import pandas as pd
 
 from stock_assets.config import DEFAULT_COST_BPS
 from stock_assets.features.cross_section import cross_sectional_features
-from stock_assets.features.indicators import FEATURE_COLUMNS, LABEL
+from stock_assets.features.indicators import LABEL
 from stock_assets.modeling.evaluation import (
     MIN_LABELLED_SESSIONS,
     scaled_frame,
     score_forecasts,
     walk_forward_folds,
 )
+from stock_assets.modeling.evidence import scoreable
 from stock_assets.modeling.forecast import (
     BASELINES,
     FORECAST_COLUMNS,
@@ -26,7 +27,6 @@ from stock_assets.modeling.forecast import (
     Forecaster,
 )
 from stock_assets.modeling.promotion import GATE_LOSSES
-from stock_assets.modeling.targets import VOLATILITY_WINDOW
 from stock_assets.modeling.volatility import anchor_variances
 from stock_assets.modeling.zoo import Member, fit, zoo_for
 
@@ -87,10 +87,7 @@ def train_and_evaluate(
     compares this model with the champion on them, after both models' data. The score's
     backtests pay `cost_bps` per unit of weight traded.
     """
-    # The rows every score can use (modeling.evidence): a label, every feature, and a trailing
-    # volatility above zero for the baselines' variance.
-    usable = features.dropna(subset=[*FEATURE_COLUMNS, LABEL])
-    usable = usable[usable[f"vol_{VOLATILITY_WINDOW}"] > 0].sort_values(["date", "ticker"])
+    usable = features[scoreable(features)].sort_values(["date", "ticker"])
     sessions = np.sort(usable["date"].unique())
     frame = scaled_frame(len(sessions), holdout_sessions)
     if len(sessions) < MIN_LABELLED_SESSIONS or frame.min_train < _MIN_TRAIN:
