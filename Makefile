@@ -8,13 +8,13 @@ DAGSTER_HOME := $(STOCK_ASSETS_HOME)/dagster
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 # Every UI and server listens on loopback only, unless this says otherwise (then put a
-# reverse proxy with authentication in front: README, "Access").
+# reverse proxy with authentication in front: docs/production.md, "Access").
 STOCK_ASSETS_BIND_HOST ?= 127.0.0.1
-export STOCK_ASSETS_HOME DAGSTER_HOME STOCK_ASSETS_BIND_HOST
+export STOCK_ASSETS_HOME DAGSTER_HOME STOCK_ASSETS_BIND_HOST DAGSTER_PORT MLFLOW_PORT
 
 STOCK_ASSETS_DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: help install demo test test-fast ui serve dashboard screenshot bench feed services services-stop workers workers-stop chaos lint clean
+.PHONY: help install demo test test-fast ui serve dashboard screenshot bench feed services services-stop workers workers-stop chaos lint docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The stack installs from uv.lock, exactly as tested, in seconds; --locked stops if
-# pyproject.toml changed since the lock (README, "Upgrading dependencies"). Bytecode is
+# pyproject.toml changed since the lock (docs/testing.md, "Upgrading dependencies"). Bytecode is
 # compiled up front because these machines set PYTHONDONTWRITEBYTECODE and `import mlflow` is
 # 4x slower without it. --inexact keeps uv itself, which pip installed. An extra added later
 # leaves the project as `install` installed it (--no-install-project).
@@ -36,19 +36,23 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(BIN)/python
 
 install: $(VENV)/.installed  ## create .venv and install the project
 
-# The embedded instance by default; deploy/dagster.yaml (PostgreSQL) in production.
-$(DAGSTER_HOME)/dagster.yaml: $(STOCK_ASSETS_DAGSTER_YAML)
-	mkdir -p $(DAGSTER_HOME)
-	cp $(STOCK_ASSETS_DAGSTER_YAML) $@
+# The embedded instance by default; deploy/dagster.yaml (PostgreSQL) in production. The instance
+# in use is always the one STOCK_ASSETS_DAGSTER_YAML names: copied whenever the contents differ,
+# not by date (after `make demo` the embedded copy is newer than deploy/dagster.yaml).
+$(DAGSTER_HOME)/dagster.yaml: FORCE
+	@mkdir -p $(DAGSTER_HOME)
+	@cmp -s $(STOCK_ASSETS_DAGSTER_YAML) $@ || { cp $(STOCK_ASSETS_DAGSTER_YAML) $@ && \
+	    echo "Dagster instance: $(STOCK_ASSETS_DAGSTER_YAML) copied to $@"; }
+FORCE:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bundled sample, then summarise
 	$(BIN)/stock-assets demo
 
 # One pytest-xdist worker per core and one more: a third of the suite's time is tests waiting
-# on a server, a sensor tick or a subprocess, and the extra worker fills the idle core
-# (401 s against 486 s with one per core, on two cores). Tests are handed out one at a time
-# in the order conftest.py sets (slowest first). The README's "Test budget" section sets how
-# long this may take.
+# on a server, a sensor tick or a subprocess, and the extra worker fills the idle core. Tests
+# are handed out one at a time in the order conftest.py sets (slowest first). The README's
+# test-budget paragraph ("Test budget") sets how long this may take, and records the latest
+# measurement.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install  ## run the whole test suite, services and browser included
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=10
@@ -124,6 +128,10 @@ chaos: install  ## inject faults into services it starts itself (a RabbitMQ node
 lint: install  ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# NO_MKDOCS_2_WARNING: Material prints a banner about its successor on every build.
+docs: install  ## build the documentation site into site/ (mkdocs, offline, --strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:  ## remove the embedded state (not the venv)
 	rm -rf $(STOCK_ASSETS_HOME)

@@ -9,15 +9,18 @@ stock-assets news-feed read RSS or Atom feeds and publish their articles
 stock-assets redrive  send dead letters and quarantined files back through ingestion
 stock-assets broker-users create the RabbitMQ users and vhosts the settings name
 stock-assets databases create the PostgreSQL databases the settings name
+stock-assets universe record the tickers and first session of a file or folder of bars
 stock-assets costs    what each asset costs a day and a month, from what its runs recorded
 stock-assets rollback move the champion alias back to an earlier model version
 stock-assets serve    MLflow's scoring server on the champion, following the alias
+stock-assets predict  the champion's forecast for the next session, per ticker
 stock-assets dashboard the predictions dashboard on the warehouse
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,6 +30,9 @@ import pandas as pd
 from stock_assets.config import FEED_INTERVALS, FEED_PROVIDERS, Settings, load_settings
 from stock_assets.reporting.costs import BARS_PER_SESSION
 
+# `publish`'s options for bars, which --news (every article of its file) refuses.
+BARS_ONLY = ("file", "start", "end", "tickers", "rate")
+PUBLISH_START, PUBLISH_END = "1990-01-01", "2100-01-01"
 # The demo's runs, in order: (title, assets, whether the run spans every session).
 DEMO_STEPS = [
     ("history: raw → cleaned → features", ["raw_prices", "cleaned_prices", "price_features"], True),
@@ -43,10 +49,27 @@ DEMO_STEPS = [
 LISTED = 10
 UI_HINT = """\
 Open the UIs on this state with `make ui`:
-  Dagster  http://127.0.0.1:3000   (assets, runs, checks)
-  MLflow   http://127.0.0.1:5000   (experiment '{experiment}', model '{model}')
-The predictions dashboard: `make dashboard` (http://127.0.0.1:8050); the champion over HTTP:
-`make serve` (http://127.0.0.1:5001/invocations)."""
+  Dagster  http://{host}:{dagster_port}   (assets, runs, checks)
+  MLflow   {mlflow}   (experiment '{experiment}', model '{model}')
+The predictions dashboard: `make dashboard` (http://{host}:8050); the champion over HTTP:
+`make serve` (http://{host}:5001/invocations); one ticker's forecast: `stock-assets predict
+TICKER`."""
+
+
+def ui_hint(settings: Settings) -> str:
+    """Where the UIs of this state are, at the configured host and ports."""
+    tracking = settings.mlflow_tracking_uri
+    return UI_HINT.format(
+        host=settings.bind_host,
+        dagster_port=settings.dagster_port,
+        mlflow=(
+            tracking
+            if tracking.startswith(("http://", "https://"))
+            else f"http://{settings.bind_host}:{settings.mlflow_port}"
+        ),
+        experiment=settings.mlflow_experiment,
+        model=settings.model_name,
+    )
 
 
 def demo(settings: Settings) -> int:
@@ -238,7 +261,7 @@ def summary(settings: Settings) -> str:
         lines += ["Roll back: stock-assets rollback [--to VERSION]", ""]
     lines += ["Predictions (table 'price_predictions'):", predictions.to_string(index=False), ""]
     lines += drift_lines(queries.latest_drift(warehouse))
-    lines.append(UI_HINT.format(experiment=settings.mlflow_experiment, model=settings.model_name))
+    lines.append(ui_hint(settings))
     return "\n".join(lines)
 
 
@@ -281,9 +304,18 @@ def publish(settings: Settings, args: argparse.Namespace) -> int:
     # Outside a Dagster run an EnvVar is not resolved: read the URL from the settings.
     broker = RabbitMQ(url=settings.amqp_url)
     if args.news:
+        ignored = [f"--{name}" for name in BARS_ONLY if getattr(args, name) is not None]
+        if ignored:
+            print(
+                f"publish --news publishes every article of its file: {', '.join(ignored)} "
+                "apply to bars only; leave them out",
+                file=sys.stderr,
+            )
+            return 2
         return _publish_news(broker, args.news)
+    start = pd.Timestamp(args.start or PUBLISH_START)
+    end = pd.Timestamp(args.end or PUBLISH_END)
     resources = build_resources(settings)
-    start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
     if args.file:
         bars, rejected = parse_bars(read_history_file(args.file), str(args.file))
         bars = bars[bars["date"].between(start, end)]
@@ -552,6 +584,38 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return serving.supervise(champion_version, server, args.poll)
 
 
+def predict(settings: Settings, args: argparse.Namespace) -> int:
+    """The champion's forecast for the next session per ticker, from the stored bars or a
+    bars file; 1 if a ticker asked for has none."""
+    from stock_assets import serving
+    from stock_assets.defs.resources import build_resources
+
+    resources = build_resources(settings)
+    registry = resources["model_registry"]
+    try:
+        if args.bars:
+            forecast = serving.file_forecast(registry, args.bars)
+        else:
+            forecast = serving.latest_forecast(registry, resources["object_store"])
+    except serving.ForecastError as error:
+        print(f"stock-assets predict: {error}", file=sys.stderr)
+        return 1
+    forecast, unknown = serving.only(forecast, args.tickers)
+    for line in [*forecast.notes, *unknown]:
+        print(f"stock-assets predict: {line}", file=sys.stderr)
+    if forecast.rows.empty:
+        if not unknown:
+            print(f"stock-assets predict: no forecast from {forecast.source}", file=sys.stderr)
+        return 1
+    text = serving.render(forecast, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"{len(forecast.rows)} forecasts written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 1 if unknown else 0
+
+
 def dashboard(settings: Settings, args: argparse.Namespace) -> int:
     """The predictions dashboard on the warehouse, read-only."""
     from stock_assets.dashboard import create_app
@@ -649,6 +713,102 @@ def databases(settings: Settings) -> int:
     return 0
 
 
+def universe(settings: Settings, args: argparse.Namespace) -> int:
+    """Record the universe a file or folder of daily bars holds, for every later command."""
+    from stock_assets.config import RECORDED, record_universe, recorded_universe, set_in_environment
+    from stock_assets.market import calendar
+    from stock_assets.market.bars import StructuralError
+    from stock_assets.market.sources import inventory
+
+    path = args.path.expanduser().resolve()
+    try:
+        found = inventory(path)
+    except StructuralError as error:
+        print(error, file=sys.stderr)
+        return 2
+    spans = found.universe
+    if spans.empty:
+        print(
+            f"{path}: no bar could be read ({len(found.rejected)} rows set aside)", file=sys.stderr
+        )
+        return 2
+    first, last = spans["first_session"].min(), spans["last_session"].max()
+    sessions = calendar.sessions_in_range(first, last)
+    start = (sessions[0] if len(sessions) else first).strftime("%Y-%m-%d")
+    recorded = {
+        "STOCK_ASSETS_SOURCE": "files",
+        "STOCK_ASSETS_SOURCE_PATH": str(path),
+        "STOCK_ASSETS_TICKERS": ",".join(spans["ticker"]),
+        "STOCK_ASSETS_START_DATE": start,
+    }
+    home = settings.home
+    before = recorded_universe(home)
+    same_data = all(before.get(k) == recorded[k] for k in RECORDED if k != "STOCK_ASSETS_TICKERS")
+    built = _built_state(home)
+    if built and not same_data:
+        if not args.fresh:
+            print(
+                f"{home} holds state built from other data ({_source_of(before)}: "
+                f"{', '.join(p.name for p in built)}); its history, models and predictions "
+                f"would mix with {path}'s. Start afresh: `stock-assets universe {args.path} "
+                "--fresh` removes that data (or set STOCK_ASSETS_HOME to a new folder)",
+                file=sys.stderr,
+            )
+            return 2
+        for entry in built:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        print(f"universe: removed {', '.join(p.name for p in built)} from {home}")
+        if settings.object_store != "local" or not settings.warehouse_url.startswith("sqlite"):
+            print(
+                "universe: the S3 bucket and PostgreSQL databases the settings name were left "
+                "as they are: empty them yourself, or name new ones"
+            )
+    where = record_universe(home, recorded)
+    listed = int((spans["first_session"] > first).sum())
+    delisted = int(spans["delisted_from"].notna().sum())
+    print(
+        f"universe: {len(spans)} tickers in {found.files} files, {first:%Y-%m-%d} to "
+        f"{last:%Y-%m-%d} ({found.rows:,} bars; {listed} listed after the first session, "
+        f"{delisted} ended before the last); recorded in {where}"
+    )
+    if len(found.rejected):
+        reasons = found.rejected["reason"].value_counts()
+        print(
+            f"universe: {len(found.rejected)} rows could not be read and will be set aside at "
+            f"ingestion ({', '.join(f'{n} {r}' for r, n in reasons.items())})"
+        )
+    for name in set_in_environment(RECORDED):
+        print(f"universe: {name} is set in the environment and wins over the record: unset it")
+    print("next: make demo")
+    return 0
+
+
+def _built_state(home: Path) -> list[Path]:
+    """What a state folder holds beyond the universe record, the Dagster instance file and the
+    services' own files: state built from some data."""
+    from stock_assets.config import UNIVERSE_FILE
+
+    if not home.is_dir():
+        return []
+    built = []
+    for entry in sorted(home.iterdir()):
+        if entry.name in (UNIVERSE_FILE, "services"):
+            continue
+        if entry.name == "dagster" and {p.name for p in entry.iterdir()} <= {"dagster.yaml"}:
+            continue
+        built.append(entry)
+    return built
+
+
+def _source_of(recorded: dict) -> str:
+    if recorded:
+        return f"files at {recorded.get('STOCK_ASSETS_SOURCE_PATH')}"
+    return "not recorded by `stock-assets universe`: the settings' own source"
+
+
 def services_ready(settings: Settings) -> bool:
     """Every service the settings name answers and lets us in; else one line each, why."""
     from stock_assets.storage import preflight
@@ -664,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="stock-assets",
         description="stock_assets: stock prices from arrival to served predictions, as Dagster "
         "assets with MLflow model operations. State lives under $STOCK_ASSETS_HOME "
-        "(default .stock_assets/); see the README's settings table.",
+        "(default .stock_assets/); every setting: docs/settings.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
@@ -700,11 +860,11 @@ def main(argv: list[str] | None = None) -> int:
         help="publish news articles (schemas/news-v1.schema.json) from FILE, a JSON array or "
         "JSON Lines, to the same exchange (routing key news.<TICKER>) instead of bars",
     )
-    replay.add_argument("--start", default="1990-01-01", help="first date to publish")
-    replay.add_argument("--end", default="2100-01-01", help="last date to publish")
-    replay.add_argument("--tickers", help="comma-separated tickers (default: all)")
+    replay.add_argument("--start", help="first date to publish (bars; default: the first)")
+    replay.add_argument("--end", help="last date to publish (bars; default: the last)")
+    replay.add_argument("--tickers", help="comma-separated tickers (bars; default: all)")
     replay.add_argument(
-        "--rate", type=float, default=0.0, help="messages per second (default: as fast as possible)"
+        "--rate", type=float, help="messages per second (bars; default: as fast as possible)"
     )
     poller = commands.add_parser(
         "feed",
@@ -746,8 +906,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser(
         "broker-users",
-        help="create the RabbitMQ users and vhosts STOCK_ASSETS_AMQP_URL and "
-        "STOCK_ASSETS_CELERY_BROKER_URL name (`make services` runs it; needs rabbitmqctl)",
+        help="set-up, once per broker: create the RabbitMQ users and vhosts "
+        "STOCK_ASSETS_AMQP_URL and STOCK_ASSETS_CELERY_BROKER_URL name (`make services` runs "
+        "it; needs rabbitmqctl)",
         description="The platform's user may configure, write and read only the exchange "
         "'market', the queues stock_assets.bars, stock_assets.news and their .dead queues, and "
         "publish through the default exchange (dead letters), on its URL's vhost; Celery's user "
@@ -778,9 +939,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser(
         "databases",
-        help="create the PostgreSQL databases STOCK_ASSETS_WAREHOUSE_URL, "
-        "STOCK_ASSETS_DAGSTER_PG_URL and STOCK_ASSETS_MLFLOW_BACKEND_URL name, where missing "
-        "(`make services` runs it)",
+        help="set-up, once per server: create the PostgreSQL databases "
+        "STOCK_ASSETS_WAREHOUSE_URL, STOCK_ASSETS_DAGSTER_PG_URL and "
+        "STOCK_ASSETS_MLFLOW_BACKEND_URL name, where missing (`make services` runs it)",
+    )
+    recorder = commands.add_parser(
+        "universe",
+        help="set-up, once per universe: read a file or folder of daily bars and record its "
+        "tickers and first session for every later command (then `make demo`)",
+        description="Reads PATH once: CSV or Parquet (.csv, .csv.gz, .parquet), one file in "
+        "long format (a ticker column) or a folder of them, or one file per ticker without a "
+        "ticker column (the file's name is the ticker: AAPL.csv). Headers in any case; Symbol "
+        "for ticker; Adj Close ignored. Records STOCK_ASSETS_SOURCE=files, the path, every "
+        "ticker found and the first session in $STOCK_ASSETS_HOME/universe.json, which the "
+        "settings read from then on (an environment variable still wins). A state folder "
+        "built from other data is refused unless --fresh, which removes its data (not the S3 "
+        "bucket or PostgreSQL databases the settings may name).",
+    )
+    recorder.add_argument("path", type=Path, help="a history file or a folder of them")
+    recorder.add_argument(
+        "--fresh",
+        action="store_true",
+        help="remove the state folder's data (history, models, predictions, Dagster's runs) "
+        "first: for a state folder built from other data",
     )
     back = commands.add_parser(
         "rollback",
@@ -803,6 +984,49 @@ def main(argv: list[str] | None = None) -> int:
     scoring.add_argument(
         "--poll", type=float, default=10.0, help="seconds between champion checks (default 10)"
     )
+    forecast = commands.add_parser(
+        "predict",
+        help="print the champion's forecast for the next session per ticker: predicted close "
+        "and return, the 80%% and 90%% price ranges, volatility and score",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Prints the champion's forecast (models:/<model>@champion) for the session after each
+ticker's last bar, one row per ticker, with the version that made it and, per target,
+whether a fitted model or its naive baseline serves it:
+  close_low_80, close_high_80     the 80% range of the next close, in prices (as traded)
+  close_low_90, close_high_90     the 90% range of the next close, in prices
+  predicted_close                 the next close, in prices
+  predicted_return, return_q05..  close-to-close returns, as fractions (0.012 is +1.2%)
+  predicted_volatility            the return's standard deviation, as a fraction
+  score                           cross-sectional: higher, likely to do better than the
+                                  other tickers; empty, with a note, if too few are ranked
+The table shows returns and volatility in percent; csv and json give every column.
+
+The bars: the platform's stored cleaned bars, up to their last session (a ticker's forecast
+then equals that session's live row in the warehouse table price_predictions), or --bars
+FILE. A ticker needs more than 61 sessions of bars; with fewer than 251, its MACD, and so
+its forecast, differs a little from what the platform would forecast.""",
+        epilog="""\
+examples:
+  stock-assets predict AAPL MSFT
+  stock-assets predict --bars history.csv --format json --output forecast.json""",
+    )
+    forecast.add_argument(
+        "tickers", nargs="*", help="tickers to forecast (default: every ticker with bars)"
+    )
+    forecast.add_argument(
+        "--bars",
+        type=Path,
+        metavar="FILE",
+        help="a CSV or Parquet file of daily bars (ticker, date, open, high, low, close, volume) "
+        "instead of the stored ones",
+    )
+    forecast.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="default: table"
+    )
+    forecast.add_argument(
+        "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
+    )
     board = commands.add_parser(
         "dashboard",
         help="the predictions dashboard (Dash) on the warehouse: actual vs predicted per "
@@ -819,6 +1043,8 @@ def main(argv: list[str] | None = None) -> int:
         return dashboard(settings, args)
     if args.command == "serve":
         return serve(settings, args)
+    if args.command == "predict":
+        return predict(settings, args)
     if args.command == "rollback":
         return rollback(settings, args.to)
     if args.command == "redrive":
@@ -827,6 +1053,8 @@ def main(argv: list[str] | None = None) -> int:
         return broker_users(settings)
     if args.command == "databases":
         return databases(settings)
+    if args.command == "universe":
+        return universe(settings, args)
     if args.command == "costs":
         return costs(settings, args)
     if args.command in ("demo", "backfill") and not services_ready(settings):

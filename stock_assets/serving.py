@@ -1,4 +1,8 @@
-"""MLflow's scoring server on the champion, restarted whenever the `champion` alias moves.
+"""Serving a registered version: its forecasts for stored sessions or for a bars file, and
+MLflow's scoring server on the champion, restarted whenever the `champion` alias moves.
+
+`price_predictions` writes its live rows, and `stock-assets predict` answers, through
+`sessions_forecast`: the same bars, the same request, the same call, so the two agree.
 
 `mlflow models serve -m models:/<name>@champion` resolves the alias once, when it starts, so
 after a promotion or a rollback it would keep serving the old version. The supervisor here
@@ -9,17 +13,20 @@ one poll interval plus the server's start-up (about 15 s here).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +36,9 @@ if TYPE_CHECKING:
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 180
+FORMATS = ("table", "csv", "json")
+# Tickers named in a message about one that is not known; the rest are counted.
+KNOWN_LISTED = 20
 
 
 def log(message: str) -> None:
@@ -46,6 +56,12 @@ def predict_sessions(
 ) -> pd.DataFrame:
     """A version's next-day predictions for the given sessions, from the stored cleaned bars,
     called exactly as a scoring server would call it."""
+    return sessions_forecast(registry.load(version), store, dates)
+
+
+def sessions_forecast(model: Any, store: ObjectStore, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """A loaded version's (`ModelRegistry.load`) next-day predictions for the given sessions,
+    from the stored cleaned bars and news, LOOKBACK_SESSIONS of them behind the first."""
     import pandas as pd
 
     from stock_assets.features.indicators import LOOKBACK_SESSIONS
@@ -60,10 +76,213 @@ def predict_sessions(
         return pd.DataFrame()
     news = store.read_partitions(NEWS_SENTIMENT, start=start, end=dates[-1])
     request = to_model_input(bars[CLEAN_COLUMNS], news)
-    predicted = registry.load(version).predict(request, params={"all_dates": True})
+    predicted = model.predict(request, params={"all_dates": True})
     predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
     predicted["target_date"] = pd.to_datetime(predicted["target_date"])
     return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)
+
+
+class ForecastError(Exception):
+    """No forecast can be made; the message says what is missing and how to get it."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A registered version's next-session forecasts, one row per ticker (the model's
+    prediction columns, dates as timestamps), what serves each target: ("model" or
+    "baseline", its name), where the bars came from, and what a reader should know of them."""
+
+    model_name: str
+    version: str
+    rows: pd.DataFrame
+    served_by: dict[str, tuple[str, str]]
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+def champion(registry: ModelRegistry) -> tuple[str, Any]:
+    """The champion's version and the version loaded."""
+    found = registry.champion()
+    if found is None:
+        raise ForecastError(
+            f"the registered model '{registry.model_name}' has no 'champion' alias yet: "
+            "run `make demo` first (it trains, registers and promotes a model)"
+        )
+    version = str(found.version)
+    return version, registry.load(version)
+
+
+def served_by(model: Any) -> dict[str, tuple[str, str]]:
+    """Per target, whether a fitted model or its naive baseline serves it, and its name."""
+    from stock_assets.modeling.targets import TARGETS
+
+    forecaster = model.unwrap_python_model().forecaster
+    return {
+        target: (
+            "model" if target in forecaster.parts else "baseline",
+            forecaster.part_name(target),
+        )
+        for target in TARGETS
+    }
+
+
+def latest_forecast(registry: ModelRegistry, store: ObjectStore) -> Forecast:
+    """The champion's forecast for the session after the last stored one, for every ticker
+    with a bar on it: what `price_predictions` writes as that session's live rows."""
+    from mlflow.exceptions import MlflowException
+
+    from stock_assets.storage.object_store import CLEANED_PRICES
+
+    version, model = champion(registry)
+    stored = store.partition_dates(CLEANED_PRICES)
+    if stored.empty:
+        raise ForecastError(
+            f"{store.uri(CLEANED_PRICES)}: no cleaned bars stored yet: run `make demo` first, "
+            "or give a bars file with --bars"
+        )
+    try:
+        rows = sessions_forecast(model, store, stored[-1:])
+    except MlflowException as error:
+        raise ForecastError(f"{store.uri(CLEANED_PRICES)}: {error.message}") from error
+    source = f"the platform's stored cleaned bars of {stored[-1]:%Y-%m-%d}"
+    return Forecast(registry.model_name, version, rows, served_by(model), source)
+
+
+def file_forecast(registry: ModelRegistry, path: Path) -> Forecast:
+    """The champion's forecast for the session after each ticker's last bar in a CSV or
+    Parquet history file (ticker, date, open, high, low, close, volume, or their aliases)."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from stock_assets.market.bars import StructuralError, parse_bars
+    from stock_assets.market.sources import read_history_file
+    from stock_assets.modeling.requests import to_model_input
+
+    version, model = champion(registry)
+    try:
+        bars, rejected = parse_bars(read_history_file(path), str(path))
+    except OSError as error:
+        raise ForecastError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except StructuralError as error:
+        raise ForecastError(str(error)) from error
+    try:
+        rows = model.predict(to_model_input(bars))
+    except MlflowException as error:
+        raise ForecastError(f"{path}: {error.message}") from error
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"])
+    rows["target_date"] = pd.to_datetime(rows["target_date"])
+    notes = ()
+    if len(rejected):
+        first = rejected.iloc[0]
+        notes = (f"{path}: {len(rejected)} unreadable rows left out (first: {first['reason']})",)
+    return Forecast(registry.model_name, version, rows, served_by(model), str(path), notes)
+
+
+def only(forecast: Forecast, tickers: Sequence[str]) -> tuple[Forecast, list[str]]:
+    """The forecast of the given tickers alone, in that order (every ticker if none is
+    given), and a message for each one it has no row for, naming the tickers it has."""
+    from stock_assets.features.indicators import WARMUP_SESSIONS
+
+    wanted = list(dict.fromkeys(t.strip().upper() for t in tickers))
+    if not wanted:
+        return forecast, []
+    rows = forecast.rows
+    known = sorted(rows["ticker"])
+    listed = ", ".join(known[:KNOWN_LISTED]) or "none"
+    if len(known) > KNOWN_LISTED:
+        listed += f" and {len(known) - KNOWN_LISTED} more"
+    missing = [
+        f"{ticker}: unknown ticker: no bars of it in {forecast.source}, or too few behind "
+        f"them for a forecast (more than {WARMUP_SESSIONS} sessions); tickers known: {listed}"
+        for ticker in wanted
+        if ticker not in known
+    ]
+    kept = rows[rows["ticker"].isin(wanted)]
+    kept = kept.set_index("ticker").loc[[t for t in wanted if t in known]].reset_index()
+    return replace(forecast, rows=kept), missing
+
+
+def forecast_frame(forecast: Forecast) -> pd.DataFrame:
+    """The forecast as records, one per ticker: the dates as ISO strings, the close it was
+    made from, then every forecast column of `price_predictions`, with its units (returns
+    and volatility as fractions, the rest in prices)."""
+    from stock_assets.modeling.forecast import FORECAST_COLUMNS
+
+    rows = forecast.rows
+    frame = rows[["ticker"]].copy()
+    for column in ("as_of_date", "target_date"):
+        frame[column] = rows[column].dt.strftime("%Y-%m-%d")
+    frame["close"] = rows["predicted_close"] / (1 + rows["predicted_return"])
+    frame[FORECAST_COLUMNS] = rows[FORECAST_COLUMNS].astype("float64")
+    # As the warehouse holds it: NULL where a row has a score.
+    frame["score_note"] = rows["score_note"].replace("", None)
+    return frame.reset_index(drop=True)
+
+
+def render(forecast: Forecast, output_format: str) -> str:
+    """The forecast as a readable table, CSV (one row per ticker, the version and what serves
+    each target on every row) or JSON ({model_name, model_version, served_by, forecasts})."""
+    frame = forecast_frame(forecast)
+    if output_format == "json":
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        document = {
+            "model_name": forecast.model_name,
+            "model_version": forecast.version,
+            "served_by": {
+                t: {"by": by, "name": name} for t, (by, name) in forecast.served_by.items()
+            },
+            "forecasts": records,
+        }
+        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    if output_format == "csv":
+        frame["model_version"] = forecast.version
+        for target, (by, name) in forecast.served_by.items():
+            frame[f"{target}_served_by"] = f"{by}:{name}"
+        return frame.to_csv(index=False)
+    if output_format == "table":
+        return _table(forecast, frame)
+    raise ValueError(f"output format {output_format!r}: expected one of {', '.join(FORMATS)}")
+
+
+def _table(forecast: Forecast, frame: pd.DataFrame) -> str:
+    import pandas as pd
+
+    def price(value: float) -> str:
+        return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+
+    def price_range(level: int) -> pd.Series:
+        low, high = frame[f"close_low_{level}"], frame[f"close_high_{level}"]
+        return pd.Series([f"{price(a)} - {price(b)}" for a, b in zip(low, high)], dtype=object)
+
+    table = pd.DataFrame(
+        {
+            "ticker": frame["ticker"],
+            "as of": frame["as_of_date"],
+            "for session": frame["target_date"],
+            "close": frame["close"].map(price),
+            "predicted close": frame["predicted_close"].map(price),
+            "return": frame["predicted_return"].map("{:+.2%}".format),
+            "80% range": price_range(80),
+            "90% range": price_range(90),
+            "volatility": frame["predicted_volatility"].map("{:.2%}".format),
+            "score": frame["score"].map(lambda v: "-" if v != v else f"{v:+.3f}"),
+        }
+    )
+    lines = [
+        f"{forecast.model_name} version {forecast.version}, the champion; each target served by:",
+        *(f"  {t:<11} {by} {name}" for t, (by, name) in forecast.served_by.items()),
+        "",
+        table.to_string(index=False),
+        "",
+        *textwrap.wrap(
+            "Prices as traded, in the bars' currency. The 80% and 90% ranges are where the "
+            "next close should fall with that probability. Return and volatility (the "
+            "return's standard deviation) are close to close, from the as-of session's close.",
+            width=92,
+        ),
+        *(f"score: {note}" for note in frame["score_note"].dropna().unique()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _die_with_parent() -> None:

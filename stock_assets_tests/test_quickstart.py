@@ -1,17 +1,17 @@
-"""The README's production quick start, run as written in a copy of the repository, and what
-it leaves: the same predictions as the embedded default, on PostgreSQL, S3 and an MLflow server.
+"""The README's quick start and then its production block, run as written in one copy of the
+repository, in the README's order, and what they leave: the embedded demo's predictions again,
+now on PostgreSQL, S3 and an MLflow server, with the runs recorded in PostgreSQL (the embedded
+instance the first demo left in DAGSTER_HOME is replaced, not silently kept).
 
 Only what must differ for a test to run beside the machine's own services differs from
 `.env.example`: ports, database names, the RabbitMQ users and vhosts, the state folder, and the
-date range (the trained sample's, so its predictions are the embedded default's to compare
-with). Everything the commands create is removed afterwards.
+date range (two years of the sample, for both demos). Everything the commands create is removed
+afterwards.
 """
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,10 +20,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stock_assets.defs.resources import build_resources
 from stock_assets.market import calendar
 from stock_assets.storage.object_store import CLEANED_PRICES
 from stock_assets_tests.graph import FIRST, LAST
+from stock_assets_tests.readme import (
+    copy_of_repository,
+    install_is_current,
+    readme_commands,
+    run_lines,
+)
 from stock_assets_tests.services import (
     POSTGRES_ADMIN_URL,
     free_port,
@@ -31,30 +36,7 @@ from stock_assets_tests.services import (
     rabbitmqctl,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV = Path(sys.executable).parent.parent
 COLUMNS = ["ticker", "as_of_date", "target_date", "kind", "predicted_return", "predicted_close"]
-
-
-def readme_commands(section: str) -> str:
-    """The first bash block of a README section, verbatim."""
-    text = (ROOT / "README.md").read_text()
-    body = text[text.index(section) :]
-    return re.search(r"```bash\n(.*?)```", body, re.S).group(1)
-
-
-def copy_of_repository(folder: Path) -> Path:
-    """The tracked files, modification times kept (so `make` finds this venv's install up to
-    date), beside a link to the venv the tests run in."""
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, (t.decode() for t in tracked)):
-        if (ROOT / name).is_file():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, folder / name)
-    (folder / ".venv").symlink_to(VENV)
-    return folder
 
 
 def predictions(warehouse: sa.Engine) -> pd.DataFrame:
@@ -70,11 +52,14 @@ def with_settings(example: Path, values: dict[str, str]) -> None:
     example.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
 
 
+def files_of(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*")}
+
+
 @pytest.mark.slow
 @pytest.mark.services
-def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
-    up_to_date = subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT)
-    if up_to_date.returncode != 0:
+def test_the_readme_quick_start_then_production_runs_as_written(tmp_path):
+    if not install_is_current():
         pytest.fail("the install is older than pyproject.toml or uv.lock: run `make install`")
     repo = copy_of_repository(tmp_path / "repo")
     suffix = uuid.uuid4().hex[:8]
@@ -103,7 +88,7 @@ def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
             "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
             "MLFLOW_PORT": str(mlflow_port),
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
-            "STOCK_ASSETS_HOME": str(tmp_path / "state"),
+            "STOCK_ASSETS_HOME": str(tmp_path / "state"),  # the embedded demo's too
             "STOCK_ASSETS_START_DATE": FIRST,
             "STOCK_ASSETS_END_DATE": LAST,
         },
@@ -114,24 +99,34 @@ def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
         if not k.startswith(("STOCK_ASSETS_", "MLFLOW_", "AWS_", "DAGSTER_", "PYTEST_"))
     }
     env |= {"EDITOR": "true", "TMPDIR": str(tmp_path)}
+    quick_start = [c for c in readme_commands("## Quick start") if not c.startswith("make test")]
     # The block's last command stops the servers: what they hold is looked at before it runs.
-    *commands, stop = readme_commands("## Production: services").strip().splitlines()
+    *commands, stop = readme_commands("## Production: services")
     assert stop.startswith("make services-stop")
 
-    def run(lines: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", "\n".join(lines)],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+    def run(lines: list[str], **extra: str) -> subprocess.CompletedProcess:
+        return run_lines(lines, repo, env | extra)
 
+    state = tmp_path / "state"
     try:
+        # The README's order: the embedded demo first, on the same state folder and sessions.
+        embedded = run(
+            quick_start,
+            STOCK_ASSETS_HOME=str(state),
+            STOCK_ASSETS_START_DATE=FIRST,
+            STOCK_ASSETS_END_DATE=LAST,
+        )
+        assert embedded.returncode == 0, (embedded.stdout + embedded.stderr)[-4000:]
+        embedded_warehouse = sa.create_engine(f"sqlite:///{state / 'warehouse.db'}")
+        expected = predictions(embedded_warehouse)
+        embedded_warehouse.dispose()
+        embedded_files = files_of(state / "objects")
+
         done = run(commands)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         assert "champion" in done.stdout
+        # The production instance replaced the embedded one the first demo left.
+        assert "deploy/dagster.yaml copied to" in done.stdout
         settings = dict(
             line.split("=", 1)
             for line in (repo / ".env").read_text().splitlines()
@@ -140,14 +135,11 @@ def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
         warehouse = sa.create_engine(databases["STOCK_ASSETS_WAREHOUSE_URL"])
         got = predictions(warehouse)
         warehouse.dispose()
-        # The same predictions as the embedded default over the same sessions. The trained
-        # sample is asked for only now: the test starts among the first, while it is built.
-        request.getfixturevalue("trained_sample")  # built first, apart from this test's home
-        sample_home = request.getfixturevalue("sample_home")
-        expected = predictions(build_resources(sample_home)["warehouse"].engine)
+        # The same predictions as the embedded demo over the same sessions.
         assert len(got) > 700
         pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
-        # Dagster's storage was PostgreSQL: every session of the history recorded there.
+        # Dagster's storage was PostgreSQL: the demo's runs, and every session of the history,
+        # recorded there.
         dagster = sa.create_engine(databases["STOCK_ASSETS_DAGSTER_PG_URL"])
         with dagster.connect() as connection:
             recorded = connection.execute(
@@ -157,10 +149,15 @@ def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
                     "AND asset_key LIKE '%price_features%'"
                 )
             ).scalar()
+            runs = connection.execute(
+                sa.text("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            ).all()
         dagster.dispose()
         assert recorded == len(calendar.sessions_in_range(FIRST, LAST))
-        # Objects and the MLflow server's artifacts went to S3, nothing to the state folder.
-        assert not (tmp_path / "state" / "objects").exists()
+        assert dict(runs) == {"SUCCESS": done.stdout.count("] done in")}
+        # Objects and the MLflow server's artifacts went to S3: the state folder's objects are
+        # the embedded demo's, untouched.
+        assert files_of(state / "objects") == embedded_files
         s3 = boto3.client(
             "s3",
             endpoint_url=settings["AWS_ENDPOINT_URL_S3"],
@@ -179,7 +176,7 @@ def test_the_readme_production_quick_start_runs_as_written(request, tmp_path):
         stopped = run([*(c for c in commands if c.startswith("set -a")), stop])
         assert stopped.returncode == 0, (stopped.stdout + stopped.stderr)[-4000:]
         # `make services-stop` stopped both servers by their PIDs.
-        assert not list((tmp_path / "state" / "services").glob("*.pid"))
+        assert not list((state / "services").glob("*.pid"))
     finally:
         subprocess.run(
             ["bash", "-c", "set -a; . ./.env; set +a; make services-stop"],

@@ -5,7 +5,7 @@ answers into bars: ticker, ts (UTC; a daily bar at midnight exchange time of its
 the bar message schema has it), open, high, low, close, volume, as traded (unadjusted).
 A ticker whose answer is not what the provider's API reference documents fails alone, with
 the reason, and its payload is set aside; the others go on. Adding a provider is a subclass
-with `fetch` and its documented request budget (README, "Live market data").
+with `fetch` and its documented request budget (docs/serving-and-streaming.md, "Live market data").
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ object store) has nothing to check. `create_databases` is the fix for a missing 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from stock_assets.config import Settings
@@ -18,8 +19,9 @@ CREATE_HINT = "create it: `make services` (or `stock-assets databases`)"
 
 def problems(settings: Settings) -> list[str]:
     """One line per service that is missing, unreachable or refuses the settings' credentials."""
+    found = list(filter(None, [instance_problem(settings)]))
     urls = _postgres_urls(settings, dagster_storage=_instance_reads_pg_url(settings))
-    found = [problem for setting, url in urls if (problem := database_problem(setting, url))]
+    found += [problem for setting, url in urls if (problem := database_problem(setting, url))]
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
         found.extend(filter(None, [mlflow_problem(settings)]))
     if settings.object_store == "s3":
@@ -157,6 +159,48 @@ def s3_problem(settings: Settings) -> str | None:
                 "AWS_SECRET_ACCESS_KEY"
             )
         return f"STOCK_ASSETS_S3_BUCKET: {where} answered {code} for {settings.s3_bucket!r}"
+
+
+def instance_problem(settings: Settings) -> str | None:
+    """Whether the Dagster instance in DAGSTER_HOME keeps runs and events where the settings
+    say: the file STOCK_ASSETS_DAGSTER_YAML names, on PostgreSQL exactly when
+    STOCK_ASSETS_DAGSTER_PG_URL is set. Otherwise runs would go, unnoticed, to the other one."""
+    copy = settings.dagster_home / "dagster.yaml"
+    source = settings.dagster_yaml
+    if source is not None and not source.is_file():
+        return (
+            f"STOCK_ASSETS_DAGSTER_YAML: {source} does not exist; name dagster.yaml (the "
+            "embedded instance) or deploy/dagster.yaml (PostgreSQL)"
+        )
+    fix = f"copy it: `cp {source} {copy}` (`make demo` and `make ui` copy it when it differs)"
+    if source is not None and (not copy.is_file() or copy.read_bytes() != source.read_bytes()):
+        return (
+            f"DAGSTER_HOME: {copy} is not STOCK_ASSETS_DAGSTER_YAML ({source}), so runs and "
+            f"events would be kept {_storage(copy)}; {fix}"
+        )
+    on_postgres = _instance_reads_pg_url(settings)
+    if settings.dagster_pg_url and not on_postgres:
+        return (
+            f"STOCK_ASSETS_DAGSTER_PG_URL names PostgreSQL, but the instance {copy} keeps runs "
+            f"and events {_storage(copy)}; use the production instance: `cp deploy/dagster.yaml "
+            f"{copy}` (or STOCK_ASSETS_DAGSTER_YAML=deploy/dagster.yaml with `make demo`)"
+        )
+    if on_postgres and not settings.dagster_pg_url:
+        return (
+            f"DAGSTER_HOME: the instance {copy} keeps runs and events in PostgreSQL at "
+            "STOCK_ASSETS_DAGSTER_PG_URL, which is not set; set it (see .env.example), or use "
+            f"the embedded instance: `cp dagster.yaml {copy}`"
+        )
+    return None
+
+
+def _storage(config: Path) -> str:
+    """Where an instance file keeps runs and events, in words."""
+    if not config.is_file():
+        return f"in SQLite under {config.parent} (no dagster.yaml there)"
+    if "STOCK_ASSETS_DAGSTER_PG_URL" in config.read_text():
+        return "in PostgreSQL at STOCK_ASSETS_DAGSTER_PG_URL"
+    return f"in SQLite under {config.parent}"
 
 
 def _instance_reads_pg_url(settings: Settings) -> bool:

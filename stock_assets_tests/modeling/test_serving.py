@@ -1,8 +1,9 @@
 """`stock-assets serve`: MLflow's scoring server on the champion, over real HTTP.
 
 The server is started for real (`mlflow models serve` under the supervisor), asked over HTTP,
-and its answers compared with what `price_predictions` wrote for the same bars. When the
-`champion` alias moves, the answers change without anyone restarting anything.
+and its answers compared with what `price_predictions` wrote for the same bars; the example
+request in the docs (docs/examples/serve-request.json) is answered too. When the `champion`
+alias moves, the answers change without anyone restarting anything.
 """
 
 import json
@@ -27,13 +28,14 @@ from stock_assets.defs.resources import build_resources
 from stock_assets.modeling.requests import to_model_input
 from stock_assets.serving import port_free
 from stock_assets.storage.object_store import CLEANED_PRICES
-from stock_assets_tests.graph import LAST, PREDICTIONS, materialize
+from stock_assets_tests.graph import LAST, PREDICTIONS, REPO, materialize
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
 # MLflow's scoring server, started for real by `stock-assets serve`.
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 SWITCH_DEADLINE_SECONDS = 60
+EXAMPLE_REQUEST = REPO / "docs/examples/serve-request.json"
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:
@@ -154,6 +156,21 @@ def test_the_scoring_server_answers_like_the_predictions_table_and_follows_the_c
     )
     assert status == 400
     assert "enough history" in payload["message"], payload
+
+    # The documented example, posted as it is: one forecast per ticker, for the session after
+    # its last bar, with ranges in prices around that bar's close.
+    example = json.loads(EXAMPLE_REQUEST.read_text())
+    status, payload = post(url, example)
+    assert status == 200, payload
+    got = pd.DataFrame(payload["predictions"]).set_index("ticker")
+    sent = pd.DataFrame(**example["dataframe_split"]).groupby("ticker").last()
+    assert sorted(got.index) == sorted(sent.index)
+    sent = sent.loc[got.index]
+    assert (got["as_of_date"] == sent["date"]).all()
+    ranges = got[["close_low_90", "close_low_80", "close_high_80", "close_high_90"]]
+    assert (ranges.diff(axis=1).iloc[:, 1:] > 0).all().all(), ranges
+    assert (ranges["close_low_90"] < sent["close"]).all(), ranges
+    assert (sent["close"] < ranges["close_high_90"]).all(), ranges
 
     persistence = next(v for v in registry.versions() if v.tags.get("candidate") == "persistence")
     assert main(["rollback", "--to", str(persistence.version)]) == 0

@@ -107,3 +107,34 @@ def test_the_demo_stops_before_any_run_with_one_line_per_problem(settings, monke
 
 def test_the_embedded_default_has_nothing_to_check(settings):
     assert preflight.problems(settings) == []
+
+
+def test_the_instance_in_use_is_the_one_the_settings_name(settings, monkeypatch, capsys):
+    """After `make demo` the embedded instance is in DAGSTER_HOME: production settings must not
+    run on it unnoticed, nor the embedded ones on a PostgreSQL instance."""
+    copy = settings.dagster_home / "dagster.yaml"
+    settings.dagster_home.mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", copy)
+    assert preflight.instance_problem(settings) is None
+
+    monkeypatch.setenv("STOCK_ASSETS_DAGSTER_YAML", str(ROOT / "deploy" / "dagster.yaml"))
+    monkeypatch.setenv("STOCK_ASSETS_DAGSTER_PG_URL", f"{SERVER}/anything")
+    production = load_settings()
+    problem = preflight.instance_problem(production)
+    assert problem.startswith(f"DAGSTER_HOME: {copy} is not STOCK_ASSETS_DAGSTER_YAML")
+    assert f"in SQLite under {settings.dagster_home}" in problem
+    assert f"`cp {ROOT / 'deploy' / 'dagster.yaml'} {copy}`" in problem
+    assert main(["demo"]) == 2  # stopped before any run
+    assert capsys.readouterr().err.splitlines()[0] == problem
+    assert not (settings.dagster_home / "history").exists()
+
+    # Without the file setting, the storage is still compared with the URL setting.
+    monkeypatch.delenv("STOCK_ASSETS_DAGSTER_YAML")
+    problem = preflight.instance_problem(load_settings())
+    assert problem.startswith("STOCK_ASSETS_DAGSTER_PG_URL names PostgreSQL, but the instance")
+
+    _on_deploy_instance(settings)
+    assert preflight.instance_problem(load_settings()) is None
+    monkeypatch.delenv("STOCK_ASSETS_DAGSTER_PG_URL")
+    problem = preflight.instance_problem(load_settings())
+    assert "STOCK_ASSETS_DAGSTER_PG_URL, which is not set" in problem

@@ -284,7 +284,7 @@ def _drained(
         return dg.SkipReason(
             f"RabbitMQ at {broker.safe_url}: the TLS handshake failed ({error}); {what} wait in "
             "the queue. Give the CA that signed the broker's certificate, and its name, in the "
-            "URL's ssl_options (README, Access)"
+            "URL's ssl_options (docs/production.md, Access)"
         )
     if result.dead_lettered:
         context.log.warning(
