@@ -6,6 +6,12 @@ realised error over time; the champion and its scores beside the baselines; the 
 long-short backtest beside buy-and-hold of the equal-weighted universe; the latest drift
 checks; data freshness against the NYSE calendar; what each asset costs.
 `?ticker=MSFT&start=2012-01-03&end=...` in the address selects a view.
+
+Across the universe (its own tab, `/universe` in the address): every ticker's latest forecast
+in a table to sort and filter, the score's highest and lowest of the latest session, a model
+card saying which member serves each target on what evidence, and the ranges' realised
+coverage over time. Tables and aggregate charts only, so it reads the same at thousands of
+tickers; it is computed when the tab is first opened.
 """
 
 from __future__ import annotations
@@ -13,14 +19,27 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import pandas as pd
-from dash import Dash, Input, Output, dash_table, dcc, html
+from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
+from dash.dash_table import FormatTemplate
+from dash.dash_table.Format import Format, Scheme
 
 from stock_assets.modeling.targets import RETURN, SCORE, TARGETS
-from stock_assets.reporting import charts, queries, tables
+from stock_assets.reporting import charts, queries, tables, universe
 from stock_assets.reporting.costs import cost_table
 from stock_assets.storage.warehouse import Warehouse
 
 DEFAULT_DAYS = 365
+TICKER_TAB, UNIVERSE_TAB = "ticker", "universe"
+PAGE_SIZE = 25  # rows of the universe table per page
+CELL = {"fontFamily": "sans-serif", "fontSize": "0.9em", "padding": "0.3em"}
+# How the universe table shows each kind of column (reporting.universe.TABLE_COLUMNS).
+COLUMN_FORMATS = {
+    "text": {"type": "text"},
+    "integer": {"type": "numeric"},
+    "number": {"type": "numeric", "format": Format(precision=4, scheme=Scheme.fixed)},
+    "price": {"type": "numeric", "format": Format(precision=2, scheme=Scheme.fixed)},
+    "share": {"type": "numeric", "format": FormatTemplate.percentage(2)},
+}
 
 
 class BadRequest(ValueError):
@@ -76,64 +95,48 @@ def create_app(warehouse: Warehouse, now: pd.Timestamp | None = None) -> Dash:
                     ),
                 ]
             )
-        start = span[1] - pd.Timedelta(days=DEFAULT_DAYS)
-        gates = {target: queries.latest_gate(warehouse, target) for target in TARGETS}
         return html.Div(
             [
                 dcc.Location(id="url"),
                 html.H1("stock_assets predictions"),
                 html.Div(id="status"),
-                html.Div(
-                    [
-                        dcc.Dropdown(
-                            id="ticker",
-                            options=known,
-                            value=known[0],
-                            clearable=False,
-                            style={"width": "12em"},
+                dcc.Tabs(
+                    id="tabs",
+                    value=TICKER_TAB,
+                    children=[
+                        dcc.Tab(
+                            id="ticker-tab",
+                            label="One ticker",
+                            value=TICKER_TAB,
+                            children=_ticker_page(warehouse, known, span),
                         ),
-                        dcc.DatePickerRange(
-                            id="dates",
-                            min_date_allowed=span[0].date(),
-                            max_date_allowed=span[1].date(),
-                            start_date=max(start, span[0]).date(),
-                            end_date=span[1].date(),
-                            display_format="YYYY-MM-DD",
+                        dcc.Tab(
+                            id="universe-tab",
+                            label="The universe",
+                            value=UNIVERSE_TAB,
+                            children=html.Div(id="universe-view"),
                         ),
                     ],
-                    style={"display": "flex", "gap": "1em", "alignItems": "center"},
                 ),
-                html.P(id="message", style={"color": "#b00020"}),
-                dcc.Graph(id="price-chart"),
-                html.P(id="coverage"),
-                dcc.Graph(id="error-chart"),
-                html.H2("Champion and baselines (latest promotion gate)"),
-                *(
-                    element
-                    for target, gate in gates.items()
-                    for element in (
-                        html.H3(target),
-                        _table(
-                            "scores" if target == RETURN else f"scores-{target}",
-                            tables.gate_table(gate, target),
-                        ),
-                        html.P(tables.rows_note(gate)),
-                    )
-                ),
-                html.H2(
-                    "The score's long-short backtest beside the equal-weighted universe "
-                    "(latest promotion gate)"
-                ),
-                _backtest(queries.latest_gate(warehouse, SCORE)),
-                html.H2("Latest drift checks"),
-                _table("drift", charts.drift_frame(queries.latest_drift(warehouse))),
-                html.H2("What each asset costs (US dollars, from asset_costs)"),
-                _table("costs", cost_table(queries.costs(warehouse)).round(6)),
             ],
             style={"fontFamily": "sans-serif", "margin": "1em 2em"},
         )
 
     app.layout = layout
+
+    @app.callback(Output("tabs", "value"), Input("url", "pathname"))
+    def tab_from_address(pathname: str | None) -> str:
+        return UNIVERSE_TAB if (pathname or "").rstrip("/").endswith("/universe") else TICKER_TAB
+
+    @app.callback(
+        Output("universe-view", "children"),
+        Input("tabs", "value"),
+        State("universe-view", "children"),
+    )
+    def universe_view(tab: str, shown: list | None):
+        if tab != UNIVERSE_TAB or shown:
+            return no_update
+        return _universe(warehouse)
 
     @app.callback(
         Output("ticker", "value"),
@@ -187,8 +190,148 @@ def _table(table_id: str, frame: pd.DataFrame) -> dash_table.DataTable:
         id=table_id,
         data=frame.to_dict("records"),
         columns=[{"name": c, "id": c} for c in frame.columns],
-        style_cell={"fontFamily": "sans-serif", "fontSize": "0.9em", "padding": "0.3em"},
+        style_cell=CELL,
     )
+
+
+def _ticker_page(
+    warehouse: Warehouse, known: list[str], span: tuple[pd.Timestamp, pd.Timestamp]
+) -> html.Div:
+    """One ticker's view: its controls and charts, the gate's scores, drift and costs."""
+    start = span[1] - pd.Timedelta(days=DEFAULT_DAYS)
+    gates = {target: queries.latest_gate(warehouse, target) for target in TARGETS}
+    return html.Div(
+        [
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="ticker",
+                        options=known,
+                        value=known[0],
+                        clearable=False,
+                        style={"width": "12em"},
+                    ),
+                    dcc.DatePickerRange(
+                        id="dates",
+                        min_date_allowed=span[0].date(),
+                        max_date_allowed=span[1].date(),
+                        start_date=max(start, span[0]).date(),
+                        end_date=span[1].date(),
+                        display_format="YYYY-MM-DD",
+                    ),
+                ],
+                style={"display": "flex", "gap": "1em", "alignItems": "center"},
+            ),
+            html.P(id="message", style={"color": "#b00020"}),
+            dcc.Graph(id="price-chart"),
+            html.P(id="coverage"),
+            dcc.Graph(id="error-chart"),
+            html.H2("Champion and baselines (latest promotion gate)"),
+            *(
+                element
+                for target, gate in gates.items()
+                for element in (
+                    html.H3(target),
+                    _table(
+                        "scores" if target == RETURN else f"scores-{target}",
+                        tables.gate_table(gate, target),
+                    ),
+                    html.P(tables.rows_note(gate)),
+                )
+            ),
+            html.H2(
+                "The score's long-short backtest beside the equal-weighted universe "
+                "(latest promotion gate)"
+            ),
+            _backtest(queries.latest_gate(warehouse, SCORE)),
+            html.H2("Latest drift checks"),
+            _table("drift", charts.drift_frame(queries.latest_drift(warehouse))),
+            html.H2("What each asset costs (US dollars, from asset_costs)"),
+            _table("costs", cost_table(queries.costs(warehouse)).round(6)),
+        ]
+    )
+
+
+def _universe(warehouse: Warehouse) -> list:
+    """The universe view: the latest forecasts, the score's extremes, the model card and the
+    ranges' realised coverage over time."""
+    gates = queries.promotion_gates(warehouse)
+    won = universe.promotions(gates)
+    card = universe.model_card(
+        gates,
+        {t: queries.walk_forward(warehouse, row["model_version"], t) for t, row in won.items()},
+    )
+    card_table = dash_table.DataTable(
+        id="model-card",
+        data=card.to_dict("records"),
+        columns=[
+            {"name": header, "id": column, "type": "numeric", "format": Format(precision=3)}
+            if column in ("p_adjusted", "loss_ratio")
+            else {"name": header, "id": column}
+            for column, header in universe.CARD_HEADERS.items()
+        ],
+        style_cell={**CELL, "whiteSpace": "normal", "textAlign": "left"},
+    )
+    model = [
+        html.H2("Model card: what serves each target, since when, on what evidence"),
+        card_table,
+        html.P(
+            "Each target is served by the member of the zoo that won it at a promotion gate "
+            "(beating both the champion and the target's baseline beyond noise), else by its "
+            "baseline. Loss / baseline's: the winner's gate loss over the baseline's on that "
+            "gate (below 1 is better)."
+        ),
+    ]
+    latest = universe.latest_per_ticker(queries.latest_predictions(warehouse))
+    if latest.empty:
+        note = "No predictions yet: materialize price_predictions, then reload."
+        return [html.P(note, id="universe-message"), *model]
+    covered = universe.coverage_by_ticker(queries.range_outcomes(warehouse, by="ticker"))
+    table = universe.forecast_table(latest, covered)
+    session = latest["as_of_date"].max()
+    extremes = universe.top_and_bottom(latest)
+    over_time = universe.coverage_over_time(queries.range_outcomes(warehouse, by="target_date"))
+    return [
+        html.H2(f"The latest forecast of every ticker ({len(table)} tickers)"),
+        html.P(
+            "Each ticker's most recent live prediction, or its latest backtest prediction if "
+            "it was never predicted live. Rank: the score's place among the tickers of the "
+            f"latest session ({session:%Y-%m-%d}), 1 the highest. The ranges relative to the "
+            "close predicted from; inside so far: the share of all the ticker's predictions "
+            "with a known close that fell inside each range. Click a header to sort; type "
+            "in the row below the headers to filter (e.g. > 0.02)."
+        ),
+        dash_table.DataTable(
+            id="universe-table",
+            data=table.to_dict("records"),
+            columns=[
+                {"name": header, "id": column, **COLUMN_FORMATS[kind]}
+                for column, (header, kind) in universe.TABLE_COLUMNS.items()
+            ],
+            sort_action="native",
+            filter_action="native",
+            page_action="native",
+            page_size=PAGE_SIZE,
+            style_table={"overflowX": "auto"},
+            style_cell=CELL,
+        ),
+        html.H2("The score's highest and lowest, latest session"),
+        dcc.Graph(id="top-bottom", figure=charts.score_extremes(extremes, session))
+        if len(extremes)
+        else html.P(_no_score_reason(latest, session), id="top-bottom"),
+        *model,
+        html.H2("Realised coverage of the price ranges across the universe"),
+        dcc.Graph(id="coverage-chart", figure=charts.universe_coverage(over_time))
+        if len(over_time)
+        else html.P("No predicted session has a close yet to judge.", id="coverage-chart"),
+    ]
+
+
+def _no_score_reason(latest: pd.DataFrame, session: pd.Timestamp) -> str:
+    """Why the latest session has no score to rank, from its forecasts' notes."""
+    notes = latest.loc[universe.in_latest_session(latest), "score_note"].dropna()
+    why = f": {notes.iloc[0]}" if len(notes) else ""
+    return f"No ticker has a score on {session:%Y-%m-%d}{why}."
 
 
 def _backtest(rows: pd.DataFrame) -> html.P | dash_table.DataTable:

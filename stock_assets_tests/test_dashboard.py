@@ -17,7 +17,9 @@ import pytest
 
 from stock_assets.defs.resources import build_resources
 from stock_assets.modeling.drift import PREDICTION_ERROR, statuses
+from stock_assets.modeling.targets import TARGETS
 from stock_assets.reporting import charts
+from stock_assets.reporting.universe import BY_BASELINE
 from stock_assets_tests.graph import TrainedSample, embedded_settings
 from stock_assets_tests.services import free_port, server_process
 
@@ -264,5 +266,102 @@ def test_an_address_selects_the_view(demo_home, dashboard, browser):
         )
         assert [x[:10] for x in actual["x"]] == [str(d)[:10] for d in stored["date"]]
         assert page.text_content("#message") == ""
+    finally:
+        page.close()
+
+
+def universe_tickers(page) -> list[str]:
+    """The tickers of the universe table's page, in the order it shows them; empty while
+    the view is still being computed."""
+    return page.eval_on_selector_all(
+        "#universe-table td[data-dash-column='ticker']", "cells => cells.map(c => c.innerText)"
+    )
+
+
+def wait_for_universe(page, expected: list[str] | None = None) -> list[str]:
+    """The universe table's tickers once it shows some (with `expected`, once it shows those,
+    in that order)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = universe_tickers(page)
+        if shown and (expected is None or shown == expected):
+            return shown
+        time.sleep(0.3)
+    raise AssertionError(f"the universe table never showed {expected or 'a ticker'}: {shown}")
+
+
+@pytest.mark.browser
+def test_the_universe_view_lists_every_ticker_the_model_card_and_the_ranges_coverage(
+    demo_home, dashboard, browser
+):
+    _, resources, _ = demo_home
+    warehouse = resources["warehouse"]
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    try:
+        page.goto(dashboard + "/universe")
+        predicted = warehouse.read("SELECT DISTINCT ticker FROM price_predictions ORDER BY ticker")
+        assert wait_for_universe(page) == predicted["ticker"].tolist()
+        header = page.locator("#universe-table th").all_inner_texts()
+        assert "inside 80% so far" in header and "90% low vs close" in header
+
+        targets = page.eval_on_selector_all(
+            "#model-card td[data-dash-column='target']", "cells => cells.map(c => c.innerText)"
+        )
+        assert targets == list(TARGETS)
+        card = page.locator("#model-card").inner_text()
+        # The sample's gate refused the challenger everywhere: the baselines serve.
+        assert card.count(BY_BASELINE) == len(TARGETS) and "version 1 refused" in card
+        # Four tickers are too few to score: a line says so where the chart would be.
+        assert page.text_content("#top-bottom").startswith("No ticker has a score on 2006-12-29")
+
+        traces = chart_traces(page, "coverage-chart")
+        assert [t["name"] for t in traces] == [
+            "inside the 80% range", "nominal 80%", "inside the 90% range", "nominal 90%",
+        ]  # fmt: skip
+        # Each week's share of every ticker's closes inside the 80% range, as SQL counts it.
+        judged = warehouse.read(
+            "SELECT p.target_date, c.close BETWEEN close_low_80 AND close_high_80 AS inside "
+            "FROM price_predictions p JOIN prices c ON c.ticker = p.ticker "
+            "AND c.date = p.target_date WHERE close_low_80 IS NOT NULL"
+        )
+        week = pd.to_datetime(judged["target_date"]).dt.to_period("W-FRI").dt.end_time
+        weekly = judged.groupby(week.dt.strftime("%Y-%m-%d"))["inside"].mean()
+        assert [x[:10] for x in traces[0]["x"]] == weekly.index.tolist()
+        assert traces[0]["y"] == pytest.approx(weekly.tolist())
+        assert traces[1]["y"] == [0.8, 0.8] and traces[3]["y"] == [0.9, 0.9]
+
+        # The per-ticker view is a tab away, as it was.
+        page.click("#ticker-tab")
+        wait_for_ticker(page, "AAPL")
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_sorting_the_universe_table_orders_it_as_the_warehouse_does(demo_home, dashboard, browser):
+    _, resources, _ = demo_home
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    try:
+        page.goto(dashboard + "/universe")
+        wait_for_universe(page)
+        # Each ticker's latest live prediction, sorted by the database. The sample is too
+        # small to score, so the table is sorted by predicted volatility instead.
+        latest = resources["warehouse"].read(
+            "SELECT ticker, predicted_volatility FROM price_predictions p WHERE kind = 'live' "
+            "AND as_of_date = (SELECT MAX(as_of_date) FROM price_predictions q "
+            "WHERE q.ticker = p.ticker AND q.kind = 'live') ORDER BY predicted_volatility"
+        )
+        ascending = latest["ticker"].tolist()
+        assert ascending != sorted(ascending)  # else sorting would show nothing
+        sort = "#universe-table th[data-dash-column='predicted_volatility'] .column-header--sort"
+        page.click(sort)
+        assert wait_for_universe(page, ascending) == ascending
+        shown = page.eval_on_selector_all(
+            "#universe-table td[data-dash-column='predicted_volatility']",
+            "cells => cells.map(c => c.innerText)",
+        )
+        assert shown == [f"{v:.2%}" for v in latest["predicted_volatility"]]
+        page.click(sort)
+        assert wait_for_universe(page, ascending[::-1]) == ascending[::-1]
     finally:
         page.close()

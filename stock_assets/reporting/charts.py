@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from stock_assets.modeling import drift
+from stock_assets.reporting.universe import BOTTOM, TOP
 
 ERROR_WINDOW = 21  # sessions in the rolling error: about a month
 # The predicted price ranges' shading, by nominal coverage.
@@ -15,6 +16,9 @@ KIND_STYLE = {
     "live": {"color": "#d62728", "dash": "solid"},
 }
 STATUS_TEXT = {drift.PASSED: "yes", drift.FAILED: "NO", drift.NO_DATA: "no data"}
+# The universe's realised coverage, by nominal coverage; and the score's two ends.
+LEVEL_COLOR = {80: "#1f77b4", 90: "#ff7f0e"}
+END_COLOR = {TOP: "#2ca02c", BOTTOM: "#d62728"}
 
 
 def actual_vs_predicted(ticker: str, closes: pd.DataFrame, predictions: pd.DataFrame) -> go.Figure:
@@ -131,3 +135,66 @@ def drift_frame(rows: pd.DataFrame) -> pd.DataFrame:
     table = rows[["check_name", "subject", "metric", "value", "threshold"]].copy()
     table["result"] = rows["status"].map(STATUS_TEXT)
     return table.round(4)
+
+
+def universe_coverage(over_time: pd.DataFrame) -> go.Figure:
+    """Per period, the share of every ticker's predictions whose close fell inside the 80%
+    and the 90% range (reporting.universe.coverage_over_time), beside the nominal level each
+    range should hold."""
+    figure = go.Figure()
+    span = [over_time["period"].min(), over_time["period"].max()]
+    for level in sorted(LEVEL_COLOR):
+        color = LEVEL_COLOR[level]
+        figure.add_trace(
+            go.Scatter(
+                x=over_time["period"],
+                y=over_time[f"coverage_{level}"],
+                customdata=over_time["judged"],
+                name=f"inside the {level}% range",
+                mode="lines+markers",
+                line={"color": color, "width": 1.5},
+                hovertemplate="%{x|%Y-%m-%d}: %{y:.1%} of %{customdata} predictions",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=span,
+                y=[level / 100] * 2,
+                name=f"nominal {level}%",
+                mode="lines",
+                line={"color": color, "dash": "dash", "width": 1},
+                hoverinfo="skip",
+            )
+        )
+    figure.update_layout(
+        title="Realised coverage of the price ranges across the universe, per week",
+        xaxis_title="week of the predicted session",
+        yaxis={"title": "share of closes inside", "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2},
+        margin={"t": 50, "l": 60, "r": 20, "b": 40},
+    )
+    return figure
+
+
+def score_extremes(extremes: pd.DataFrame, session: pd.Timestamp) -> go.Figure:
+    """The highest and lowest scores of a session (reporting.universe.top_and_bottom) as
+    horizontal bars, highest at the top."""
+    figure = go.Figure()
+    for end, rows in extremes.groupby("end", sort=False):
+        figure.add_trace(
+            go.Bar(
+                x=rows["score"],
+                y=rows["ticker"],
+                name=f"{end} {len(rows)}",
+                orientation="h",
+                marker_color=END_COLOR[end],
+            )
+        )
+    figure.update_layout(
+        title=f"Highest and lowest scores of {session:%Y-%m-%d}",
+        xaxis_title="score (higher: likely to do better than the others)",
+        yaxis={"autorange": "reversed", "type": "category"},
+        height=max(300, 24 * len(extremes) + 120),
+        margin={"t": 50, "l": 80, "r": 20, "b": 40},
+    )
+    return figure

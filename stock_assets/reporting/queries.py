@@ -81,6 +81,13 @@ def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
+def _floats(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Numbers as floats, also where every value read was NULL (pandas reads those as None)."""
+    for column in columns:
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
 def closes(warehouse: Warehouse, ticker: str, start: pd.Timestamp, end: pd.Timestamp):
     """The ticker's stored closes (as traded) from start to end."""
     query = (
@@ -130,6 +137,81 @@ def predictions(
     frame = _dates(warehouse.read(query), "as_of_date", "target_date")
     frame["error"] = frame["predicted_close"] - frame["actual_close"]
     return frame
+
+
+def latest_predictions(warehouse: Warehouse) -> pd.DataFrame:
+    """Each ticker's predictions from its latest session of each kind (live, backtest), of
+    every version there: what reporting.universe.latest_per_ticker chooses from, a few rows
+    per ticker rather than its whole history."""
+    p = predictions_table
+    newest = (
+        sa.select(p.c.ticker, p.c.kind, sa.func.max(p.c.as_of_date).label("as_of_date"))
+        .group_by(p.c.ticker, p.c.kind)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            p.c.ticker,
+            p.c.as_of_date,
+            p.c.target_date,
+            p.c.kind,
+            p.c.model_version,
+            p.c.predicted_return,
+            p.c.predicted_close,
+            p.c.predicted_volatility,
+            *(p.c[name] for name in RANGE_BOUNDS),
+            p.c.score,
+            p.c.score_note,
+        )
+        .join(
+            newest,
+            sa.and_(
+                newest.c.ticker == p.c.ticker,
+                newest.c.kind == p.c.kind,
+                newest.c.as_of_date == p.c.as_of_date,
+            ),
+        )
+        .order_by(p.c.ticker, p.c.kind, p.c.model_version)
+    )
+    frame = _dates(warehouse.read(query), "as_of_date", "target_date")
+    return _floats(frame, "predicted_volatility", *RANGE_BOUNDS, "score")
+
+
+def range_outcomes(warehouse: Warehouse, by: str) -> pd.DataFrame:
+    """Per ticker (`by` "ticker") or per target session ("target_date"): how many stored
+    predictions, of every kind and version, were judged (both price ranges given and the
+    target session's close stored) and how many of those closes fell inside the 80% and the
+    90% range, bounds included. Counted in the database: a few thousand rows back, however
+    long the history."""
+    if by not in ("ticker", "target_date"):
+        raise ValueError(f"range_outcomes(by={by!r}): count by 'ticker' or 'target_date'")
+    p, actual = predictions_table, prices.c.close
+    key = p.c[by]
+    inside = (
+        sa.func.sum(
+            sa.case(
+                (actual.between(p.c[f"close_low_{level}"], p.c[f"close_high_{level}"]), 1), else_=0
+            )
+        ).label(f"inside_{level}")
+        for level in RANGES
+    )
+    query = (
+        sa.select(key, sa.func.count().label("judged"), *inside)
+        .select_from(
+            p.join(prices, sa.and_(prices.c.ticker == p.c.ticker, prices.c.date == p.c.target_date))
+        )
+        .where(sa.and_(*(p.c[name].is_not(None) for name in RANGE_BOUNDS)))
+        .group_by(key)
+        .order_by(key)
+    )
+    frame = warehouse.read(query)
+    return _dates(frame, by) if by == "target_date" else frame
+
+
+def promotion_gates(warehouse: Warehouse) -> pd.DataFrame:
+    """Every promotion gate's rows, oldest first: the history of which part won each target."""
+    t = model_scores
+    return warehouse.read(sa.select(t).where(t.c.evaluation == PROMOTION_GATE).order_by(t.c.id))
 
 
 def latest_gate(warehouse: Warehouse, target: str = RETURN) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stock_assets.reporting import queries, tables
+from stock_assets.reporting import queries, tables, universe
 from stock_assets.storage.warehouse import (
     Warehouse,
     drift_checks,
@@ -122,6 +122,63 @@ def test_queries_read_what_the_assets_wrote(warehouse: Warehouse, bars) -> None:
     assert counts[["kind", "model_version", "rows"]].values.tolist() == [
         ["backtest", "3", 1], ["live", "3", 1],
     ]  # fmt: skip
+
+
+def test_the_universe_queries_read_the_latest_forecasts_and_count_the_ranges(
+    warehouse: Warehouse, bars
+) -> None:
+    fill(warehouse, bars)  # MSFT's two predictions have no ranges: they are never judged
+    close = bars(DAYS).set_index(["ticker", "date"])["close"]
+    after = DAYS[-1] + pd.Timedelta(days=2)  # not stored yet: a live prediction's session
+
+    def ranged(ticker, day, target, kind, low_80, high_80, low_90, high_90):
+        """A prediction from DAYS[day] for `target`, its ranges around the close there."""
+        actual = close.get((ticker, target), 100.0)
+        return {
+            "ticker": ticker, "as_of_date": DAYS[day], "target_date": target,
+            "predicted_return": 0.0, "predicted_close": actual, "model_version": "3",
+            "kind": kind, "created_at": datetime.now(UTC), "predicted_volatility": 0.01,
+            "close_low_80": actual + low_80, "close_high_80": actual + high_80,
+            "close_low_90": actual + low_90, "close_high_90": actual + high_90,
+        }  # fmt: skip
+
+    made = pd.DataFrame(
+        [
+            ranged("AAPL", 0, DAYS[1], "backtest", -1, 1, -2, 2),  # inside both
+            ranged("AAPL", 1, DAYS[2], "backtest", 0.5, 3, -0.5, 3),  # inside the 90% only
+            ranged("AAPL", 2, after, "live", -1, 1, -2, 2),  # its close is still ahead
+            ranged("NVDA", 0, DAYS[1], "backtest", 0, 1, -1, 0),  # on the bounds: inside
+        ]
+    )
+    warehouse.upsert(price_predictions, made, ["ticker", "as_of_date", "model_version", "kind"])
+
+    by_ticker = queries.range_outcomes(warehouse, by="ticker")
+    assert by_ticker.values.tolist() == [["AAPL", 2, 1, 2], ["NVDA", 1, 1, 1]]
+    by_session = queries.range_outcomes(warehouse, by="target_date")
+    assert by_session["target_date"].tolist() == [DAYS[1], DAYS[2]]
+    assert by_session[["judged", "inside_80", "inside_90"]].values.tolist() == [
+        [2, 2, 2],
+        [1, 0, 1],
+    ]
+    with pytest.raises(ValueError, match="count by 'ticker' or 'target_date'"):
+        queries.range_outcomes(warehouse, by="kind")
+
+    # Each ticker's latest session of each kind, every version of it, and nothing older.
+    rows = queries.latest_predictions(warehouse)
+    assert rows[["ticker", "kind", "as_of_date"]].values.tolist() == [
+        ["AAPL", "backtest", DAYS[1]], ["AAPL", "live", DAYS[2]],
+        ["MSFT", "backtest", DAYS[0]], ["MSFT", "live", DAYS[1]],
+        ["NVDA", "backtest", DAYS[0]],
+    ]  # fmt: skip
+    assert rows["score"].dtype == "float64" and rows["close_low_80"].dtype == "float64"
+    latest = universe.latest_per_ticker(rows)
+    assert latest[["ticker", "kind"]].values.tolist() == [
+        ["AAPL", "live"], ["MSFT", "live"], ["NVDA", "backtest"],
+    ]  # fmt: skip
+
+    gates = queries.promotion_gates(warehouse)
+    assert gates["evaluation"].unique().tolist() == ["promotion_gate"] and len(gates) == 5
+    assert gates["id"].is_monotonic_increasing
 
 
 def test_a_reader_cannot_write(warehouse: Warehouse, bars) -> None:
