@@ -21,6 +21,8 @@ class S3ObjectStore(ObjectStore):
     s3: S3Resource
     bucket: str
     prefix: str = ""
+    # Keys per listing request: S3's largest page. Each page is one LIST request, billed.
+    list_page_size: int = 1000
     _client: Any = PrivateAttr(default=None)
 
     def _s3(self) -> Any:
@@ -55,7 +57,13 @@ class S3ObjectStore(ObjectStore):
         found = []
         # S3 lists keys in order and starts after StartAfter: keys before it are never read.
         start = {"StartAfter": self._key(after)} if after else {}
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **start):
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self._key(prefix),
+            PaginationConfig={"PageSize": self.list_page_size},
+            **start,
+        )
+        for page in pages:
             costs.count(costs.LISTINGS)  # one request a page
             found.extend((item["Key"][strip:], item["ETag"]) for item in page.get("Contents", []))
         return sorted(found)
