@@ -50,13 +50,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every asset on the bu
 
 # One pytest-xdist worker per core and one more: a third of the suite's time is tests waiting
 # on a server, a sensor tick or a subprocess, and the extra worker fills the idle core. Tests
-# are handed out a few at a time in the order conftest.py sets (slowest first); a module marked
-# with an xdist_group goes to one worker whole, so its module fixtures are built once. The
-# README's test-budget paragraph ("Test budget") sets how long this may take, and records the
-# latest measurement.
+# are handed out one at a time in the order conftest.py sets (slowest first). The README's
+# test-budget paragraph ("Test budget") sets how long this may take, and records the latest
+# measurement.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install  ## run the whole test suite, services and browser included
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=10
 
 test-fast: install  ## only the pure modules (no services, browser or slow tests), for quick loops
 	$(BIN)/pytest -m "not services and not browser and not slow"

@@ -24,9 +24,6 @@ from stock_assets_tests.graph import TrainedSample, embedded_settings
 from stock_assets_tests.services import free_port, server_process
 
 BIN = Path(sys.executable).parent
-# `make test` runs this module on one worker (xdist_group): its module fixtures
-# (a dashboard server, Chromium) are built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("dashboard")
 CHROMIUM = Path("/usr/bin/chromium")
 # Where the test also saves its screenshot, for the README (`make screenshot`).
 SCREENSHOT = os.environ.get("STOCK_ASSETS_SCREENSHOT", "")

@@ -34,9 +34,6 @@ from stock_assets_tests.graph import (
 )
 
 EXAMPLE = REPO / "docs/examples/serve-request.json"
-# `make test` runs this module on one worker (xdist_group): its module fixtures
-# (the trained sample's live rows) are built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("predict")
 RANGES = ["close_low_90", "close_low_80", "close_high_80", "close_high_90"]
 
 

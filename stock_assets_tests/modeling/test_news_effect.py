@@ -12,10 +12,6 @@ from stock_assets.market.cleaning import clean_bars
 from stock_assets.market.synthetic import generate_market
 from stock_assets.modeling.news_effect import news_effect
 
-# `make test` runs this module on one worker (xdist_group): its module fixtures
-# (a training with news) are built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("news_effect")
-
 
 def news_stream(features: pd.DataFrame, planted: float, seed: int) -> pd.DataFrame:
     """About half the ticker-sessions have news; its tone carries `planted` times the next
