@@ -732,9 +732,25 @@ def universe(settings: Settings, args: argparse.Namespace) -> int:
             f"{path}: no bar could be read ({len(found.rejected)} rows set aside)", file=sys.stderr
         )
         return 2
+    if args.tickers:
+        chosen = list(dict.fromkeys(t.strip().upper() for t in args.tickers.split(",")))
+        missing = sorted(set(chosen) - set(spans["ticker"]))
+        if missing:
+            print(
+                f"{path}: no bars for {', '.join(missing)}; it holds {len(spans)} tickers "
+                f"({', '.join(spans['ticker'].head(10))}{', ...' if len(spans) > 10 else ''})",
+                file=sys.stderr,
+            )
+            return 2
+        spans = spans[spans["ticker"].isin(chosen)].reset_index(drop=True)
     first, last = spans["first_session"].min(), spans["last_session"].max()
+    if args.start:
+        first = max(first, pd.Timestamp(args.start))
     sessions = calendar.sessions_in_range(first, last)
-    start = (sessions[0] if len(sessions) else first).strftime("%Y-%m-%d")
+    if not len(sessions):
+        print(f"{path}: no session from {args.start} to its last, {last:%Y-%m-%d}", file=sys.stderr)
+        return 2
+    start = sessions[0].strftime("%Y-%m-%d")
     recorded = {
         "STOCK_ASSETS_SOURCE": "files",
         "STOCK_ASSETS_SOURCE_PATH": str(path),
@@ -784,6 +800,14 @@ def universe(settings: Settings, args: argparse.Namespace) -> int:
         print(f"universe: {name} is set in the environment and wins over the record: unset it")
     print("next: make demo")
     return 0
+
+
+def _iso_date(raw: str) -> str:
+    """A command-line date, YYYY-MM-DD, or argparse's error saying so."""
+    try:
+        return pd.Timestamp(raw).strftime("%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date: use YYYY-MM-DD") from None
 
 
 def _built_state(home: Path) -> list[Path]:
@@ -957,6 +981,14 @@ def main(argv: list[str] | None = None) -> int:
         "bucket or PostgreSQL databases the settings may name).",
     )
     recorder.add_argument("path", type=Path, help="a history file or a folder of them")
+    recorder.add_argument(
+        "--tickers", help="comma-separated tickers to keep (default: every ticker in the data)"
+    )
+    recorder.add_argument(
+        "--start",
+        type=_iso_date,
+        help="first session to load, YYYY-MM-DD (default: the data's first session)",
+    )
     recorder.add_argument(
         "--fresh",
         action="store_true",

@@ -99,6 +99,20 @@ def test_the_recorded_universe_is_what_the_settings_read(market, settings, tmp_p
         del os.environ["STOCK_ASSETS_START_DATE"]
 
 
+def test_tickers_and_the_start_can_be_chosen(market, settings, tmp_path, capsys):
+    folder = files_per_ticker(market, tmp_path / "bars")
+    assert (
+        main(["universe", str(folder), "--tickers", "syn0001,SYN0000", "--start", "2018-03-03"])
+        == 0
+    )
+    chosen = load_settings()
+    assert chosen.tickers == ("SYN0000", "SYN0001")
+    assert chosen.start_date == "2018-03-05"  # the first session from the date given
+    capsys.readouterr()
+    assert main(["universe", str(folder), "--tickers", "SYN0001,NOPE"]) == 2
+    assert f"{folder}: no bars for NOPE; it holds {TICKERS} tickers" in capsys.readouterr().err
+
+
 def test_a_state_folder_built_from_other_data_is_refused_unless_fresh(
     market, settings, tmp_path, capsys
 ):
