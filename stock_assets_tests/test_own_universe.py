@@ -22,6 +22,7 @@ from stock_assets.market.sources import inventory, ticker_of_file
 from stock_assets.market.synthetic import generate_market
 from stock_assets.modeling.targets import SCORE
 from stock_assets.reporting import queries, tables
+from stock_assets.reporting import universe as view
 from stock_assets.storage.warehouse import Warehouse
 from stock_assets_tests.readme import (
     copy_of_repository,
@@ -211,6 +212,15 @@ def test_the_readme_recipe_runs_as_written_on_a_universe_of_files(market, tmp_pa
     assert (
         table[["annual return", "annual volatility", "Sharpe", "max drawdown"]].notna().all().all()
     )
+    # The dashboard's universe view on it: every ticker still trading ranked on the last
+    # session, the score's top and bottom ten, apart.
+    latest = view.latest_per_ticker(queries.latest_predictions(warehouse)).set_index("ticker")
+    ranks = view.score_ranks(latest.reset_index()).set_axis(latest.index)
+    assert sorted(ranks.dropna()) == list(range(1, len(live) + 1))
+    assert ranks.reindex(delisted).isna().all()  # a delisted ticker keeps an older forecast
+    extremes = view.top_and_bottom(latest.reset_index())
+    assert (extremes["end"].value_counts() == 10).all()
+    assert extremes["score"].is_monotonic_decreasing
     report = (home / "objects" / "reports" / "prediction_report.html").read_text()
     assert "long-short backtest" in report and "<td>equal_weighted</td>" in report
     backtest = model.asset_materialization.metadata["backtest"].value
