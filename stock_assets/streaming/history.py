@@ -48,6 +48,10 @@ def _manifest(store: ObjectStore) -> dict[str, str]:
     return dict(zip(frame["key"], frame["tag"]))
 
 
+# How many files one call lands (a sensor tick's share of its 60 s).
+FILES_PER_TICK = 1000
+
+
 def pending_files(present: dict[str, str], seen: dict[str, str]) -> list[tuple[str, str]]:
     """Files under incoming/ that are new or replaced since they were last ingested."""
     return [(k, t) for k, t in present.items() if seen.get(k) != t and not k.endswith("/")]
@@ -57,12 +61,12 @@ def ingest(
     store: ObjectStore,
     batch_id: str,
     first_date: pd.Timestamp,
-    max_files: int = 1000,
+    max_files: int | None = None,
     budget_seconds: float = 30.0,
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> HistoryResult:
-    """Land the bars of up to max_files pending files (within the budget) as one batch; a file
-    over max_file_bytes is quarantined unread."""
+    """Land the bars of up to max_files (FILES_PER_TICK) pending files within the budget as one
+    batch; a file over max_file_bytes is quarantined unread."""
     present, seen = dict(store.list_objects(INCOMING)), _manifest(store)
     pending = pending_files(present, seen)
     result = HistoryResult(pending=len(pending))
@@ -76,7 +80,7 @@ def ingest(
         except ObjectTooLarge as error:
             return item[0], item[1], error
 
-    pending = pending[:max_files]
+    pending = pending[: max_files or FILES_PER_TICK]
     with ThreadPoolExecutor(_READERS) as pool:
         # A few files at a time, the budget checked before each read: reading ahead of the
         # parse would spend the tick on files it then leaves for the next one.
