@@ -29,6 +29,7 @@ import pandas as pd
 
 from stock_assets.config import FEED_INTERVALS, FEED_PROVIDERS, Settings, load_settings
 from stock_assets.reporting.costs import BARS_PER_SESSION
+from stock_assets.serving import FORMATS
 
 # `publish`'s options for bars, which --news (every article of its file) refuses.
 BARS_ONLY = ("file", "start", "end", "tickers", "rate")
@@ -1053,9 +1054,7 @@ examples:
         help="a CSV or Parquet file of daily bars (ticker, date, open, high, low, close, volume) "
         "instead of the stored ones",
     )
-    forecast.add_argument(
-        "--format", choices=("table", "csv", "json"), default="table", help="default: table"
-    )
+    forecast.add_argument("--format", choices=FORMATS, default="table", help="default: table")
     forecast.add_argument(
         "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
     )

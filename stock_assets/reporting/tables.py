@@ -92,6 +92,6 @@ def no_backtest_reason(rows: pd.DataFrame) -> str:
         return ""
     return (
         f"No backtest: the score ranks only dates with at least {MIN_SCORE_TICKERS} tickers, "
-        f"and no session judged had that many (the bundled sample has 5). Judge it on a "
+        f"and no session judged had that many (the bundled sample has at most 5). Judge it on a "
         f"universe of {MIN_SCORE_TICKERS} tickers or more."
     )
