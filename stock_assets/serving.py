@@ -76,10 +76,17 @@ def sessions_forecast(model: Any, store: ObjectStore, dates: pd.DatetimeIndex) -
         return pd.DataFrame()
     news = store.read_partitions(NEWS_SENTIMENT, start=start, end=dates[-1])
     request = to_model_input(bars[CLEAN_COLUMNS], news)
-    predicted = model.predict(request, params={"all_dates": True})
-    predicted["as_of_date"] = pd.to_datetime(predicted["as_of_date"])
-    predicted["target_date"] = pd.to_datetime(predicted["target_date"])
+    predicted = _dated(model.predict(request, params={"all_dates": True}))
     return predicted[predicted["as_of_date"].isin(dates)].reset_index(drop=True)
+
+
+def _dated(predicted: pd.DataFrame) -> pd.DataFrame:
+    """A version's answer with its dates as timestamps, whatever type the pyfunc gave."""
+    import pandas as pd
+
+    for column in ("as_of_date", "target_date"):
+        predicted[column] = pd.to_datetime(predicted[column])
+    return predicted
 
 
 class ForecastError(Exception):
@@ -151,7 +158,6 @@ def latest_forecast(registry: ModelRegistry, store: ObjectStore) -> Forecast:
 def file_forecast(registry: ModelRegistry, path: Path) -> Forecast:
     """The champion's forecast for the session after each ticker's last bar in a CSV or
     Parquet history file (ticker, date, open, high, low, close, volume, or their aliases)."""
-    import pandas as pd
     from mlflow.exceptions import MlflowException
 
     from stock_assets.market.bars import StructuralError, parse_bars
@@ -166,11 +172,9 @@ def file_forecast(registry: ModelRegistry, path: Path) -> Forecast:
     except StructuralError as error:
         raise ForecastError(str(error)) from error
     try:
-        rows = model.predict(to_model_input(bars))
+        rows = _dated(model.predict(to_model_input(bars)))
     except MlflowException as error:
         raise ForecastError(f"{path}: {error.message}") from error
-    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"])
-    rows["target_date"] = pd.to_datetime(rows["target_date"])
     notes = ()
     if len(rejected):
         first = rejected.iloc[0]
